@@ -1,0 +1,36 @@
+"""Run every benchmark in bench/ and print side-by-side ratios (``make bench``).
+
+Benchmarks are never part of the test suite; each prints its own table and returns a dict that is
+saved to ``bench/results/latest.json`` for the closing notes and README.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHES = ["bench.orchestration"]
+
+
+def main(argv: list[str]) -> int:
+    sys.path.insert(0, str(ROOT))
+    selected = [b for b in BENCHES if not argv or any(a in b for a in argv)]
+    results = {}
+    for name in selected:
+        print(f"\n=== {name} ===", flush=True)
+        start = time.perf_counter()
+        results[name] = importlib.import_module(name).run()
+        print(f"({time.perf_counter() - start:.0f} s)")
+    out = ROOT / "bench/results/latest.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nresults written to {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,65 @@
+"""Tasks shared by the flows: one task per DVC stage (DVC skips unchanged stages), push, promotion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+
+from llmops import runs, versioning
+from llmops.config import Params, Settings, load_params
+from llmops.evaluation.gate import GateDecision
+from llmops.finetune.registry import ModelRecord
+
+# Operational policy per stage: retries only where I/O can fail transiently; timeouts for every stage.
+STAGE_POLICY: dict[str, dict[str, int]] = {
+    "ingest": {"retries": 2, "retry_delay_seconds": 10, "timeout_seconds": 1800},
+    "clean": {"retries": 0, "timeout_seconds": 1800},
+    "redact": {"retries": 0, "timeout_seconds": 3600},
+    "index": {"retries": 1, "retry_delay_seconds": 10, "timeout_seconds": 3600},
+    "trainset": {"retries": 0, "timeout_seconds": 1800},
+    "finetune": {"retries": 0, "timeout_seconds": 6 * 3600},
+    "evaluate": {"retries": 1, "retry_delay_seconds": 10, "timeout_seconds": 3600},
+    "monitor": {"retries": 0, "timeout_seconds": 1800},
+}
+
+
+@task(name="stage")
+def _run_stage(project_dir: str, stage: str, force: bool = False) -> versioning.StageRun:
+    return versioning.repro_stage(Path(project_dir), stage, force=force)
+
+
+def run_stage(project_dir: str, stage: str, force: bool = False) -> versioning.StageRun:
+    """Run one DVC stage as its own task run, named after the stage, with that stage's policy."""
+    return _run_stage.with_options(name=stage, **STAGE_POLICY[stage])(project_dir, stage, force)
+
+
+@task(name="configure-remote", retries=1)
+def configure_remote(project_dir: str) -> str:
+    return versioning.configure_remote(Path(project_dir), Settings())
+
+
+@task(name="dvc-push", retries=3, retry_delay_seconds=15, timeout_seconds=1800)
+def push(project_dir: str) -> int:
+    return versioning.push(Path(project_dir))
+
+
+@task(name="forced-stages")
+def forced_stages(project_dir: str) -> set[str]:
+    return runs.forced_stages(load_params(Path(project_dir) / "params.yaml"), Settings(), Path(project_dir))
+
+
+@task(name="promotion-gate")
+def record_model(project_dir: str, reason: str) -> tuple[ModelRecord, GateDecision]:
+    params: Params = load_params(Path(project_dir) / "params.yaml")
+    return runs.record_model(Path(project_dir), Settings(), params, reason=reason)
+
+
+@task(name="run-summary")
+def publish_summary(project_dir: str, **kwargs: object) -> dict:
+    summary = runs.write_run_summary(Path(project_dir), Settings(), **kwargs)  # type: ignore[arg-type]
+    create_markdown_artifact(
+        key=f"{summary['flow']}-summary", markdown=runs.summary_markdown(summary), description="llmops run summary"
+    )
+    return summary

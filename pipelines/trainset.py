@@ -1,0 +1,33 @@
+"""Stage `trainset`: chat-format fine-tuning data from redacted conversations + positive feedback."""
+
+from __future__ import annotations
+
+from llmops import workspace as ws
+from llmops.finetune import build_trainset
+from llmops.jsonl import read_jsonl, write_json, write_jsonl
+from llmops.records import Conversation, EvalQuestion, FeedbackEvent
+from pipelines._stage import setup
+
+
+def main() -> None:
+    params, _ = setup("trainset")
+    result = build_trainset(
+        read_jsonl(ws.REDACTED / "conversations.jsonl", Conversation),
+        read_jsonl(ws.REDACTED / "feedback.jsonl", FeedbackEvent),
+        read_jsonl(params.evaluate.questions, EvalQuestion),
+        params.trainset,
+        params.base,
+    )
+    write_jsonl(ws.TRAINSET / "train.jsonl", (e.to_openai() for e in result.train))
+    write_jsonl(ws.TRAINSET / "validation.jsonl", (e.to_openai() for e in result.validation))
+    write_jsonl(
+        ws.TRAINSET / "provenance.jsonl",
+        ({"split": s, "source": e.source, "group_id": e.group_id} for s, es in
+         (("train", result.train), ("validation", result.validation)) for e in es),
+    )
+    write_json(ws.stage_metrics("trainset"), result.stats())
+    print(result.stats())
+
+
+if __name__ == "__main__":
+    main()

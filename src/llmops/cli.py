@@ -1,0 +1,183 @@
+"""The ``llmops`` command line.
+
+Run ``llmops --help`` for the commands. Everything runs offline on the embedded defaults; point it at
+OpenAI, S3, a Prefect server or a Chroma server with environment variables (see README, "Configuration").
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from llmops.config import Settings
+from llmops.errors import LLMOpsError
+
+app = typer.Typer(
+    help="llmops: nightly LLMOps pipeline for a customer-support assistant "
+    "(ingest -> PII removal -> DVC -> Chroma -> LoRA fine-tune -> evaluation -> drift).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+run_app = typer.Typer(help="Run a pipeline flow now (Prefect flow run, DVC skips unchanged stages).", no_args_is_help=True)
+app.add_typer(run_app, name="run")
+
+ProjectDir = Annotated[Path, typer.Option("--project-dir", "-C", help="DVC workspace (dvc.yaml, params.yaml).")]
+
+
+def _prepare(project_dir: Path) -> Settings:
+    """Edge set-up: settings from env/.env, state dir, offline env, working directory."""
+    from llmops.runtime import prepare_environment
+
+    project_dir = project_dir.resolve()
+    if not (project_dir / "dvc.yaml").exists():
+        raise LLMOpsError(f"{project_dir} has no dvc.yaml: run from the project root or pass --project-dir")
+    settings = Settings()
+    prepare_environment(settings)
+    import os
+
+    os.chdir(project_dir)  # stage commands and params.yaml paths are relative to the workspace
+    if str(project_dir) not in sys.path:
+        sys.path.insert(0, str(project_dir))  # flows/ and pipelines/ live in the workspace, not the package
+    return settings
+
+
+def _fail(exc: LLMOpsError) -> None:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(exc.exit_code)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    from llmops.runs import summary_markdown
+
+    typer.echo(summary_markdown(summary))
+
+
+@run_app.command("nightly")
+def run_nightly(
+    project_dir: ProjectDir = Path("."),
+    force: Annotated[bool, typer.Option(help="Rerun every stage even if DVC sees no change.")] = False,
+) -> None:
+    """Run the nightly flow: the whole DAG, push to the DVC remote, promotion gate, run summary."""
+    try:
+        _prepare(project_dir)
+        from flows.nightly import nightly
+
+        _print_summary(nightly(project_dir=".", force=force))
+    except LLMOpsError as exc:
+        _fail(exc)
+
+
+@app.command()
+def retrain(
+    reason: Annotated[str, typer.Option(help="Why: recorded in the model's lineage and the run summary.")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a param, e.g. --set finetune.max_steps=50 (written to params.yaml)."),
+    ] = None,
+    project_dir: ProjectDir = Path("."),
+) -> None:
+    """Retrain now: refresh data, force fine-tune + evaluation, run the promotion gate."""
+    try:
+        overrides = {}
+        for item in set_ or []:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise typer.BadParameter(f"--set {item!r}: expected KEY=VALUE")
+            overrides[key] = value
+        _prepare(project_dir)
+        from flows.retrain import retrain as retrain_flow
+
+        _print_summary(retrain_flow(reason=reason, overrides=overrides or None, project_dir="."))
+    except LLMOpsError as exc:
+        _fail(exc)
+
+
+@app.command()
+def monitor(project_dir: ProjectDir = Path(".")) -> None:
+    """Refresh the current batch and write the Evidently drift report (reports/drift/)."""
+    try:
+        _prepare(project_dir)
+        from flows.monitor import monitor as monitor_flow
+
+        _print_summary(monitor_flow(project_dir="."))
+    except LLMOpsError as exc:
+        _fail(exc)
+
+
+@app.command()
+def status(
+    project_dir: ProjectDir = Path("."),
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Last runs, current champion model, index version and data revision."""
+    from llmops.runs import status as run_status
+
+    try:
+        settings = Settings()
+        info = run_status(project_dir.resolve(), settings)
+    except LLMOpsError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        typer.echo(json.dumps(info, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]state dir[/] {info['state_dir']}   [bold]data rev[/] {info['data_rev']}   "
+                  f"[bold]index version[/] {info['index_version']}")
+    champ = info["champion"]
+    if champ:
+        ans = (info["champion_metrics"] or {}).get("answers", {})
+        ret = (info["champion_metrics"] or {}).get("retrieval", {})
+        console.print(f"[bold]champion[/] {champ['model_id']} (data rev {champ['data_rev']}, {champ['reason']}) "
+                      f"token_f1={ans.get('token_f1')} recall@5={ret.get('recall@5')}")
+    else:
+        console.print("[bold]champion[/] none yet: run `llmops run nightly`")
+    table = Table("flow", "started", "data rev", "ran", "skipped", title="last runs")
+    for r in info["last_runs"]:
+        ran = [s["stage"] for s in r["stages"] if s["ran"]]
+        table.add_row(r["flow"], r["started"][:19], r["data_rev"], ", ".join(ran) or "-",
+                      str(len(r["stages"]) - len(ran)))
+    console.print(table)
+
+
+@app.command("serve-schedules")
+def serve_schedules(
+    project_dir: ProjectDir = Path("."),
+    timezone: Annotated[str, typer.Option(help="Timezone of the cron schedules.")] = "UTC",
+) -> None:
+    """Serve the deployments locally (nightly 02:00, weekly retrain, monitor every 6 h) until Ctrl-C.
+
+    Uses the Prefect API in PREFECT_API_URL when set (a Prefect server), else the local ephemeral one.
+    For work pools and workers use `prefect deploy --all` with prefect.yaml instead.
+    """
+    try:
+        _prepare(project_dir)
+        from prefect import serve
+
+        from flows.monitor import monitor as monitor_flow
+        from flows.nightly import nightly
+        from flows.retrain import retrain as retrain_flow
+
+        serve(
+            nightly.to_deployment(name="nightly", cron="0 2 * * *", timezone=timezone),
+            retrain_flow.to_deployment(name="retrain", cron="0 4 * * 0", timezone=timezone,
+                                       parameters={"reason": "scheduled weekly retrain"}),
+            monitor_flow.to_deployment(name="monitor", cron="0 */6 * * *", timezone=timezone),
+        )
+    except LLMOpsError as exc:
+        _fail(exc)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

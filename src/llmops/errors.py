@@ -1,0 +1,71 @@
+"""One exception tree for the whole library.
+
+::
+
+    LLMOpsError                      base; the CLI maps it to exit code 1 with its message
+    ├── ConfigError                  params.yaml / environment is wrong (exit 2)
+    ├── DataContractError            a record or file breaks a data contract (ARCHITECTURE.md)
+    │   └── EmptyDatasetError        nothing valid left to work on
+    ├── StorageError                 object store (local / S3) could not be read or written
+    ├── ModelNotAvailableError       a local model package is not installed / cannot load
+    ├── PIILeakError                 residual personal data found where none may be
+    ├── StageError                   a DVC stage failed (carries the stage name)
+    ├── DriftDetected                drift crossed a threshold (raised only when asked to fail)
+    └── GateFailed                   a challenger model did not pass the promotion gate
+
+Messages say what was wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class LLMOpsError(Exception):
+    """Base of every error raised on purpose by llmops."""
+
+    exit_code: int = 1
+
+
+class ConfigError(LLMOpsError):
+    """Configuration (params.yaml, .env, environment) is missing or invalid."""
+
+    exit_code = 2
+
+
+class DataContractError(LLMOpsError):
+    """Input does not follow a data contract."""
+
+
+class EmptyDatasetError(DataContractError):
+    """A stage received no valid records at all."""
+
+
+class StorageError(LLMOpsError):
+    """Reading or writing the object store failed."""
+
+
+class ModelNotAvailableError(LLMOpsError):
+    """A model package is missing or its files cannot be loaded."""
+
+
+class PIILeakError(LLMOpsError):
+    """Personal data was found in an output that must be free of it."""
+
+
+class StageError(LLMOpsError):
+    """A pipeline stage failed."""
+
+    def __init__(self, stage: str, message: str) -> None:
+        super().__init__(f"stage '{stage}' failed: {message}")
+        self.stage = stage
+
+
+class DriftDetected(LLMOpsError):
+    """Drift crossed a configured threshold."""
+
+    exit_code = 3
+
+
+class GateFailed(LLMOpsError):
+    """A challenger model did not pass the promotion gate."""
+
+    exit_code = 4

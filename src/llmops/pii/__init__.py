@@ -1,0 +1,12 @@
+"""PII detection (Presidio + spaCy + own recognizers) and pseudonymisation.
+
+>>> redactor = Redactor(RedactParams())
+>>> redactor.redact_texts(["Mail me at jane@example.com"])
+['Mail me at <EMAIL_ADDRESS_1>']
+"""
+
+from __future__ import annotations
+
+from llmops.pii.redact import Redactor, RedactStats
+
+__all__ = ["Redactor", "RedactStats"]

@@ -1,0 +1,104 @@
+"""Typed records that cross boundaries (see ARCHITECTURE.md, "Data contracts").
+
+Every JSONL line the pipeline reads or writes is validated into one of these models; nothing passes
+between stages as an untyped dict.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class Turn(_Record):
+    role: Literal["customer", "agent"]
+    text: str
+    ts: datetime | None = None
+
+
+class Conversation(_Record):
+    conversation_id: str = Field(min_length=1)
+    channel: str = Field(min_length=1)
+    created_at: datetime
+    turns: list[Turn] = Field(min_length=1)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Document(_Record):
+    doc_id: str = Field(min_length=1)
+    text: str = Field(min_length=1)
+    title: str | None = None
+    url: str | None = None
+    updated_at: datetime | None = None
+
+
+class EvalQuestion(_Record):
+    id: str = Field(min_length=1)
+    query: str = Field(min_length=1)
+    gold_doc_ids: list[str] = Field(min_length=1)
+    answer: str | None = None
+
+
+class FeedbackEvent(_Record):
+    """One generation-log line; ``rating``/``correction`` arrive later from users."""
+
+    generation_id: str = Field(min_length=1)
+    ts: datetime
+    query: str
+    answer: str
+    retrieved_doc_ids: list[str] = Field(default_factory=list)
+    model_id: str
+    index_version: str
+    data_rev: str
+    latency_ms: float = Field(ge=0)
+    prompt_tokens: int = Field(ge=0)
+    completion_tokens: int = Field(ge=0)
+    rating: Literal[-1, 0, 1] | None = None
+    correction: str | None = None
+    simulated: bool = False
+
+
+class Chunk(_Record):
+    chunk_id: str
+    doc_id: str
+    doc_hash: str
+    position: int
+    text: str
+    title: str | None = None
+
+
+class Quarantined(_Record):
+    """A record that failed validation, kept with the reason so nothing is lost silently."""
+
+    source: str
+    line_no: int
+    reason: str
+    raw: str
+
+    @field_validator("raw")
+    @classmethod
+    def _truncate(cls, value: str) -> str:
+        # A quarantined 1 MB line should not make the quarantine file unreadable.
+        return value if len(value) <= 4000 else value[:4000] + "…[truncated]"
+
+
+class ChatMessage(_Record):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class TrainingExample(_Record):
+    """Chat-format fine-tuning example (OpenAI-compatible ``{"messages": [...]}``) plus provenance."""
+
+    messages: list[ChatMessage]
+    source: str
+    group_id: str
+
+    def to_openai(self) -> dict[str, Any]:
+        return {"messages": [m.model_dump() for m in self.messages]}

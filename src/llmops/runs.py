@@ -1,0 +1,166 @@
+"""What a pipeline run did: stage decisions, model promotion, run summaries and ``llmops status``.
+
+Flows call these functions; they hold the logic so flows only compose.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from llmops import workspace as ws
+from llmops.config import Params, Settings
+from llmops.evaluation.gate import GateDecision, decide
+from llmops.finetune.registry import ModelRecord, Registry, params_hash
+from llmops.storage import is_remote
+from llmops.versioning import StageRun, data_revision, read_lock
+
+
+def forced_stages(params: Params, settings: Settings, project_dir: Path) -> set[str]:
+    """Stages DVC cannot see are stale: remote sources (S3 objects) and an index missing from this Chroma."""
+    forced = set()
+    if any(is_remote(getattr(params.ingest, k)) for k in ws.KINDS):
+        forced.add("ingest")
+    if (project_dir / ws.INDEX_MANIFEST).exists() and not index_in_sync(params, settings, project_dir):
+        forced.add("index")
+    return forced
+
+
+def index_in_sync(params: Params, settings: Settings, project_dir: Path) -> bool:
+    """Does the live Chroma collection hold exactly the chunks of the index manifest?"""
+    from llmops.index.store import chroma_client
+
+    wanted = {json.loads(line)["chunk_id"] for line in (project_dir / ws.INDEX_MANIFEST).open(encoding="utf-8")}
+    client = chroma_client(settings)
+    try:
+        collection = client.get_collection(params.index.collection)
+    except Exception:  # chromadb raises different types across versions for a missing collection
+        return False
+    return collection.count() == len(wanted) and set(collection.get(include=[])["ids"]) == wanted
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def record_model(project_dir: Path, settings: Settings, params: Params, *, reason: str) -> tuple[ModelRecord, GateDecision]:
+    """Register the workspace's evaluated adapter and let the gate decide whether it becomes champion."""
+    registry = Registry(settings.path("registry"))
+    training = _read_json(project_dir / ws.ADAPTER / "training.json")
+    evaluation = _read_json(project_dir / ws.EVAL_METRICS)
+    record = ModelRecord(
+        model_id=training["model_id"],
+        base_model=training["base_model"],
+        backend=params.finetune.backend,
+        data_rev=data_revision(project_dir),
+        params_hash=params_hash(params.finetune.model_dump()),
+        reason=reason,
+        training={k: v for k, v in training.items() if k != "train_loss"},
+        evaluation=evaluation,
+    )
+    champion = registry.champion()
+    if champion is not None and champion.model_id == record.model_id:
+        return champion, GateDecision(True, [f"{record.model_id} is already the champion (unchanged model)"])
+    record = registry.register(record, project_dir / ws.ADAPTER)
+    decision = decide(evaluation, champion.evaluation if champion else None)
+    registry.set_status(record.model_id, "champion" if decision.promote else "rejected", decision.reasons)
+    return registry.get(record.model_id) or record, decision
+
+
+def write_run_summary(
+    project_dir: Path,
+    settings: Settings,
+    *,
+    flow: str,
+    run_id: str,
+    started: datetime,
+    stages: list[StageRun],
+    pushed: int | None,
+    model: ModelRecord | None = None,
+    decision: GateDecision | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """Persist what the run did under ``<LLMOPS_HOME>/runs/`` (with a copy of dvc.lock) and return it."""
+    summary: dict[str, Any] = {
+        "flow": flow,
+        "run_id": run_id,
+        "reason": reason,
+        "started": started.isoformat(),
+        "finished": datetime.now(timezone.utc).isoformat(),
+        "data_rev": data_revision(project_dir),
+        "stages": [{"stage": s.stage, "ran": s.ran, "seconds": s.seconds} for s in stages],
+        "pushed_files": pushed,
+        "metrics": {st: _read_json(project_dir / ws.stage_metrics(st)) for st in ws.STAGES if st != "monitor"},
+        "drift": _read_json(project_dir / ws.DRIFT_DIR / "drift.json"),
+        "reports": {
+            "drift_html": str((project_dir / ws.DRIFT_DIR / "report.html").resolve()),
+            "loss_plot": str((project_dir / ws.LOSS_PLOT).resolve()),
+        },
+    }
+    if model is not None:
+        summary["model"] = {"model_id": model.model_id, "status": model.status}
+    if decision is not None:
+        summary["gate"] = {"promote": decision.promote, "reasons": decision.reasons}
+    runs = settings.path("runs")
+    runs.mkdir(parents=True, exist_ok=True)
+    stamp = started.strftime("%Y%m%dT%H%M%S")
+    (runs / f"{stamp}-{flow}.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    if (project_dir / "dvc.lock").exists():
+        shutil.copyfile(project_dir / "dvc.lock", runs / f"{stamp}-{flow}.dvc.lock")
+    return summary
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    """The run artifact: what ran, what was skipped, counts, metrics, gate and report links."""
+    lines = [f"# {summary['flow']} run `{summary['run_id']}`", ""]
+    if summary.get("reason"):
+        lines += [f"**Reason:** {summary['reason']}", ""]
+    lines += [f"**Data revision:** `{summary['data_rev']}` · pushed files: {summary['pushed_files']}", "",
+              "| stage | status | seconds |", "|---|---|---|"]
+    lines += [f"| {s['stage']} | {'ran' if s['ran'] else 'skipped (unchanged)'} | {s['seconds']} |" for s in summary["stages"]]
+    m = summary["metrics"]
+    ingest = m.get("ingest", {})
+    if ingest:
+        lines += ["", "| source | in | out | quarantined |", "|---|---|---|---|"]
+        lines += [f"| {k} | {v['in']} | {v['out']} | {v['quarantined']} |" for k, v in ingest.items()]
+    ev = m.get("evaluate", {})
+    if ev:
+        lines += ["", "| metric | value |", "|---|---|"]
+        for group in ("retrieval", "answers"):
+            lines += [f"| {group}.{k} | {v} |" for k, v in ev.get(group, {}).items()]
+    if "gate" in summary:
+        verdict = "promoted to champion" if summary["gate"]["promote"] else "rejected"
+        lines += ["", f"**Model** `{summary['model']['model_id']}`: {verdict}"]
+        lines += [f"- {r}" for r in summary["gate"]["reasons"]]
+    drift = summary.get("drift") or {}
+    if drift:
+        lines += ["", f"**Drift detected:** {drift.get('drift_detected')} "
+                      f"(drifted: {', '.join(drift.get('drifted_columns', [])) or 'none'})"]
+    lines += ["", f"Reports: [drift report](file://{summary['reports']['drift_html']}) · "
+                  f"[loss curve](file://{summary['reports']['loss_plot']})"]
+    return "\n".join(lines)
+
+
+def status(project_dir: Path, settings: Settings, *, last: int = 5) -> dict[str, Any]:
+    """Last runs, current champion, index version and data revision."""
+    runs_dir = settings.path("runs")
+    runs = sorted(runs_dir.glob("*.json"))[-last:] if runs_dir.exists() else []
+    champion = Registry(settings.path("registry")).champion()
+    lock = read_lock(project_dir)
+    manifest_md5 = next(
+        (o.get("md5") for o in lock.get("stages", {}).get("index", {}).get("outs", [])), None
+    )
+    return {
+        "state_dir": str(settings.home_dir),
+        "data_rev": data_revision(project_dir),
+        "index_version": manifest_md5[:12] if manifest_md5 else None,
+        "champion": champion.model_dump(mode="json", exclude={"training", "evaluation"}) if champion else None,
+        "champion_metrics": champion.evaluation if champion else None,
+        "last_runs": [
+            {k: v for k, v in json.loads(p.read_text()).items() if k in {"flow", "run_id", "started", "finished", "data_rev", "reason", "stages"}}
+            for p in reversed(runs)
+        ],
+    }

@@ -1,0 +1,44 @@
+"""Process set-up at the edges (CLI, stage entrypoints, tests): the one place that writes ``os.environ``.
+
+Everything here is offline by design: no telemetry, no update checks, no model hub look-ups.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from llmops.config import Settings
+
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "DVC_NO_ANALYTICS": "1",
+    "ANONYMIZED_TELEMETRY": "False",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_UI_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "MPLBACKEND": "Agg",
+}
+
+
+def prepare_environment(settings: Settings) -> Path:
+    """Create the state directory, point Prefect at it, and make the offline defaults explicit.
+
+    Must run before ``prefect`` is imported. Values already set by the user win (a Prefect server URL,
+    for instance). Returns the state directory.
+    """
+    home = settings.home_dir
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["LLMOPS_HOME"] = str(home)  # stage processes started by DVC inherit it
+    os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
+    for key, value in OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)
+    # DVC runs `python -m pipelines.<stage>` through a shell: make `python` this interpreter.
+    bindir = str(Path(sys.executable).parent)
+    if os.environ.get("PATH", "").split(os.pathsep)[0] != bindir:
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    return home

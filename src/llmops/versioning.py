@@ -1,0 +1,83 @@
+"""DVC operations: run one stage (skipped when nothing changed), push to the remote, data revision.
+
+Uses DVC's Python API in-process; each stage's command still runs as its own process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from llmops.config import Settings
+from llmops.errors import ConfigError, StageError
+
+
+@dataclass
+class StageRun:
+    stage: str
+    ran: bool
+    seconds: float
+
+
+def _repo(project_dir: Path) -> Any:
+    from dvc.repo import Repo
+
+    if not (project_dir / ".dvc").is_dir():
+        raise ConfigError(f"{project_dir} is not a DVC project (no .dvc/): run from the project root")
+    return Repo(str(project_dir))
+
+
+def configure_remote(project_dir: Path, settings: Settings) -> str:
+    """Point the default remote at ``settings.remote_url`` in ``.dvc/config.local`` (never committed)."""
+    url = settings.remote_url
+    if "://" not in url:
+        Path(url).mkdir(parents=True, exist_ok=True)
+    lines = ["[core]", "    remote = llmops", "['remote \"llmops\"']", f"    url = {url}"]
+    if url.startswith("s3://") and settings.s3_endpoint_url:
+        lines.append(f"    endpointurl = {settings.s3_endpoint_url}")
+    if url.startswith("s3://") and settings.s3_region:
+        lines.append(f"    region = {settings.s3_region}")
+    (project_dir / ".dvc" / "config.local").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return url
+
+
+def repro_stage(project_dir: Path, stage: str, *, force: bool = False) -> StageRun:
+    """Reproduce one stage; DVC skips it when its deps, params and outs are unchanged."""
+    from dvc.exceptions import DvcException
+
+    start = time.perf_counter()
+    try:
+        with _repo(project_dir) as repo:
+            ran = repo.reproduce(stage, single_item=True, force=force)
+    except DvcException as exc:
+        cause = exc.__cause__ or exc
+        raise StageError(stage, f"{cause}. See the stage output above; rerun with `dvc repro {stage}`") from exc
+    return StageRun(stage=stage, ran=bool(ran), seconds=round(time.perf_counter() - start, 2))
+
+
+def push(project_dir: Path) -> int:
+    """Push every stage output in the DVC cache to the default remote; returns the number of files sent."""
+    with _repo(project_dir) as repo:
+        return int(repo.push())
+
+
+def read_lock(project_dir: Path) -> dict[str, Any]:
+    lock = project_dir / "dvc.lock"
+    if not lock.exists():
+        return {}
+    return yaml.safe_load(lock.read_text(encoding="utf-8")) or {}
+
+
+def data_revision(project_dir: Path) -> str:
+    """A content address of all stage outputs (from dvc.lock): equal data -> equal revision."""
+    stages = read_lock(project_dir).get("stages", {})
+    h = hashlib.sha256()
+    for name in sorted(stages):
+        for out in sorted(stages[name].get("outs", []), key=lambda o: o["path"]):
+            h.update(f"{name}:{out['path']}:{out.get('md5', '')}\n".encode())
+    return h.hexdigest()[:12] if stages else "none"

@@ -1,0 +1,30 @@
+"""Paths of the DVC workspace: the contract between dvc.yaml, the stage entrypoints and run summaries.
+
+Stage outputs live in the project (DVC versions them and pushes them to the remote); operational state
+(Prefect database, Chroma store, DVC remote, registry, run history) lives under ``LLMOPS_HOME``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+STAGES = ["ingest", "clean", "redact", "index", "trainset", "finetune", "evaluate", "monitor"]
+KINDS = ["conversations", "documents", "feedback"]
+
+RAW = Path("data/raw")
+QUARANTINE = Path("data/quarantine")
+CLEAN = Path("data/clean")
+REDACTED = Path("data/redacted")
+INDEX_MANIFEST = Path("data/index/manifest.jsonl")
+TRAINSET = Path("data/trainset")
+ADAPTER = Path("models/adapter")
+LOSS_PLOT = Path("reports/finetune/loss.png")
+EVAL_SAMPLES = Path("reports/evaluate/samples.jsonl")
+DRIFT_DIR = Path("reports/drift")
+METRICS_DIR = Path("metrics")
+EVAL_METRICS = Path("metrics.json")
+
+
+def stage_metrics(stage: str) -> Path:
+    """Per-stage counts/timings (declared under ``metrics:`` in dvc.yaml)."""
+    return EVAL_METRICS if stage == "evaluate" else METRICS_DIR / f"{stage}.json"

@@ -1,0 +1,95 @@
+"""Shared fixtures. Every test runs offline with its own state directory (LLMOPS_HOME)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+
+from llmops.runtime import OFFLINE_ENV  # noqa: E402
+
+for _k, _v in OFFLINE_ENV.items():
+    os.environ.setdefault(_k, _v)
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    """Converted base models, shared by all tests (and kept between local runs in .pytest_cache)."""
+    cache = getattr(request.config, "cache", None)
+    return Path(cache.mkdir("llmops-models")) if cache is not None else tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture()
+def settings_env(tmp_path: Path, model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An isolated LLMOPS_HOME for one test; returns it."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("LLMOPS_HOME", str(home))
+    monkeypatch.setenv("LLMOPS_MODEL_CACHE", str(model_cache))
+    return home
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED.exists():
+        pytest.skip("../shared/data is not present")
+    return SHARED
+
+
+def make_workspace(dest: Path, *, tiny: bool = True) -> Path:
+    """A runnable copy of the project's DVC workspace (its own DVC repo, no git) with tiny data."""
+    from llmops.config import apply_overrides
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(ROOT / name, dest / name)
+    for name in ("pipelines", "flows", "src/llmops"):
+        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (dest / "data").mkdir()
+    shutil.copytree(ROOT / "data/sample", dest / "data/sample")
+    subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=dest, check=True)
+    shutil.copy(ROOT / ".dvc/config", dest / ".dvc/config")
+    with (dest / ".dvc/config").open("a") as fh:
+        fh.write("    no_scm = true\n")
+    if tiny:
+        _shrink(dest / "data/sample")
+        apply_overrides(
+            dest / "params.yaml",
+            {
+                "finetune.max_steps": 2, "finetune.max_seq_len": 96, "finetune.max_examples": 8,
+                "finetune.eval_examples": 2, "evaluate.answer_questions": 2, "evaluate.max_new_tokens": 8,
+                "monitor.text_content_drift": False,
+            },
+        )
+    return dest
+
+
+def _shrink(sample: Path) -> None:
+    """Keep a few records of each file (conversations keep their two malformed lines at the end)."""
+    keep = {"documents.jsonl": 6, "eval_questions.jsonl": 10, "feedback.jsonl": 10,
+            "reference_conversations.jsonl": 40}
+    for name, n in keep.items():
+        lines = (sample / name).read_text(encoding="utf-8").splitlines()
+        if name == "eval_questions.jsonl":
+            import json
+
+            docs = {json.loads(d)["doc_id"] for d in (sample / "documents.jsonl").read_text().splitlines()}
+            lines = [q for q in lines if json.loads(q)["gold_doc_ids"][0] in docs] or lines
+        (sample / name).write_text("\n".join(lines[:n]) + "\n", encoding="utf-8")
+    convs = (sample / "conversations.jsonl").read_text(encoding="utf-8").splitlines()
+    picked = convs[:20] + convs[240:260] + convs[-2:]  # bitext, twitter, the malformed pair
+    (sample / "conversations.jsonl").write_text("\n".join(picked) + "\n", encoding="utf-8")
+
+
+@pytest.fixture()
+def workspace(tmp_path: Path, settings_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    ws = make_workspace(tmp_path / "ws")
+    monkeypatch.chdir(ws)
+    yield ws

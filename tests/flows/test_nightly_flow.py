@@ -1,0 +1,72 @@
+"""The nightly flow end to end on tiny real data, under a temporary Prefect API (prefect_test_harness)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from llmops import workspace as ws
+from llmops.config import Settings
+from llmops.workspace import STAGES
+
+
+@pytest.fixture(scope="module")
+def prefect_api() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def test_nightly_runs_every_stage_then_skips_them_all(workspace: Path, prefect_api: None) -> None:
+    from flows.nightly import nightly
+    from llmops.index.store import chroma_client
+
+    state = nightly(project_dir=str(workspace), return_state=True)
+    assert state.is_completed(), state
+    summary = state.result()
+    assert [s["stage"] for s in summary["stages"] if s["ran"]] == STAGES
+
+    lock = yaml.safe_load((workspace / "dvc.lock").read_text())
+    assert set(lock["stages"]) == set(STAGES)
+    ingest = json.loads((workspace / "metrics/ingest.json").read_text())
+    conv = ingest["conversations"]
+    assert conv["quarantined"] == 2 and conv["in"] == conv["out"] + conv["quarantined"]
+    assert (workspace / ws.QUARANTINE / "conversations.jsonl").read_text().count("\n") == 2
+
+    settings = Settings()
+    manifest = (workspace / ws.INDEX_MANIFEST).read_text().splitlines()
+    collection = chroma_client(settings).get_collection("knowledge-base")
+    assert collection.count() == len(manifest) > 0
+    docs = {json.loads(line)["doc_id"] for line in (workspace / "data/sample/documents.jsonl").read_text().splitlines()}
+    assert {m["doc_id"] for m in collection.get(include=["metadatas"])["metadatas"]} == docs
+
+    metrics = json.loads((workspace / "metrics.json").read_text())
+    assert 0.0 <= metrics["retrieval"]["recall@5"] <= 1.0 and metrics["answers"]["answers"] == 2
+    assert (workspace / ws.DRIFT_DIR / "report.html").exists()
+    assert summary["gate"]["promote"] is True and summary["model"]["status"] == "champion"
+    assert summary["pushed_files"] > 0
+    assert any((settings.home_dir / "dvc-remote").rglob("*"))
+    assert summary["data_rev"] != "none"
+
+    again = nightly(project_dir=str(workspace), return_state=True)
+    assert again.is_completed()
+    second = again.result()
+    assert [s["stage"] for s in second["stages"] if s["ran"]] == []
+    assert second["data_rev"] == summary["data_rev"]
+    assert "already the champion" in second["gate"]["reasons"][0]
+
+
+def test_index_missing_from_chroma_is_rebuilt(workspace: Path, prefect_api: None, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new LLMOPS_HOME (empty Chroma) with an up-to-date DVC workspace still gets a full index."""
+    from flows.nightly import nightly
+
+    assert nightly(project_dir=str(workspace), return_state=True).is_completed()
+    monkeypatch.setenv("LLMOPS_HOME", str(tmp_path / "other-home"))
+    summary = nightly(project_dir=str(workspace))
+    assert [s["stage"] for s in summary["stages"] if s["ran"]] == ["index"]

@@ -1,0 +1,49 @@
+"""A real (tiny) LoRA pass on the local SmolLM2 model and generation with the adapter."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from llmops.config import FinetuneParams
+from llmops.finetune.lora import encode_example, plot_loss, train_lora
+from llmops.llm.local import LocalChatModel, ensure_base_model
+from llmops.records import ChatMessage, TrainingExample
+
+
+def _ex(q: str, a: str) -> TrainingExample:
+    return TrainingExample(
+        messages=[ChatMessage(role="system", content="Be brief."), ChatMessage(role="user", content=q),
+                  ChatMessage(role="assistant", content=a)],
+        source="test", group_id=q,
+    )
+
+
+def test_prompt_tokens_are_masked(model_cache: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(ensure_base_model(model_cache / "base"))
+    ids, labels = encode_example(tok, _ex("Where is my order?", "It ships today."), max_len=128)
+    answer = [t for t in labels if t != -100]
+    assert len(ids) == len(labels) and 0 < len(answer) < len(ids)
+    assert "It ships today." in tok.decode(answer)
+    assert labels[0] == -100
+
+
+def test_train_two_steps_saves_a_working_adapter(tmp_path: Path, model_cache: Path) -> None:
+    data = [_ex(f"How do I reset password {i}?", "Use the 'Forgot password' link on the sign-in page.") for i in range(4)]
+    cfg = FinetuneParams(max_steps=2, batch_size=2, max_seq_len=64, eval_examples=2)
+    out = tmp_path / "adapter"
+    report = train_lora(data, data[:2], cfg, base_cache=model_cache / "base", out_dir=out)
+    assert report.steps == 2 and len(report.train_loss) == 2
+    assert all(math.isfinite(x) for x in report.train_loss)
+    assert report.tokens_seen > 0 and report.model_id.startswith("SmolLM2-135M-Instruct-lora-")
+    assert (out / "adapter_model.safetensors").exists()
+    assert json.loads((out / "training.json").read_text())["model_id"] == report.model_id
+    plot_loss(report, tmp_path / "loss.png")
+    assert (tmp_path / "loss.png").stat().st_size > 1000
+
+    model = LocalChatModel(model_cache / "base", out)
+    res = model.chat([{"role": "user", "content": "How do I reset my password?"}], max_new_tokens=8)
+    assert res.completion_tokens > 0 and res.text
