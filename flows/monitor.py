@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from prefect import flow
 from prefect.runtime import flow_run
 
+from flows.tasks import forced_stages, publish_summary, run_stage
 from llmops.config import Settings
 from llmops.runtime import prepare_environment
-
-from flows.tasks import forced_stages, publish_summary, run_stage
 
 STAGES = ["ingest", "clean", "redact", "monitor"]
 
@@ -19,10 +18,14 @@ STAGES = ["ingest", "clean", "redact", "monitor"]
 def monitor(project_dir: str = ".") -> dict:
     """Data drift of the current batch against the reference window (Evidently HTML + JSON)."""
     prepare_environment(Settings())  # deployments start here, not in the CLI: same edge set-up
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     forced = forced_stages(project_dir)
     stage_runs = [run_stage(project_dir, s, force=s in forced) for s in STAGES]
     return publish_summary(
-        project_dir, flow="monitor", run_id=str(flow_run.get_id() or "local"), started=started,
-        stages=stage_runs, pushed=None,
+        project_dir,
+        flow="monitor",
+        run_id=str(flow_run.get_id() or "local"),
+        started=started,
+        stages=stage_runs,
+        pushed=None,
     )

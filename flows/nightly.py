@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from prefect import flow
 from prefect.runtime import flow_run
 
+from flows.tasks import configure_remote, forced_stages, publish_summary, push, record_model, run_stage
 from llmops.config import Settings
 from llmops.runtime import prepare_environment
-
-from flows.tasks import configure_remote, forced_stages, publish_summary, push, record_model, run_stage
 from llmops.workspace import STAGES
 
 
@@ -18,13 +17,19 @@ from llmops.workspace import STAGES
 def nightly(project_dir: str = ".", force: bool = False) -> dict:
     """Ingest -> clean -> redact -> index -> trainset -> finetune -> evaluate -> monitor; push; gate."""
     prepare_environment(Settings())  # deployments start here, not in the CLI: same edge set-up
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     configure_remote(project_dir)
     forced = forced_stages(project_dir)
     stage_runs = [run_stage(project_dir, s, force=force or s in forced) for s in STAGES]
     pushed = push(project_dir)
     model, decision = record_model(project_dir, reason="nightly")
     return publish_summary(
-        project_dir, flow="nightly", run_id=str(flow_run.get_id() or "local"), started=started,
-        stages=stage_runs, pushed=pushed, model=model, decision=decision,
+        project_dir,
+        flow="nightly",
+        run_id=str(flow_run.get_id() or "local"),
+        started=started,
+        stages=stage_runs,
+        pushed=pushed,
+        model=model,
+        decision=decision,
     )

@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import flow
 from prefect.runtime import flow_run
 
-from llmops.config import Settings
-from llmops.runtime import prepare_environment
-
 from flows.tasks import configure_remote, forced_stages, publish_summary, push, record_model, run_stage
-from llmops.config import apply_overrides
+from llmops.config import Settings, apply_overrides
+from llmops.runtime import prepare_environment
 
 UPSTREAM = ["ingest", "clean", "redact", "index", "trainset"]
 
 
 @flow(name="retrain", log_prints=True, timeout_seconds=12 * 3600)
-def retrain(reason: str = "scheduled weekly retrain", overrides: dict[str, str] | None = None,
-            project_dir: str = ".") -> dict:
+def retrain(reason: str = "scheduled weekly retrain", overrides: dict[str, str] | None = None, project_dir: str = ".") -> dict:
     """Refresh data, then force fine-tuning and evaluation; ``overrides`` ("finetune.max_steps": "50")
     are written to params.yaml first, as ``dvc exp run --set-param`` would, so the lineage stays exact."""
     prepare_environment(Settings())  # deployments start here, not in the CLI: same edge set-up
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     if overrides:
         changed = apply_overrides(Path(project_dir) / "params.yaml", overrides)
         print(f"params.yaml overrides: {changed}")
@@ -34,6 +31,13 @@ def retrain(reason: str = "scheduled weekly retrain", overrides: dict[str, str] 
     pushed = push(project_dir)
     model, decision = record_model(project_dir, reason=reason)
     return publish_summary(
-        project_dir, flow="retrain", run_id=str(flow_run.get_id() or "local"), started=started,
-        stages=stage_runs, pushed=pushed, model=model, decision=decision, reason=reason,
+        project_dir,
+        flow="retrain",
+        run_id=str(flow_run.get_id() or "local"),
+        started=started,
+        stages=stage_runs,
+        pushed=pushed,
+        model=model,
+        decision=decision,
+        reason=reason,
     )

@@ -22,8 +22,11 @@ def main() -> None:
     write_jsonl(ws.TRAINSET / "validation.jsonl", (e.to_openai() for e in result.validation))
     write_jsonl(
         ws.TRAINSET / "provenance.jsonl",
-        ({"split": s, "source": e.source, "group_id": e.group_id} for s, es in
-         (("train", result.train), ("validation", result.validation)) for e in es),
+        (
+            {"split": s, "source": e.source, "group_id": e.group_id}
+            for s, es in (("train", result.train), ("validation", result.validation))
+            for e in es
+        ),
     )
     write_json(ws.stage_metrics("trainset"), result.stats())
     print(result.stats())

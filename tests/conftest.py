@@ -63,8 +63,12 @@ def make_workspace(dest: Path, *, tiny: bool = True) -> Path:
         apply_overrides(
             dest / "params.yaml",
             {
-                "finetune.max_steps": 2, "finetune.max_seq_len": 96, "finetune.max_examples": 8,
-                "finetune.eval_examples": 2, "evaluate.answer_questions": 2, "evaluate.max_new_tokens": 8,
+                "finetune.max_steps": 2,
+                "finetune.max_seq_len": 96,
+                "finetune.max_examples": 8,
+                "finetune.eval_examples": 2,
+                "evaluate.answer_questions": 2,
+                "evaluate.max_new_tokens": 8,
                 "monitor.text_content_drift": False,
             },
         )
@@ -73,8 +77,7 @@ def make_workspace(dest: Path, *, tiny: bool = True) -> Path:
 
 def _shrink(sample: Path) -> None:
     """Keep a few records of each file (conversations keep their two malformed lines at the end)."""
-    keep = {"documents.jsonl": 6, "eval_questions.jsonl": 10, "feedback.jsonl": 10,
-            "reference_conversations.jsonl": 40}
+    keep = {"documents.jsonl": 6, "eval_questions.jsonl": 10, "feedback.jsonl": 10, "reference_conversations.jsonl": 40}
     for name, n in keep.items():
         lines = (sample / name).read_text(encoding="utf-8").splitlines()
         if name == "eval_questions.jsonl":

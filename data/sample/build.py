@@ -3,7 +3,8 @@
     python data/sample/build.py [--shared ../shared/data]
 
 Writes documents, eval questions, feedback events, a current conversation batch and a reference batch
-(for drift; already cleaned and redacted, as a processed earlier window) to data/sample/. See data/sample/README.md for sources and licences.
+(for drift; already cleaned and redacted, as a processed earlier window) to data/sample/.
+See data/sample/README.md for sources and licences.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+from llmops.config import CleanParams, RedactParams
+from llmops.data import clean_conversations
 from llmops.data.sources import (
     _stable_ts,
     bitext_conversations,
@@ -22,8 +25,6 @@ from llmops.data.sources import (
     doc2dial_questions,
     twitter_conversations,
 )
-from llmops.config import CleanParams, RedactParams
-from llmops.data import clean_conversations
 from llmops.jsonl import write_jsonl
 from llmops.pii import Redactor
 from llmops.records import FeedbackEvent
@@ -104,8 +105,10 @@ def main() -> None:
     write_jsonl(OUT / "conversations.jsonl", current)
     with (OUT / "conversations.jsonl").open("ab") as fh:
         fh.write(b"\n".join(MALFORMED) + b"\n")
-    print(f"documents={len(docs)} eval_questions={len(eval_qs)} feedback={len(events)} "
-          f"conversations={len(current)}+{len(MALFORMED)} malformed reference={len(reference)}")
+    print(
+        f"documents={len(docs)} eval_questions={len(eval_qs)} feedback={len(events)} "
+        f"conversations={len(current)}+{len(MALFORMED)} malformed reference={len(reference)}"
+    )
 
 
 if __name__ == "__main__":

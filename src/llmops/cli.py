@@ -129,21 +129,24 @@ def status(
     from rich.table import Table
 
     console = Console()
-    console.print(f"[bold]state dir[/] {info['state_dir']}   [bold]data rev[/] {info['data_rev']}   "
-                  f"[bold]index version[/] {info['index_version']}")
+    console.print(
+        f"[bold]state dir[/] {info['state_dir']}   [bold]data rev[/] {info['data_rev']}   "
+        f"[bold]index version[/] {info['index_version']}"
+    )
     champ = info["champion"]
     if champ:
         ans = (info["champion_metrics"] or {}).get("answers", {})
         ret = (info["champion_metrics"] or {}).get("retrieval", {})
-        console.print(f"[bold]champion[/] {champ['model_id']} (data rev {champ['data_rev']}, {champ['reason']}) "
-                      f"token_f1={ans.get('token_f1')} recall@5={ret.get('recall@5')}")
+        console.print(
+            f"[bold]champion[/] {champ['model_id']} (data rev {champ['data_rev']}, {champ['reason']}) "
+            f"token_f1={ans.get('token_f1')} recall@5={ret.get('recall@5')}"
+        )
     else:
         console.print("[bold]champion[/] none yet: run `llmops run nightly`")
     table = Table("flow", "started", "data rev", "ran", "skipped", title="last runs")
     for r in info["last_runs"]:
         ran = [s["stage"] for s in r["stages"] if s["ran"]]
-        table.add_row(r["flow"], r["started"][:19], r["data_rev"], ", ".join(ran) or "-",
-                      str(len(r["stages"]) - len(ran)))
+        table.add_row(r["flow"], r["started"][:19], r["data_rev"], ", ".join(ran) or "-", str(len(r["stages"]) - len(ran)))
     console.print(table)
 
 
@@ -167,8 +170,9 @@ def serve_schedules(
 
         serve(
             nightly.to_deployment(name="nightly", cron="0 2 * * *", timezone=timezone),
-            retrain_flow.to_deployment(name="retrain", cron="0 4 * * 0", timezone=timezone,
-                                       parameters={"reason": "scheduled weekly retrain"}),
+            retrain_flow.to_deployment(
+                name="retrain", cron="0 4 * * 0", timezone=timezone, parameters={"reason": "scheduled weekly retrain"}
+            ),
             monitor_flow.to_deployment(name="monitor", cron="0 */6 * * *", timezone=timezone),
         )
     except LLMOpsError as exc:

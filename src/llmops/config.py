@@ -26,8 +26,7 @@ class _Section(BaseModel):
 class BaseParams(_Section):
     seed: int = 42
     system_prompt: str = (
-        "You are a helpful customer-support assistant. Answer briefly and politely, "
-        "using the provided context when there is one."
+        "You are a helpful customer-support assistant. Answer briefly and politely, using the provided context when there is one."
     )
 
 
@@ -49,8 +48,16 @@ class RedactParams(_Section):
     spacy_model: str = "en_core_web_sm"
     entities: list[str] = Field(
         default_factory=lambda: [
-            "PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN",
-            "IP_ADDRESS", "URL", "LOCATION", "SOCIAL_HANDLE",
+            "PERSON",
+            "EMAIL_ADDRESS",
+            "PHONE_NUMBER",
+            "CREDIT_CARD",
+            "IBAN_CODE",
+            "US_SSN",
+            "IP_ADDRESS",
+            "URL",
+            "LOCATION",
+            "SOCIAL_HANDLE",
         ]
     )
     document_entities: list[str] = Field(

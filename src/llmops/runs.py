@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +89,7 @@ def write_run_summary(
         "run_id": run_id,
         "reason": reason,
         "started": started.isoformat(),
-        "finished": datetime.now(timezone.utc).isoformat(),
+        "finished": datetime.now(UTC).isoformat(),
         "data_rev": data_revision(project_dir),
         "stages": [{"stage": s.stage, "ran": s.ran, "seconds": s.seconds} for s in stages],
         "pushed_files": pushed,
@@ -118,8 +118,12 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     lines = [f"# {summary['flow']} run `{summary['run_id']}`", ""]
     if summary.get("reason"):
         lines += [f"**Reason:** {summary['reason']}", ""]
-    lines += [f"**Data revision:** `{summary['data_rev']}` · pushed files: {summary['pushed_files']}", "",
-              "| stage | status | seconds |", "|---|---|---|"]
+    lines += [
+        f"**Data revision:** `{summary['data_rev']}` · pushed files: {summary['pushed_files']}",
+        "",
+        "| stage | status | seconds |",
+        "|---|---|---|",
+    ]
     lines += [f"| {s['stage']} | {'ran' if s['ran'] else 'skipped (unchanged)'} | {s['seconds']} |" for s in summary["stages"]]
     m = summary["metrics"]
     ingest = m.get("ingest", {})
@@ -137,11 +141,20 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         lines += [f"- {r}" for r in summary["gate"]["reasons"]]
     drift = summary.get("drift") or {}
     if drift:
-        lines += ["", f"**Drift detected:** {drift.get('drift_detected')} "
-                      f"(drifted: {', '.join(drift.get('drifted_columns', [])) or 'none'})"]
-    lines += ["", f"Reports: [drift report](file://{summary['reports']['drift_html']}) · "
-                  f"[loss curve](file://{summary['reports']['loss_plot']})"]
+        lines += [
+            "",
+            f"**Drift detected:** {drift.get('drift_detected')} "
+            f"(drifted: {', '.join(drift.get('drifted_columns', [])) or 'none'})",
+        ]
+    lines += [
+        "",
+        f"Reports: [drift report](file://{summary['reports']['drift_html']}) · "
+        f"[loss curve](file://{summary['reports']['loss_plot']})",
+    ]
     return "\n".join(lines)
+
+
+_STATUS_KEYS = {"flow", "run_id", "started", "finished", "data_rev", "reason", "stages"}
 
 
 def status(project_dir: Path, settings: Settings, *, last: int = 5) -> dict[str, Any]:
@@ -150,17 +163,12 @@ def status(project_dir: Path, settings: Settings, *, last: int = 5) -> dict[str,
     runs = sorted(runs_dir.glob("*.json"))[-last:] if runs_dir.exists() else []
     champion = Registry(settings.path("registry")).champion()
     lock = read_lock(project_dir)
-    manifest_md5 = next(
-        (o.get("md5") for o in lock.get("stages", {}).get("index", {}).get("outs", [])), None
-    )
+    manifest_md5 = next((o.get("md5") for o in lock.get("stages", {}).get("index", {}).get("outs", [])), None)
     return {
         "state_dir": str(settings.home_dir),
         "data_rev": data_revision(project_dir),
         "index_version": manifest_md5[:12] if manifest_md5 else None,
         "champion": champion.model_dump(mode="json", exclude={"training", "evaluation"}) if champion else None,
         "champion_metrics": champion.evaluation if champion else None,
-        "last_runs": [
-            {k: v for k, v in json.loads(p.read_text()).items() if k in {"flow", "run_id", "started", "finished", "data_rev", "reason", "stages"}}
-            for p in reversed(runs)
-        ],
+        "last_runs": [{k: v for k, v in json.loads(p.read_text()).items() if k in _STATUS_KEYS} for p in reversed(runs)],
     }

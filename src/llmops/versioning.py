@@ -55,7 +55,7 @@ def repro_stage(project_dir: Path, stage: str, *, force: bool = False) -> StageR
         with _repo(project_dir) as repo:
             ran = repo.reproduce(stage, single_item=True, force=force)
     except DvcException as exc:
-        cause = exc.__cause__ or exc
+        cause = str(exc.__cause__ or exc).rstrip(".")
         raise StageError(stage, f"{cause}. See the stage output above; rerun with `dvc repro {stage}`") from exc
     return StageRun(stage=stage, ran=bool(ran), seconds=round(time.perf_counter() - start, 2))
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -25,7 +25,7 @@ def test_normalize_text(raw: str, expected: str) -> None:
 
 def _conv(cid: str, *texts: str) -> Conversation:
     turns = [Turn(role="customer" if i % 2 == 0 else "agent", text=t) for i, t in enumerate(texts)]
-    return Conversation(conversation_id=cid, channel="chat", created_at=datetime(2026, 1, 1, tzinfo=timezone.utc), turns=turns)
+    return Conversation(conversation_id=cid, channel="chat", created_at=datetime(2026, 1, 1, tzinfo=UTC), turns=turns)
 
 
 def test_exact_duplicates_and_empty_conversations_are_removed() -> None:

@@ -47,7 +47,7 @@ def _client(tmp_path: Path) -> Any:
 
 def test_build_query_and_no_change_refresh(tmp_path: Path, embedder: LocalEmbedder) -> None:
     client, counting, cfg = _client(tmp_path), CountingEmbedder(embedder), IndexParams()
-    first, chunks = refresh_index(DOCS, client, counting, cfg)
+    first, _ = refresh_index(DOCS, client, counting, cfg)
     assert (first.embedded, first.unchanged, first.deleted, first.total) == (3, 0, 0, 3)
     assert embedder.embedder_id == "all-MiniLM-L6-v2:384"
     collection = get_collection(client, cfg.collection, embedder.embedder_id)

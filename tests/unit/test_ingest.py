@@ -61,8 +61,16 @@ def test_huge_line_is_kept_truncated_in_quarantine() -> None:
 
 def test_feedback_rating_must_be_in_range() -> None:
     event = {
-        "generation_id": "g", "ts": "2026-01-01T00:00:00Z", "query": "q", "answer": "a", "model_id": "m",
-        "index_version": "v", "data_rev": "r", "latency_ms": 1, "prompt_tokens": 1, "completion_tokens": 1,
+        "generation_id": "g",
+        "ts": "2026-01-01T00:00:00Z",
+        "query": "q",
+        "answer": "a",
+        "model_id": "m",
+        "index_version": "v",
+        "data_rev": "r",
+        "latency_ms": 1,
+        "prompt_tokens": 1,
+        "completion_tokens": 1,
         "rating": 5,
     }
     result = parse_jsonl(_line(event), FeedbackEvent, source="s")

@@ -14,9 +14,13 @@ from llmops.records import ChatMessage, TrainingExample
 
 def _ex(q: str, a: str) -> TrainingExample:
     return TrainingExample(
-        messages=[ChatMessage(role="system", content="Be brief."), ChatMessage(role="user", content=q),
-                  ChatMessage(role="assistant", content=a)],
-        source="test", group_id=q,
+        messages=[
+            ChatMessage(role="system", content="Be brief."),
+            ChatMessage(role="user", content=q),
+            ChatMessage(role="assistant", content=a),
+        ],
+        source="test",
+        group_id=q,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -39,7 +39,9 @@ def test_ordinary_text_is_untouched(redactor: Redactor, text: str) -> None:
 
 def test_same_value_same_placeholder_within_a_conversation(redactor: Redactor) -> None:
     conv = Conversation(
-        conversation_id="c", channel="email", created_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        conversation_id="c",
+        channel="email",
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
         turns=[
             Turn(role="customer", text="Mail a.b@example.org or c.d@example.org"),
             Turn(role="agent", text="We wrote to a.b@example.org."),

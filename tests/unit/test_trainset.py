@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from llmops.config import BaseParams, TrainsetParams
 from llmops.finetune.trainset import build_trainset, conversation_example
 from llmops.records import Conversation, EvalQuestion, FeedbackEvent, Turn
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _conv(cid: str, *turns: tuple[str, str]) -> Conversation:
@@ -14,18 +14,37 @@ def _conv(cid: str, *turns: tuple[str, str]) -> Conversation:
 
 
 def _event(gid: str, query: str, answer: str, rating: int | None, correction: str | None = None) -> FeedbackEvent:
-    return FeedbackEvent(generation_id=gid, ts=T0, query=query, answer=answer, model_id="m", index_version="i",
-                         data_rev="r", latency_ms=1, prompt_tokens=1, completion_tokens=1, rating=rating,
-                         correction=correction)
+    return FeedbackEvent(
+        generation_id=gid,
+        ts=T0,
+        query=query,
+        answer=answer,
+        model_id="m",
+        index_version="i",
+        data_rev="r",
+        latency_ms=1,
+        prompt_tokens=1,
+        completion_tokens=1,
+        rating=rating,
+        correction=correction,
+    )
 
 
 def test_conversation_turns_merge_and_end_on_agent() -> None:
-    conv = _conv("c", ("agent", "Welcome!"), ("customer", "hi"), ("customer", "my order?"),
-                 ("agent", "It ships today."), ("customer", "thanks"))
+    conv = _conv(
+        "c",
+        ("agent", "Welcome!"),
+        ("customer", "hi"),
+        ("customer", "my order?"),
+        ("agent", "It ships today."),
+        ("customer", "thanks"),
+    )
     ex = conversation_example(conv, "SYS")
     assert ex is not None
     assert [(m.role, m.content) for m in ex.messages] == [
-        ("system", "SYS"), ("user", "hi\nmy order?"), ("assistant", "It ships today."),
+        ("system", "SYS"),
+        ("user", "hi\nmy order?"),
+        ("assistant", "It ships today."),
     ]
     assert conversation_example(_conv("d", ("customer", "hello?")), "SYS") is None
 
@@ -45,7 +64,7 @@ def test_feedback_sources_eval_decontamination_and_dedup() -> None:
     stats = res.stats()
     assert stats["skipped"] == {"duplicate": 1, "eval_overlap": 1, "feedback_not_positive": 2}
     assert stats["by_source"] == {"conversation": 50, "correction": 1, "rated_positive": 1}
-    corr = [e for e in res.train + res.validation if e.source == "correction"][0]
+    corr = next(e for e in res.train + res.validation if e.source == "correction")
     assert corr.messages[-1].content == "the corrected gold answer"
     assert 0 < len(res.validation) < 20
 

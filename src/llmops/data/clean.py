@@ -49,9 +49,7 @@ class CleanStats:
         return dict(self.__dict__)
 
 
-def clean_conversations(
-    conversations: Iterable[Conversation], cfg: CleanParams
-) -> tuple[list[Conversation], CleanStats]:
+def clean_conversations(conversations: Iterable[Conversation], cfg: CleanParams) -> tuple[list[Conversation], CleanStats]:
     """Normalise every turn, drop empty turns and conversations left without any, drop exact duplicates."""
     stats, seen, out = CleanStats(), set(), []
     for conv in conversations:

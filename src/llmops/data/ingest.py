@@ -69,9 +69,7 @@ def parse_jsonl(data: bytes, model: type[M], source: str) -> IngestResult[M]:
         try:
             result.records.append(model.model_validate(obj))
         except ValidationError as exc:
-            result.quarantined.append(
-                Quarantined(source=source, line_no=line_no, reason=_validation_reason(exc), raw=text)
-            )
+            result.quarantined.append(Quarantined(source=source, line_no=line_no, reason=_validation_reason(exc), raw=text))
     return result
 
 

@@ -10,12 +10,12 @@ import csv
 import hashlib
 import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from llmops.records import Conversation, Document, EvalQuestion, Turn
 
-_EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _stable_ts(key: str, span_days: int = 60) -> datetime:

@@ -25,8 +25,9 @@ def _get(metrics: dict[str, Any], path: tuple[str, str]) -> float | None:
     return float(value) if value is not None else None
 
 
-def decide(challenger: dict[str, Any], champion: dict[str, Any] | None, *, margin: float = 0.0,
-           tolerance: float = 0.01) -> GateDecision:
+def decide(
+    challenger: dict[str, Any], champion: dict[str, Any] | None, *, margin: float = 0.0, tolerance: float = 0.01
+) -> GateDecision:
     """Compare evaluation metrics (``metrics.json`` shape) of challenger and champion."""
     if champion is None:
         return GateDecision(True, ["no champion yet: the first evaluated model becomes champion"])

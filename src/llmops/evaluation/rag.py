@@ -52,8 +52,9 @@ def evaluate_answers(
     for q, h in iterator:
         messages = rag_messages(q.query, [x["text"] for x in h[:3]], base.system_prompt, cfg.context_chars)
         res = model.chat(messages, max_new_tokens=cfg.max_new_tokens)
-        samples.append({"id": q.id, "query": q.query, "answer": res.text, "reference": q.answer,
-                        "latency_ms": round(res.latency_ms, 1)})
+        samples.append(
+            {"id": q.id, "query": q.query, "answer": res.text, "reference": q.answer, "latency_ms": round(res.latency_ms, 1)}
+        )
     metrics = answer_metrics([s["answer"] for s in samples], [s["reference"] for s in samples])
     if samples:
         metrics["latency_ms_mean"] = round(sum(s["latency_ms"] for s in samples) / len(samples), 1)

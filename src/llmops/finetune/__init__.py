@@ -4,4 +4,4 @@ from __future__ import annotations
 
 from llmops.finetune.trainset import TrainsetResult, build_trainset
 
-__all__ = ["build_trainset", "TrainsetResult"]
+__all__ = ["TrainsetResult", "build_trainset"]

@@ -50,9 +50,7 @@ def encode_example(tokenizer: Any, ex: TrainingExample, max_len: int) -> tuple[l
     messages = [m.model_dump() for m in ex.messages]
     full = list(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
     prompt = list(
-        tokenizer.apply_chat_template(messages[:-1], tokenize=True, add_generation_prompt=True, return_dict=True)[
-            "input_ids"
-        ]
+        tokenizer.apply_chat_template(messages[:-1], tokenize=True, add_generation_prompt=True, return_dict=True)["input_ids"]
     )
     labels = [-100] * len(prompt) + full[len(prompt) :]
     if len(prompt) >= max_len:  # keep the end of a long prompt and some of the answer
@@ -123,8 +121,11 @@ def train_lora(
     model = get_peft_model(
         model,
         LoraConfig(
-            r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-            target_modules=list(cfg.target_modules), task_type="CAUSAL_LM",
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=list(cfg.target_modules),
+            task_type="CAUSAL_LM",
         ),
     )
     model.to(device)
@@ -137,7 +138,8 @@ def train_lora(
         raise EmptyDatasetError(f"no example keeps an answer within max_seq_len={cfg.max_seq_len}: raise it")
     val_batches = _batches(
         [encode_example(tokenizer, ex, cfg.max_seq_len) for ex in list(validation)[: cfg.eval_examples]],
-        cfg.batch_size, pad_id,
+        cfg.batch_size,
+        pad_id,
     )
     batches = _batches(encoded, cfg.batch_size, pad_id)
     report = TrainReport(

@@ -5,4 +5,4 @@ from __future__ import annotations
 from llmops.index.chunk import chunk_documents
 from llmops.index.refresh import RefreshResult, refresh_index
 
-__all__ = ["chunk_documents", "refresh_index", "RefreshResult"]
+__all__ = ["RefreshResult", "chunk_documents", "refresh_index"]

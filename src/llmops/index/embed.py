@@ -56,7 +56,10 @@ class LocalEmbedder:
         if not texts:
             return []
         vectors = self._model.encode(
-            texts, batch_size=self._batch_size, normalize_embeddings=True, show_progress_bar=progress,
+            texts,
+            batch_size=self._batch_size,
+            normalize_embeddings=True,
+            show_progress_bar=progress,
             convert_to_numpy=True,
         )
         return vectors.tolist()

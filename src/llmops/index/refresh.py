@@ -65,8 +65,7 @@ def refresh_index(
             embeddings=vectors,
             documents=[c.text for c in batch],
             metadatas=[
-                {"doc_id": c.doc_id, "doc_hash": c.doc_hash, "position": c.position, "title": c.title or ""}
-                for c in batch
+                {"doc_id": c.doc_id, "doc_hash": c.doc_hash, "position": c.position, "title": c.title or ""} for c in batch
             ],
         )
     if to_delete:

@@ -96,9 +96,9 @@ class LocalChatModel:
         import torch
 
         start = time.perf_counter()
-        enc = self.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-        ).to(self.model.device)
+        enc = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True).to(
+            self.model.device
+        )
         with torch.inference_mode():
             out = self.model.generate(
                 **enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=self.tokenizer.pad_token_id

@@ -9,4 +9,4 @@ from __future__ import annotations
 
 from llmops.pii.redact import Redactor, RedactStats
 
-__all__ = ["Redactor", "RedactStats"]
+__all__ = ["RedactStats", "Redactor"]

@@ -83,7 +83,10 @@ class Redactor:
         entities = list(entities or self.cfg.entities)
         batch = BatchAnalyzerEngine(analyzer_engine=self.analyzer)
         results = batch.analyze_iterator(
-            list(texts), language=self.cfg.language, entities=entities, score_threshold=self.cfg.score_threshold,
+            list(texts),
+            language=self.cfg.language,
+            entities=entities,
+            score_threshold=self.cfg.score_threshold,
             batch_size=self.cfg.batch_size,
         )
         spans = [[Span(r.entity_type, r.start, r.end, r.score) for r in res] for res in results]

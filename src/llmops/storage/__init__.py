@@ -10,4 +10,4 @@ from llmops.storage.base import ObjectStore, is_remote, store_for
 from llmops.storage.local import LocalStore
 from llmops.storage.s3 import S3Store
 
-__all__ = ["ObjectStore", "LocalStore", "S3Store", "is_remote", "store_for"]
+__all__ = ["LocalStore", "ObjectStore", "S3Store", "is_remote", "store_for"]

@@ -40,9 +40,7 @@ class S3Store:
             code = exc.response.get("Error", {}).get("Code", "?")
             raise StorageError(f"S3 {what} {uri} failed ({code}): {exc}") from exc
         except BotoCoreError as exc:
-            raise StorageError(
-                f"S3 {what} {uri} failed: {exc}. Check LLMOPS_S3_ENDPOINT_URL and AWS credentials"
-            ) from exc
+            raise StorageError(f"S3 {what} {uri} failed: {exc}. Check LLMOPS_S3_ENDPOINT_URL and AWS credentials") from exc
 
     def read_bytes(self, uri: str) -> bytes:
         bucket, key = split_s3_uri(uri)

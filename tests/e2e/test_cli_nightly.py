@@ -1,0 +1,41 @@
+"""`llmops run nightly` as a user runs it (a separate process, the real ephemeral Prefect API), on the
+full shipped sample; then `llmops retrain` with an override and `llmops status`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_workspace
+
+pytestmark = pytest.mark.slow
+
+
+def _llmops(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "llmops.cli", *args], cwd=cwd, env=os.environ.copy(), capture_output=True, text=True, timeout=1500
+    )
+
+
+def test_full_sample_nightly_then_retrain(tmp_path: Path, settings_env: Path) -> None:
+    ws = make_workspace(tmp_path / "ws", tiny=False)
+    run = _llmops("run", "nightly", cwd=ws)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "Finished in state Completed" in run.stdout + run.stderr
+    metrics = json.loads((ws / "metrics.json").read_text())
+    assert metrics["retrieval"]["queries"] == 120 and metrics["retrieval"]["recall@5"] > 0.5
+
+    retrain = _llmops("retrain", "--reason", "e2e check", "--set", "finetune.max_steps=3", cwd=ws)
+    assert retrain.returncode == 0, retrain.stdout[-3000:] + retrain.stderr[-3000:]
+    assert "max_steps: 3" in (ws / "params.yaml").read_text()
+
+    status = _llmops("status", "--json", cwd=ws)
+    info = json.loads(status.stdout)
+    assert [r["flow"] for r in info["last_runs"]] == ["retrain", "nightly"]
+    assert info["last_runs"][0]["reason"] == "e2e check"
+    assert info["champion"] is not None
