@@ -34,7 +34,7 @@ test-all: $(STAMP)  ## run every test, slow ones included
 	$(VENV)/bin/pytest -m ''
 
 bench: $(STAMP)  ## run the benchmarks in bench/ and print side-by-side ratios
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(B)
 
 clean:  ## remove run state and stage outputs (keeps .venv)
 	rm -rf .llmops data/raw data/quarantine data/clean data/redacted data/index data/trainset models reports metrics metrics.json dvc.lock

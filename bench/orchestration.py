@@ -41,9 +41,7 @@ def _direct(ws: Path, home: Path) -> float:
 def _flow(ws: Path, home: Path) -> float:
     env = {**os.environ, "LLMOPS_HOME": str(home)}
     t = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "llmops.cli", "run", "nightly", "-C", str(ws)], env=env, check=True, capture_output=True
-    )
+    subprocess.run([sys.executable, "-m", "llmops", "run", "nightly", "-C", str(ws)], env=env, check=True, capture_output=True)
     return time.perf_counter() - t
 
 

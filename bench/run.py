@@ -1,4 +1,4 @@
-"""Run every benchmark in bench/ and print side-by-side ratios (``make bench``).
+"""Run every benchmark in bench/ and print side-by-side ratios (``make bench``; ``make bench B=pii`` for one).
 
 Benchmarks are never part of the test suite; each prints its own table and returns a dict that is
 saved to ``bench/results/latest.json`` for the closing notes and README.
@@ -13,12 +13,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHES = ["bench.orchestration"]
+
+
+def discover() -> list[str]:
+    """Every module in bench/ with a ``run()`` function (run.py itself excluded)."""
+    return [f"bench.{p.stem}" for p in sorted((ROOT / "bench").glob("*.py")) if p.stem not in {"run", "__init__"}]
 
 
 def main(argv: list[str]) -> int:
     sys.path.insert(0, str(ROOT))
-    selected = [b for b in BENCHES if not argv or any(a in b for a in argv)]
+    selected = [b for b in discover() if not argv or any(a in b for a in argv)]
     results = {}
     for name in selected:
         print(f"\n=== {name} ===", flush=True)

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 def _llmops(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "llmops.cli", *args], cwd=cwd, env=os.environ.copy(), capture_output=True, text=True, timeout=1500
+        [sys.executable, "-m", "llmops", *args], cwd=cwd, env=os.environ.copy(), capture_output=True, text=True, timeout=1500
     )
 
 

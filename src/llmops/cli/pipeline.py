@@ -1,8 +1,4 @@
-"""The ``llmops`` command line.
-
-Run ``llmops --help`` for the commands. Everything runs offline on the embedded defaults; point it at
-OpenAI, S3, a Prefect server or a Chroma server with environment variables (see README, "Configuration").
-"""
+"""Pipeline commands: run nightly, retrain, monitor, status, serve-schedules."""
 
 from __future__ import annotations
 
@@ -13,17 +9,12 @@ from typing import Annotated, Any
 
 import typer
 
+from llmops.cli.common import fail as _fail
 from llmops.config import Settings
 from llmops.errors import LLMOpsError
 
-app = typer.Typer(
-    help="llmops: nightly LLMOps pipeline for a customer-support assistant "
-    "(ingest -> PII removal -> DVC -> Chroma -> LoRA fine-tune -> evaluation -> drift).",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
+app = typer.Typer()  # commands registered at top level by llmops.cli
 run_app = typer.Typer(help="Run a pipeline flow now (Prefect flow run, DVC skips unchanged stages).", no_args_is_help=True)
-app.add_typer(run_app, name="run")
 
 ProjectDir = Annotated[Path, typer.Option("--project-dir", "-C", help="DVC workspace (dvc.yaml, params.yaml).")]
 
@@ -43,11 +34,6 @@ def _prepare(project_dir: Path) -> Settings:
     if str(project_dir) not in sys.path:
         sys.path.insert(0, str(project_dir))  # flows/ and pipelines/ live in the workspace, not the package
     return settings
-
-
-def _fail(exc: LLMOpsError) -> None:
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(exc.exit_code)
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -96,9 +82,17 @@ def retrain(
         _fail(exc)
 
 
-@app.command()
-def monitor(project_dir: ProjectDir = Path(".")) -> None:
-    """Refresh the current batch and write the Evidently drift report (reports/drift/)."""
+monitor_app = typer.Typer(
+    help="Drift monitoring. Without a subcommand: run the monitor flow (refresh the current batch, write reports/drift/).",
+    invoke_without_command=True,
+)
+
+
+@monitor_app.callback()
+def monitor(ctx: typer.Context, project_dir: ProjectDir = Path(".")) -> None:
+    """Run the monitor flow, unless a subcommand is given."""
+    if ctx.invoked_subcommand is not None:
+        return
     try:
         _prepare(project_dir)
         from flows.monitor import monitor as monitor_flow
@@ -177,11 +171,3 @@ def serve_schedules(
         )
     except LLMOpsError as exc:
         _fail(exc)
-
-
-def main() -> None:  # pragma: no cover - console entry point
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())

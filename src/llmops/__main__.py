@@ -1,0 +1,5 @@
+"""``python -m llmops`` is the ``llmops`` command."""
+
+from llmops.cli import main
+
+main()
