@@ -12,7 +12,7 @@ from flows.tasks import configure_remote, forced_stages, publish_summary, push, 
 from llmops.config import Settings, apply_overrides
 from llmops.runtime import prepare_environment
 
-UPSTREAM = ["ingest", "clean", "redact", "index", "trainset"]
+UPSTREAM = ["ingest", "clean", "redact", "feedback", "index", "trainset"]
 
 
 @flow(name="retrain", log_prints=True, timeout_seconds=12 * 3600)

@@ -1,4 +1,4 @@
-"""Stage `trainset`: chat-format fine-tuning data from redacted conversations + positive feedback."""
+"""Stage `trainset`: chat-format fine-tuning data from redacted conversations + curated feedback."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ def main() -> None:
     params, _ = setup("trainset")
     result = build_trainset(
         read_jsonl(ws.REDACTED / "conversations.jsonl", Conversation),
-        read_jsonl(ws.REDACTED / "feedback.jsonl", FeedbackEvent),
+        read_jsonl(ws.FEEDBACK / "curated.jsonl", FeedbackEvent),
         read_jsonl(params.evaluate.questions, EvalQuestion),
         params.trainset,
         params.base,

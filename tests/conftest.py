@@ -70,6 +70,7 @@ def make_workspace(dest: Path, *, tiny: bool = True) -> Path:
                 "evaluate.answer_questions": 2,
                 "evaluate.max_new_tokens": 8,
                 "monitor.text_content_drift": False,
+                "serve.max_new_tokens": 8,
             },
         )
     return dest
@@ -96,3 +97,12 @@ def workspace(tmp_path: Path, settings_env: Path, monkeypatch: pytest.MonkeyPatc
     ws = make_workspace(tmp_path / "ws")
     monkeypatch.chdir(ws)
     yield ws
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    """A temporary Prefect API (SQLite) for flow tests."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -65,7 +65,10 @@ def main() -> None:
 
     in_kb = [q for q in questions if q.gold_doc_ids[0] in keep]
     in_kb.sort(key=lambda q: hashlib.sha256(q.id.encode()).hexdigest())
-    eval_qs, rest = in_kb[:EVAL_QUESTIONS], in_kb[EVAL_QUESTIONS:]
+    eval_qs = in_kb[:EVAL_QUESTIONS]
+    eval_queries = {" ".join(q.query.casefold().split()) for q in eval_qs}
+    # Feedback must never repeat an eval question (doc2dial has recurring first turns like "Hi").
+    rest = [q for q in in_kb[EVAL_QUESTIONS:] if " ".join(q.query.casefold().split()) not in eval_queries]
     write_jsonl(OUT / "eval_questions.jsonl", sorted(eval_qs, key=lambda q: q.id))
 
     events = []

@@ -111,6 +111,21 @@ class MonitorParams(_Section):
     text_content_drift: bool = True
 
 
+class FeedbackParams(_Section):
+    near_duplicate: float = 0.8
+    max_answer_chars: int = 2000
+    min_support: float = 0.3
+
+
+class ServeParams(_Section):
+    top_k: int = 3
+    max_new_tokens: int = 64
+    context_chars: int = 900
+    cache_size: int = 2048
+    max_body_bytes: int = 65536
+    fsync: bool = False
+
+
 class Params(_Section):
     base: BaseParams = Field(default_factory=BaseParams)
     ingest: IngestParams = Field(default_factory=IngestParams)
@@ -121,6 +136,8 @@ class Params(_Section):
     finetune: FinetuneParams = Field(default_factory=FinetuneParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     monitor: MonitorParams = Field(default_factory=MonitorParams)
+    feedback: FeedbackParams = Field(default_factory=FeedbackParams)
+    serve: ServeParams = Field(default_factory=ServeParams)
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -154,6 +171,7 @@ class Settings(BaseSettings):
     # OpenAI or any OpenAI-compatible endpoint.
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
+    openai_chat_model: str | None = Field(default=None, description="e.g. gpt-4o-mini; serves with OpenAI when keyed")
     notify_webhook: str | None = None
 
     @property

@@ -20,8 +20,13 @@ from llmops.versioning import StageRun, data_revision, read_lock
 
 
 def forced_stages(params: Params, settings: Settings, project_dir: Path) -> set[str]:
-    """Stages DVC cannot see are stale: remote sources (S3 objects) and an index missing from this Chroma."""
+    """Stages DVC cannot see are stale: remote sources (S3 objects), new lines in the generation log,
+    and an index missing from this Chroma."""
+    from llmops.feedback.log import has_new_data, load_watermark
+
     forced = set()
+    if has_new_data(settings.path("generation-log"), load_watermark(settings.path("feedback", "watermark.json"))):
+        forced.add("feedback")
     if any(is_remote(getattr(params.ingest, k)) for k in ws.KINDS):
         forced.add("ingest")
     if (project_dir / ws.INDEX_MANIFEST).exists() and not index_in_sync(params, settings, project_dir):

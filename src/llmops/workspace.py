@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-STAGES = ["ingest", "clean", "redact", "index", "trainset", "finetune", "evaluate", "monitor"]
+STAGES = ["ingest", "clean", "redact", "feedback", "index", "trainset", "finetune", "evaluate", "monitor"]
 KINDS = ["conversations", "documents", "feedback"]
 
 RAW = Path("data/raw")
 QUARANTINE = Path("data/quarantine")
 CLEAN = Path("data/clean")
 REDACTED = Path("data/redacted")
+FEEDBACK = Path("data/feedback")
 INDEX_MANIFEST = Path("data/index/manifest.jsonl")
 TRAINSET = Path("data/trainset")
 ADAPTER = Path("models/adapter")

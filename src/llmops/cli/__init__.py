@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typer
 
-from llmops.cli import pipeline
+from llmops.cli import pipeline, serve
 
 app = typer.Typer(
     help="llmops: nightly LLMOps pipeline for a customer-support assistant "
@@ -21,7 +21,7 @@ app = typer.Typer(
 )
 
 # Pipeline commands live at the top level: `llmops run nightly`, `llmops retrain`, `llmops status`, ...
-app.registered_commands += pipeline.app.registered_commands
+app.registered_commands += pipeline.app.registered_commands + serve.app.registered_commands
 app.add_typer(pipeline.run_app, name="run")
 app.add_typer(pipeline.monitor_app, name="monitor")
 # Area command groups: app.add_typer(<module>.app, name="<area>")

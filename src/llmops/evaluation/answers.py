@@ -16,6 +16,11 @@ def _tokens(text: str) -> list[str]:
     return _ARTICLES.sub(" ", text).split()
 
 
+def is_refusal(text: str) -> bool:
+    """Does the answer decline ("I'm sorry", "I don't know", ...)?"""
+    return bool(_REFUSAL.search(text))
+
+
 def token_f1(prediction: str, reference: str) -> float:
     """Harmonic mean of token precision and recall after SQuAD normalisation."""
     pred, ref = _tokens(prediction), _tokens(reference)
@@ -36,6 +41,6 @@ def answer_metrics(predictions: Sequence[str], references: Sequence[str]) -> dic
         "token_f1": round(sum(token_f1(p, r) for p, r in zip(predictions, references, strict=True)) / n, 4),
         "answer_words": round(sum(len(p.split()) for p in predictions) / n, 2),
         "empty_rate": round(sum(1 for p in predictions if not p.strip()) / n, 4),
-        "refusal_rate": round(sum(1 for p in predictions if _REFUSAL.search(p)) / n, 4),
+        "refusal_rate": round(sum(1 for p in predictions if is_refusal(p)) / n, 4),
         "answers": n,
     }

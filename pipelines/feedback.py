@@ -1,0 +1,36 @@
+"""Stage `feedback`: new generation-log lines since the watermark + ingested feedback -> redacted,
+joined, curated SFT events and DPO pairs (consumed by `trainset`)."""
+
+from __future__ import annotations
+
+from llmops import workspace as ws
+from llmops.feedback.ingest import ingest_feedback
+from llmops.jsonl import read_jsonl, write_json, write_jsonl
+from llmops.pii import Redactor
+from llmops.records import Document, EvalQuestion, FeedbackEvent
+from pipelines._stage import setup
+
+
+def main() -> None:
+    params, settings = setup("feedback")
+    docs = read_jsonl(ws.REDACTED / "documents.jsonl", Document)
+    run = ingest_feedback(
+        read_jsonl(ws.REDACTED / "feedback.jsonl", FeedbackEvent),
+        settings.path("generation-log"),
+        settings.path("feedback"),
+        read_jsonl(params.evaluate.questions, EvalQuestion),
+        {d.doc_id: d.text for d in docs},
+        params.feedback,
+        redact=lambda events: Redactor(params.redact).redact_feedback(events),
+    )
+    write_jsonl(ws.FEEDBACK / "events.jsonl", run.joined)
+    write_jsonl(ws.FEEDBACK / "curated.jsonl", run.curated.sft)
+    write_jsonl(ws.FEEDBACK / "dpo.jsonl", run.curated.dpo)
+    write_jsonl(ws.FEEDBACK / "quarantine.jsonl", run.new.quarantined)
+    write_json(ws.stage_metrics("feedback"), run.stats())
+    run.commit()
+    print(run.stats())
+
+
+if __name__ == "__main__":
+    main()

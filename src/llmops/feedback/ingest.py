@@ -1,0 +1,93 @@
+"""Nightly feedback ingestion: new generation-log lines since the watermark, redacted, joined with
+ratings/corrections, accumulated in the feedback store, then curated.
+
+The watermark and the store under ``<LLMOPS_HOME>/feedback/`` are committed only after the stage has
+written its outputs (:meth:`FeedbackRun.commit`), so a crash re-reads the same lines next time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llmops.config import FeedbackParams
+from llmops.feedback.curate import CurateResult, curate_feedback, join_feedback
+from llmops.feedback.log import FeedbackUpdate, NewLogData, collect_new, load_watermark, save_watermark
+from llmops.jsonl import read_jsonl
+from llmops.records import EvalQuestion, FeedbackEvent
+
+Redact = Callable[[Sequence[FeedbackEvent]], list[FeedbackEvent]]
+
+
+@dataclass
+class FeedbackRun:
+    store: Path
+    new: NewLogData
+    joined: list[FeedbackEvent] = field(default_factory=list)
+    curated: CurateResult = field(default_factory=CurateResult)
+    orphan_updates: int = 0
+    _new_generations: list[FeedbackEvent] = field(default_factory=list)
+    _new_updates: list[FeedbackUpdate] = field(default_factory=list)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "new_from_log": self.new.counts(),
+            "events": len(self.joined),
+            "rated": sum(1 for e in self.joined if e.rating is not None),
+            "corrections": sum(1 for e in self.joined if e.correction),
+            "orphan_updates": self.orphan_updates,
+            **self.curated.stats(),
+        }
+
+    def commit(self) -> None:
+        """Append what was read to the store and advance the watermark (after outputs are written)."""
+        self.store.mkdir(parents=True, exist_ok=True)
+        for name, records in (("generations.jsonl", self._new_generations), ("updates.jsonl", self._new_updates)):
+            if records:
+                with (self.store / name).open("a", encoding="utf-8") as fh:
+                    fh.writelines(r.model_dump_json(exclude_none=True) + "\n" for r in records)
+        save_watermark(self.store / "watermark.json", self.new.watermark)
+
+
+def ingest_feedback(
+    static_events: Sequence[FeedbackEvent],
+    log_root: Path,
+    store: Path,
+    eval_questions: Sequence[EvalQuestion],
+    doc_texts: Mapping[str, str],
+    cfg: FeedbackParams,
+    redact: Redact,
+) -> FeedbackRun:
+    """Collect, redact, join and curate (see module docstring). ``redact`` pseudonymises events."""
+    new = collect_new(log_root, load_watermark(store / "watermark.json"))
+    run = FeedbackRun(store=store, new=new)
+    if new.generations or new.updates:
+        run._new_generations = redact(new.generations) if new.generations else []
+        # Corrections are free text from users: they go through the same redaction as generations.
+        carriers = [
+            FeedbackEvent(
+                generation_id=u.generation_id,
+                ts=u.ts,
+                query="",
+                answer="",
+                correction=u.correction,
+                model_id="-",
+                index_version="-",
+                data_rev="-",
+                latency_ms=0,
+                prompt_tokens=0,
+                completion_tokens=0,
+            )
+            for u in new.updates
+        ]
+        redacted = redact(carriers) if carriers else []
+        run._new_updates = [u.model_copy(update={"correction": r.correction}) for u, r in zip(new.updates, redacted, strict=True)]
+    old_generations = read_jsonl(store / "generations.jsonl", FeedbackEvent) if (store / "generations.jsonl").exists() else []
+    old_updates = read_jsonl(store / "updates.jsonl", FeedbackUpdate) if (store / "updates.jsonl").exists() else []
+    run.joined, run.orphan_updates = join_feedback(
+        [*static_events, *old_generations, *run._new_generations], [*old_updates, *run._new_updates]
+    )
+    run.curated = curate_feedback(run.joined, eval_questions, doc_texts, cfg)
+    return run

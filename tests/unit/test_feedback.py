@@ -1,0 +1,146 @@
+"""Generation log (concurrency, watermark) and curation rules."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from llmops.config import FeedbackParams
+from llmops.feedback import FeedbackUpdate, GenerationLog, collect_new, curate_feedback, join_feedback
+from llmops.feedback.log import has_new_data
+from llmops.records import EvalQuestion, FeedbackEvent
+
+T0 = datetime(2026, 5, 1, tzinfo=UTC)
+
+
+def _ev(
+    gid: str,
+    query: str,
+    answer: str,
+    rating: int | None = None,
+    correction: str | None = None,
+    docs: list[str] | None = None,
+    minutes: int = 0,
+) -> FeedbackEvent:
+    return FeedbackEvent(
+        generation_id=gid,
+        ts=T0 + timedelta(minutes=minutes),
+        query=query,
+        answer=answer,
+        retrieved_doc_ids=docs or [],
+        model_id="m",
+        index_version="i",
+        data_rev="r",
+        latency_ms=1,
+        prompt_tokens=1,
+        completion_tokens=1,
+        rating=rating,
+        correction=correction,
+    )
+
+
+def test_concurrent_writers_never_tear_or_lose_lines(tmp_path: Path) -> None:
+    log = GenerationLog(tmp_path)
+    long_answer = "x" * 5000  # lines far larger than a pipe buffer
+
+    def worker(w: int) -> None:
+        for i in range(250):
+            log.append_generation(_ev(f"{w}-{i}", f"q{i}", long_answer))
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    log.close()
+    new = collect_new(tmp_path, {})
+    assert new.quarantined == []
+    assert len(new.generations) == 2000
+    assert len({e.generation_id for e in new.generations}) == 2000
+
+
+def test_watermark_reads_only_new_complete_lines(tmp_path: Path) -> None:
+    log = GenerationLog(tmp_path)
+    log.append_generation(_ev("a", "q", "ans"))
+    first = collect_new(tmp_path, {})
+    assert [e.generation_id for e in first.generations] == ["a"]
+    assert not has_new_data(tmp_path, first.watermark)
+    log.append_generation(_ev("b", "q2", "ans"))
+    log.append_feedback(FeedbackUpdate(generation_id="a", ts=T0, rating=1))
+    part = next(tmp_path.glob("generations/*/*.jsonl"))
+    with part.open("ab") as fh:
+        fh.write(b'{"generation_id": "half')  # a line still being written
+    assert has_new_data(tmp_path, first.watermark)
+    second = collect_new(tmp_path, first.watermark)
+    assert [e.generation_id for e in second.generations] == ["b"]
+    assert [u.generation_id for u in second.updates] == ["a"]
+    assert second.quarantined == []
+    third = collect_new(tmp_path, second.watermark)
+    assert third.generations == [] and third.updates == []
+
+
+def test_join_latest_update_wins_and_orphans_counted() -> None:
+    events = [_ev("a", "q", "ans")]
+    updates = [
+        FeedbackUpdate(generation_id="a", ts=T0, rating=-1),
+        FeedbackUpdate(generation_id="a", ts=T0 + timedelta(seconds=5), rating=1),
+        FeedbackUpdate(generation_id="zz", ts=T0, rating=1),
+    ]
+    joined, orphans = join_feedback(events, updates)
+    assert joined[0].rating == 1 and orphans == 1
+
+
+DOCS = {"d1": "To renew your driver license online you need your license number and a credit card."}
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        (_ev("e1", "How do I pay my bill?", "", rating=1), "empty"),
+        (_ev("e2", "How do I pay my bill?", "x " * 3000, rating=1), "too_long"),
+        (_ev("e3", "How do I pay my bill?", "I'm sorry, I don't know.", rating=1), "refusal_rated_positive"),
+        (
+            _ev("e4", "How do I renew online?", "Bananas are yellow and grow on tropical plants.", rating=1, docs=["d1"]),
+            "unsupported_by_context",
+        ),
+        (_ev("e5", "What is the renewal fee for my license?", "renew online", rating=1, docs=["d1"]), "eval_overlap"),
+        (_ev("e6", "How do I pay my bill?", "some answer", rating=-1), "not_positive"),
+    ],
+)
+def test_curation_drops_with_reason(event: FeedbackEvent, reason: str) -> None:
+    evals = [EvalQuestion(id="q", query="what is the renewal fee for my license", gold_doc_ids=["d1"])]
+    res = curate_feedback([event], evals, DOCS, FeedbackParams())
+    assert res.sft == [] and dict(res.dropped) == {reason: 1}
+
+
+def test_curation_keeps_corrections_and_builds_dpo_pairs() -> None:
+    events = [
+        _ev("g1", "How do I renew my license online?", "You need your license number and a credit card.", rating=1, docs=["d1"]),
+        _ev(
+            "g2",
+            "How do I renew my license online?",
+            "Call us.",
+            rating=-1,
+            correction="Renew online with your license number and a credit card.",
+            minutes=1,
+        ),
+        _ev(
+            "g3",
+            "How do I renew my license online?",
+            "You need your license number and a credit card.",
+            rating=1,
+            docs=["d1"],
+            minutes=2,
+        ),
+    ]
+    res = curate_feedback(events, [], DOCS, FeedbackParams())
+    assert [e.generation_id for e in res.sft] == ["g1", "g2"]
+    assert dict(res.dropped) == {"near_duplicate": 1}
+    assert {tuple(p["generation_ids"]) for p in res.dpo} == {("g1", "g2"), ("g2",), ("g2", "g3")}
+    pair = next(p for p in res.dpo if p["generation_ids"] == ["g2"])
+    assert pair["rejected"] == "Call us." and pair["chosen"].startswith("Renew online")
+    json.dumps(res.dpo)  # serialisable as written by the stage
