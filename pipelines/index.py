@@ -17,7 +17,7 @@ def main() -> None:
     docs = read_jsonl(ws.REDACTED / "documents.jsonl", Document)
     embedder = LocalEmbedder(params.index.embedder, batch_size=params.index.batch_size)
     result, chunks = refresh_index(docs, chroma_client(settings), embedder, params.index, progress=True)
-    write_jsonl(ws.INDEX_MANIFEST, manifest(chunks))
+    write_jsonl(ws.INDEX_MANIFEST, manifest(chunks, embedder.embedder_id))
     write_json(ws.stage_metrics("index"), result.as_dict())
     print(result.as_dict())
 

@@ -73,6 +73,15 @@ class IndexParams(_Section):
     chunk_overlap: int = 40
     embedder: str = "all-MiniLM-L6-v2"
     batch_size: int = 64
+    chunk_mode: Literal["paragraph", "sentence"] = "paragraph"
+    retention: int = Field(default=3, ge=1)
+    retriever: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    dense_weight: float = Field(default=1.0, ge=0)
+    bm25_weight: float = Field(default=1.0, ge=0)
+    rrf_k: int = Field(default=60, ge=1)
+    candidates: int = Field(default=50, ge=1)
+    embedding_rpm: int = Field(default=3000, ge=1)
+    embedding_retries: int = Field(default=5, ge=0)
 
 
 class TrainsetParams(_Section):
