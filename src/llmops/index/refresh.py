@@ -140,6 +140,8 @@ def refresh_index(
     target = get_collection(client, version, embedder_id)
     if keep:
         _copy(live, target, keep, wanted, embedder_id)
+    # Similar lengths in one call pad less: sort globally, as a single model.encode call would.
+    to_embed.sort(key=lambda c: len(c.text))
     step = cfg.batch_size * 4
     for i in range(0, len(to_embed), step):
         batch = to_embed[i : i + step]
