@@ -86,9 +86,8 @@ class IndexParams(_Section):
     chunk_mode: Literal["paragraph", "sentence"] = "paragraph"
     retention: int = Field(default=3, ge=1)
     retriever: Literal["hybrid", "dense", "bm25"] = "hybrid"
-    dense_weight: float = Field(default=1.0, ge=0)
-    bm25_weight: float = Field(default=1.0, ge=0)
-    rrf_k: int = Field(default=60, ge=1)
+    dense_weight: float = Field(default=0.5, ge=0)
+    bm25_weight: float = Field(default=0.5, ge=0)
     candidates: int = Field(default=50, ge=1)
     embedding_rpm: int = Field(default=3000, ge=1)
     embedding_retries: int = Field(default=5, ge=0)

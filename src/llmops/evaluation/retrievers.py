@@ -23,14 +23,12 @@ KS = (1, 5, 10)
 
 def evaluate_retrievers(questions: Sequence[EvalQuestion], retriever: HybridRetriever, ks: Sequence[int] = KS) -> dict[str, Any]:
     """``{recall@k..., mrr, ndcg@10}`` of ``retriever.cfg.retriever`` at top level, and under ``dense``,
-    ``bm25`` and ``hybrid`` for each retriever alone."""
-    queries = [q.query for q in questions]
+    ``bm25`` and ``hybrid`` for each retriever alone (``rrf``: naive rank fusion, for comparison)."""
+    rankings = retriever.rank([q.query for q in questions])
     gold = [q.gold_doc_ids for q in questions]
-    rankings = retriever.chunk_rankings(queries, "hybrid")
     per_mode = {}
-    for mode in RETRIEVERS:
-        sides = ("dense", "bm25") if mode == "hybrid" else (mode,)
-        ranked = [[d for d, _ in retriever.fuse({s: rankings[s][i] for s in sides}, mode)] for i in range(len(queries))]
+    for mode in (*RETRIEVERS, "rrf"):
+        ranked = [[d for d, _ in retriever.documents(r[mode])] for r in rankings]
         per_mode[mode] = retrieval_metrics(ranked, gold, ks)
     configured = retriever.cfg.retriever
     return {"retriever": configured, **per_mode[configured], **per_mode}
