@@ -117,3 +117,46 @@ def versions(collection: Collection = None, params_file: ParamsFile = Path("para
         echo_json(describe_versions(chroma_client(settings), params.index.collection))
     except LLMOpsError as exc:
         fail(exc)
+
+
+@app.command()
+def tune(
+    docs: Annotated[Path, typer.Option("--docs", help="Documents JSONL the pairs' gold chunks come from.")],
+    train: Annotated[Path, typer.Option("--train", help="Training questions JSONL: {id, query, gold_doc_ids, answer?}.")],
+    held_out: Annotated[Path, typer.Option("--eval", help="Held-out questions JSONL (never trained on).")],
+    feedback: Annotated[Path | None, typer.Option(help="Generation log JSONL; rating 1 events become pairs too.")] = None,
+    rebuild: Annotated[bool, typer.Option(help="If the tuned embedder wins, rebuild the index with it.")] = False,
+    collection: Collection = None,
+    params_file: ParamsFile = Path("params.yaml"),
+) -> None:
+    """Fine-tune the local embedder (MultipleNegativesRankingLoss), compare base vs tuned on the held-out
+    questions, register it only if it wins, and optionally rebuild the index with it (prints JSON)."""
+    from llmops.index.chunk import chunk_documents
+    from llmops.index.embed import LocalEmbedder
+    from llmops.index.refresh import refresh_index
+    from llmops.index.store import chroma_client
+    from llmops.index.tune import tune_embedder
+    from llmops.records import Document, EvalQuestion, FeedbackEvent
+
+    try:
+        params, settings = load_edge(params_file, collection)
+        documents = read_input(docs, Document)
+        cfg = params.index
+        chunks = chunk_documents(documents, cfg.chunk_words, cfg.chunk_overlap, cfg.chunk_mode)
+        result = tune_embedder(
+            chunks,
+            read_input(train, EvalQuestion),
+            read_input(held_out, EvalQuestion),
+            cfg.embedder,
+            settings.path("embedders"),
+            cfg.tune,
+            feedback=read_input(feedback, FeedbackEvent) if feedback else (),
+            seed=params.base.seed,
+        )
+        out: dict[str, Any] = result.as_dict()
+        if result.promoted and rebuild:
+            refreshed, _ = refresh_index(documents, chroma_client(settings), LocalEmbedder(result.tuned_path), cfg)
+            out["index"] = refreshed.as_dict()
+        echo_json(out)
+    except LLMOpsError as exc:
+        fail(exc)

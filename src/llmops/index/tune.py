@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from llmops.config import EmbedTuneParams
-from llmops.errors import EmptyDatasetError
+from llmops.errors import DataContractError, EmptyDatasetError
 from llmops.evaluation.retrieval import retrieval_metrics
 from llmops.index.embed import DEFAULT_EMBEDDER, LocalEmbedder, packaged_minilm_path
 from llmops.records import Chunk, EvalQuestion, FeedbackEvent
@@ -60,7 +60,11 @@ def train_embedder(pairs: Sequence[tuple[str, str]], base: str, out_dir: Path, c
     """Fine-tune ``base`` on ``pairs`` with MultipleNegativesRankingLoss; saves the model to ``out_dir``."""
     import torch
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.losses import MultipleNegativesRankingLoss
+
+    try:
+        from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    except ImportError:  # sentence-transformers < 6
+        from sentence_transformers.losses import MultipleNegativesRankingLoss
 
     if len(pairs) < 2:
         raise EmptyDatasetError(f"{len(pairs)} training pair(s): in-batch negatives need at least 2")
@@ -86,7 +90,8 @@ def train_embedder(pairs: Sequence[tuple[str, str]], base: str, out_dir: Path, c
             batch = pairs[i : i + cfg.batch_size]
             if len(batch) < 2:
                 continue
-            features = [model.tokenize([q for q, _ in batch]), model.tokenize([d for _, d in batch])]
+            encode = getattr(model, "preprocess", None) or model.tokenize  # tokenize is deprecated in v6
+            features = [encode([q for q, _ in batch]), encode([d for _, d in batch])]
             value = loss(features, None)
             value.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -129,27 +134,41 @@ class TuneResult:
 
 def tune_embedder(
     chunks: Sequence[Chunk],
-    train: Sequence[tuple[str, str]],
+    train: Sequence[EvalQuestion],
     held_out: Sequence[EvalQuestion],
     base: str,
     registry_dir: Path,
     cfg: EmbedTuneParams,
     *,
+    feedback: Sequence[FeedbackEvent] = (),
     seed: int = 42,
 ) -> TuneResult:
-    """Train on ``train`` pairs, compare base and tuned on ``held_out`` (recall@5, then MRR), and register
-    the tuned model under ``registry_dir`` as the current embedder only if it wins by more than ``min_gain``."""
+    """Train on pairs from ``train`` questions and positive ``feedback``, compare base and tuned on
+    ``held_out`` (recall@5, then MRR), and register the tuned model under ``registry_dir`` as the current
+    embedder only if it wins by more than ``cfg.min_gain``. Held-out questions must not be trained on."""
     start = time.perf_counter()
     if not held_out:
         raise EmptyDatasetError("no held-out questions: base and tuned embedders cannot be compared")
+    leaked = {q.id for q in held_out} & {q.id for q in train}
+    if leaked:
+        raise DataContractError(
+            f"{len(leaked)} held-out question(s) are also in the training set (e.g. {sorted(leaked)[0]!r}): "
+            "split by dialogue so the evaluated questions are never trained on"
+        )
+    # The same wording in another dialogue would still teach the evaluated query: never train on it.
+    held_queries = {q.query.casefold().strip() for q in held_out}
+    train = [q for q in train if q.query.casefold().strip() not in held_queries]
+    feedback = [f for f in feedback if f.query.casefold().strip() not in held_queries]
+    pairs = training_pairs(train, chunks, feedback)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    out = train_embedder(train, base, registry_dir / f"minilm-tuned-{stamp}", cfg, seed)
+    out = train_embedder(pairs, base, registry_dir / f"minilm-tuned-{stamp}", cfg, seed)
     base_m = dense_metrics(LocalEmbedder(base), chunks, held_out)
     tuned_m = dense_metrics(LocalEmbedder(str(out)), chunks, held_out)
     gain = (tuned_m["recall@5"] - base_m["recall@5"], tuned_m["mrr"] - base_m["mrr"])
     promoted = gain[0] > cfg.min_gain or (gain[0] == 0 and gain[1] > cfg.min_gain)
     reason = f"recall@5 {base_m['recall@5']} -> {tuned_m['recall@5']}, mrr {base_m['mrr']} -> {tuned_m['mrr']}"
-    result = TuneResult(base, str(out), len(train), base_m, tuned_m, promoted, reason, round(time.perf_counter() - start, 1))
+    result = TuneResult(base, str(out), len(pairs), base_m, tuned_m, promoted, reason, round(time.perf_counter() - start, 1))
+    registry_dir.mkdir(parents=True, exist_ok=True)
     record = registry_dir / "embedders.jsonl"
     with record.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(result.as_dict()) + "\n")
