@@ -149,3 +149,14 @@ def test_retention_prunes_old_versions(tmp_path: Path, embedder: LocalEmbedder) 
         ("knowledge-base-v2", "previous"),
         ("knowledge-base-v3", "serving"),
     ]
+
+
+def test_a_vanished_serving_version_is_reported_and_rebuilt(tmp_path: Path, embedder: LocalEmbedder) -> None:
+    client, cfg = _client(tmp_path), IndexParams()
+    refresh_index(DOCS, client, embedder, cfg)
+    client.delete_collection("knowledge-base-v1")  # e.g. removed by hand on the server
+    with pytest.raises(IndexStateError, match="no longer exists"):
+        serving_collection(client, cfg.collection)
+    result, chunks = refresh_index(DOCS, client, embedder, cfg)
+    assert (result.version, result.embedded) == ("knowledge-base-v2", 3)
+    assert _serving_ids(client) == {c.chunk_id for c in chunks}

@@ -49,11 +49,11 @@ class SparseIndex:
         known = [t for t in tokens if t in self._bm25.vocab_dict] if self._size else []
         return self._bm25.get_scores(known) if known else np.zeros(self._size)
 
-    def top(self, query: str, k: int) -> dict[int, float]:
-        """``{position: score}`` of the top-``k`` texts with a positive score."""
+    def top(self, query: str, k: int, scores: Any = None) -> dict[int, float]:
+        """``{position: score}`` of the top-``k`` texts with a positive score (``scores``: precomputed)."""
         import numpy as np
 
-        scores = self.scores(query)
+        scores = self.scores(query) if scores is None else scores
         k = min(k, self._size)
         if k == 0:
             return {}
@@ -157,12 +157,12 @@ class HybridRetriever:
         n = self.cfg.candidates
         vectors = self.embedder.embed(list(queries)) if queries else []
         dense = self._dense(vectors, n)
-        sparse_top = [self.sparse.top(q, n) for q in queries]
+        sparse_all = [self.sparse.scores(q) for q in queries]
+        sparse_top = [self.sparse.top(q, n, scores) for q, scores in zip(queries, sparse_all, strict=True)]
         dense_ranked = [sorted(d, key=lambda p: -d[p]) for d in dense]
         self._complete_dense(vectors, dense, [set(s) for s in sparse_top])
         out = []
-        for q, d, s, dr in zip(queries, dense, sparse_top, dense_ranked, strict=True):
-            all_sparse = self.sparse.scores(q)
+        for all_sparse, d, s, dr in zip(sparse_all, dense, sparse_top, dense_ranked, strict=True):
             s_full = {p: float(all_sparse[p]) for p in d.keys() | s.keys() if all_sparse[p] > 0}
             rrf_ranked = rrf([[str(p) for p in dr], [str(p) for p in s]], [1.0, 1.0], 60)
             out.append(

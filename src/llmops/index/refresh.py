@@ -110,7 +110,10 @@ def refresh_index(
     wanted = {c.chunk_id: c for c in chunks}
     embedder_id = embedder.embedder_id
 
-    live = serving_collection(client, cfg.collection)
+    try:
+        live = serving_collection(client, cfg.collection)
+    except IndexStateError:
+        live = None  # the served version was deleted behind our back: rebuild it from scratch
     previous = live.name if live is not None else None
     same_space = live is not None and collection_embedder(live) == embedder_id
     existing = set(live.get(include=[])["ids"]) if same_space else set()
