@@ -160,3 +160,25 @@ def test_a_vanished_serving_version_is_reported_and_rebuilt(tmp_path: Path, embe
     result, chunks = refresh_index(DOCS, client, embedder, cfg)
     assert (result.version, result.embedded) == ("knowledge-base-v2", 3)
     assert _serving_ids(client) == {c.chunk_id for c in chunks}
+
+
+def test_index_in_sync_and_stage_retrieval_follow_the_alias(tmp_path: Path, embedder: LocalEmbedder) -> None:
+    from llmops import workspace as ws
+    from llmops.config import Params
+    from llmops.evaluation.rag import evaluate_retrieval
+    from llmops.index.hybrid import open_retriever
+    from llmops.index.refresh import manifest
+    from llmops.jsonl import write_jsonl
+    from llmops.records import EvalQuestion
+    from llmops.runs import index_in_sync
+
+    params, settings = Params(), Settings(home=tmp_path / "home")
+    _, chunks = refresh_index(DOCS, chroma_client(settings), embedder, params.index)
+    write_jsonl(tmp_path / ws.INDEX_MANIFEST, manifest(chunks, embedder.embedder_id))
+    assert index_in_sync(params, settings, tmp_path)
+    assert not index_in_sync(params, Settings(home=tmp_path / "fresh"), tmp_path)  # empty Chroma: force the stage
+
+    questions = [EvalQuestion(id="q", query="renew my driver license", gold_doc_ids=["renew"])]
+    retriever = open_retriever(chroma_client(settings), embedder, params.index)
+    metrics, hits = evaluate_retrieval(questions, retriever, [1, 5])
+    assert metrics["recall@1"] == 1.0 and hits[0][0]["text"].startswith("To renew")
