@@ -6,8 +6,9 @@ import json
 
 from llmops import workspace as ws
 from llmops.evaluation.rag import evaluate_answers, evaluate_retrieval
-from llmops.index.embed import LocalEmbedder
-from llmops.index.store import chroma_client, get_collection
+from llmops.index.embed import make_embedder
+from llmops.index.hybrid import open_retriever
+from llmops.index.store import chroma_client
 from llmops.jsonl import read_jsonl, write_json, write_jsonl
 from llmops.llm.local import LocalChatModel
 from llmops.records import EvalQuestion
@@ -17,9 +18,9 @@ from pipelines._stage import setup
 def main() -> None:
     params, settings = setup("evaluate")
     questions = read_jsonl(params.evaluate.questions, EvalQuestion)
-    embedder = LocalEmbedder(params.index.embedder, batch_size=params.index.batch_size)
-    collection = get_collection(chroma_client(settings), params.index.collection, embedder.embedder_id)
-    retrieval, hits = evaluate_retrieval(questions, collection, embedder, params.evaluate.k)
+    embedder = make_embedder(params.index.embedder, params.index, settings)
+    retriever = open_retriever(chroma_client(settings), embedder, params.index)
+    retrieval, hits = evaluate_retrieval(questions, retriever, params.evaluate.k)
     training = json.loads((ws.ADAPTER / "training.json").read_text(encoding="utf-8"))
     model = LocalChatModel(settings.base_model_cache, ws.ADAPTER, model_id=training["model_id"])
     answers, samples = evaluate_answers(questions, hits, model, params.evaluate, params.base, progress=True)

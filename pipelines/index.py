@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from llmops import workspace as ws
 from llmops.index import refresh_index
-from llmops.index.embed import LocalEmbedder
+from llmops.index.embed import make_embedder
 from llmops.index.refresh import manifest
 from llmops.index.store import chroma_client
 from llmops.jsonl import read_jsonl, write_json, write_jsonl
@@ -15,9 +15,9 @@ from pipelines._stage import setup
 def main() -> None:
     params, settings = setup("index")
     docs = read_jsonl(ws.REDACTED / "documents.jsonl", Document)
-    embedder = LocalEmbedder(params.index.embedder, batch_size=params.index.batch_size)
+    embedder = make_embedder(params.index.embedder, params.index, settings)
     result, chunks = refresh_index(docs, chroma_client(settings), embedder, params.index, progress=True)
-    write_jsonl(ws.INDEX_MANIFEST, manifest(chunks))
+    write_jsonl(ws.INDEX_MANIFEST, manifest(chunks, embedder.embedder_id))
     write_json(ws.stage_metrics("index"), result.as_dict())
     print(result.as_dict())
 

@@ -67,12 +67,31 @@ class RedactParams(_Section):
     batch_size: int = 64
 
 
+class EmbedTuneParams(_Section):
+    epochs: int = Field(default=1, ge=1)
+    batch_size: int = Field(default=32, ge=2)
+    learning_rate: float = 3e-5
+    warmup_share: float = 0.1
+    max_pairs: int = Field(default=2000, ge=1)
+    max_seq_len: int = Field(default=256, ge=16)
+    min_gain: float = 0.0
+
+
 class IndexParams(_Section):
     collection: str = "knowledge-base"
     chunk_words: int = 200
     chunk_overlap: int = 40
     embedder: str = "all-MiniLM-L6-v2"
     batch_size: int = 64
+    chunk_mode: Literal["paragraph", "sentence"] = "paragraph"
+    retention: int = Field(default=3, ge=1)
+    retriever: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    dense_weight: float = Field(default=0.5, ge=0)
+    bm25_weight: float = Field(default=0.5, ge=0)
+    candidates: int = Field(default=50, ge=1)
+    embedding_rpm: int = Field(default=3000, ge=1)
+    embedding_retries: int = Field(default=5, ge=0)
+    tune: EmbedTuneParams = Field(default_factory=EmbedTuneParams)
 
 
 class TrainsetParams(_Section):

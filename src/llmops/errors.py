@@ -8,6 +8,7 @@
     │   └── EmptyDatasetError        nothing valid left to work on
     ├── StorageError                 object store (local / S3) could not be read or written
     ├── ModelNotAvailableError       a local model package is not installed / cannot load
+    ├── IndexStateError              the vector index / its serving alias is not in a usable state
     ├── PIILeakError                 residual personal data found where none may be
     ├── StageError                   a DVC stage failed (carries the stage name)
     ├── DriftDetected                drift crossed a threshold (raised only when asked to fail)
@@ -45,6 +46,10 @@ class StorageError(LLMOpsError):
 
 class ModelNotAvailableError(LLMOpsError):
     """A model package is missing or its files cannot be loaded."""
+
+
+class IndexStateError(LLMOpsError):
+    """The vector index or its serving alias cannot be used as asked (nothing published, no version to roll back to)."""
 
 
 class PIILeakError(LLMOpsError):

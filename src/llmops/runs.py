@@ -36,13 +36,16 @@ def forced_stages(params: Params, settings: Settings, project_dir: Path) -> set[
 
 def index_in_sync(params: Params, settings: Settings, project_dir: Path) -> bool:
     """Does the live Chroma collection hold exactly the chunks of the index manifest?"""
+    from llmops.errors import IndexStateError
     from llmops.index.store import chroma_client
+    from llmops.index.versions import serving_collection
 
     wanted = {json.loads(line)["chunk_id"] for line in (project_dir / ws.INDEX_MANIFEST).open(encoding="utf-8")}
-    client = chroma_client(settings)
     try:
-        collection = client.get_collection(params.index.collection)
-    except Exception:  # chromadb raises different types across versions for a missing collection
+        collection = serving_collection(chroma_client(settings), params.index.collection)
+    except IndexStateError:
+        return False
+    if collection is None:
         return False
     return collection.count() == len(wanted) and set(collection.get(include=[])["ids"]) == wanted
 

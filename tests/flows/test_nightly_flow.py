@@ -18,6 +18,7 @@ def test_nightly_runs_every_stage_then_skips_them_all(
 ) -> None:
     from flows.nightly import nightly
     from llmops.index.store import chroma_client
+    from llmops.index.versions import serving_collection
 
     state = nightly(project_dir=str(workspace), return_state=True)
     assert state.is_completed(), state
@@ -33,7 +34,7 @@ def test_nightly_runs_every_stage_then_skips_them_all(
 
     settings = Settings()
     manifest = (workspace / ws.INDEX_MANIFEST).read_text().splitlines()
-    collection = chroma_client(settings).get_collection("knowledge-base")
+    collection = serving_collection(chroma_client(settings), "knowledge-base")
     assert collection.count() == len(manifest) > 0
     docs = {json.loads(line)["doc_id"] for line in (workspace / "data/sample/documents.jsonl").read_text().splitlines()}
     assert {m["doc_id"] for m in collection.get(include=["metadatas"])["metadatas"]} == docs
@@ -57,4 +58,4 @@ def test_nightly_runs_every_stage_then_skips_them_all(
     monkeypatch.setenv("LLMOPS_HOME", str(tmp_path / "other-home"))
     third = nightly(project_dir=str(workspace))
     assert [s["stage"] for s in third["stages"] if s["ran"]] == ["index"]
-    assert chroma_client(Settings()).get_collection("knowledge-base").count() == len(manifest)
+    assert serving_collection(chroma_client(Settings()), "knowledge-base").count() == len(manifest)

@@ -35,3 +35,18 @@ def test_ids_are_stable_and_change_with_text() -> None:
 def test_no_window_of_overlap_only() -> None:
     chunks = chunk_document(_doc([190, 100, 100]), size=200, overlap=40)
     assert all(len(c.text.split()) > 40 for c in chunks)
+
+
+def test_sentence_mode_keeps_sentences_whole_and_rejects_unknown_modes() -> None:
+    import pytest
+
+    from llmops.index.chunk import chunk_document
+    from llmops.records import Document
+
+    doc = Document(doc_id="d", text="One two three four. Five six seven eight. Nine ten eleven twelve.")
+    by_sentence = [c.text for c in chunk_document(doc, size=6, overlap=0, mode="sentence")]
+    assert by_sentence == ["One two three four.", "Five six seven eight.", "Nine ten eleven twelve."]
+    by_paragraph = [c.text for c in chunk_document(doc, size=6, overlap=0)]
+    assert by_paragraph[0] == "One two three four. Five six"  # a paragraph too long for a window is cut
+    with pytest.raises(ValueError, match="unknown"):
+        chunk_document(doc, mode="page")

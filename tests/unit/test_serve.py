@@ -17,7 +17,7 @@ from llmops.llm.local import LocalChatModel
 from llmops.pii import Redactor
 from llmops.records import Document
 from llmops.serve.answerer import Answerer
-from llmops.serve.app import ChromaRetriever, create_app
+from llmops.serve.app import IndexRetriever, create_app
 
 DOCS = [
     Document(doc_id="renew", text="Renew your driver license online at the DMV website; the fee is 64 dollars."),
@@ -32,7 +32,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Iter
     params = Params(serve=ServeParams(max_new_tokens=12, max_body_bytes=2048))
     refresh_index(DOCS, chroma_client(settings), LocalEmbedder(), IndexParams())
     answerer = Answerer(
-        ChromaRetriever(settings, params),
+        IndexRetriever(settings, params),
         LocalChatModel(model_cache / "base"),
         GenerationLog(home / "log"),
         Redactor(params.redact).redact_texts,

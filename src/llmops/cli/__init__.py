@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typer
 
-from llmops.cli import pipeline, serve
+from llmops.cli import evaluation, index, pipeline, serve
 
 app = typer.Typer(
     help="llmops: nightly LLMOps pipeline for a customer-support assistant "
@@ -25,6 +25,8 @@ app.registered_commands += pipeline.app.registered_commands + serve.app.register
 app.add_typer(pipeline.run_app, name="run")
 app.add_typer(pipeline.monitor_app, name="monitor")
 # Area command groups: app.add_typer(<module>.app, name="<area>")
+app.add_typer(index.app, name="index")
+app.add_typer(evaluation.app, name="eval")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -8,8 +8,7 @@ from typing import Any
 from llmops.config import BaseParams, EvaluateParams
 from llmops.evaluation.answers import answer_metrics
 from llmops.evaluation.retrieval import retrieval_metrics
-from llmops.index.embed import Embedder
-from llmops.index.store import query
+from llmops.index.hybrid import HybridRetriever
 from llmops.llm.base import ChatModel
 from llmops.records import EvalQuestion
 
@@ -23,11 +22,10 @@ def rag_messages(question: str, contexts: Sequence[str], system_prompt: str, con
 
 
 def evaluate_retrieval(
-    questions: Sequence[EvalQuestion], collection: Any, embedder: Embedder, ks: Sequence[int]
+    questions: Sequence[EvalQuestion], retriever: HybridRetriever, ks: Sequence[int]
 ) -> tuple[dict[str, float], list[list[dict[str, Any]]]]:
-    """Retrieval metrics for ``questions``; also returns the hits for answer generation."""
-    vectors = embedder.embed([q.query for q in questions])
-    hits = query(collection, vectors, k=max(ks) * 3) if questions else []  # several chunks per doc
+    """Retrieval metrics of the configured retriever; also returns the hits for answer generation."""
+    hits = retriever.search([q.query for q in questions], k=max(ks)) if questions else []
     ranked = [[h["doc_id"] for h in hs] for hs in hits]
     return retrieval_metrics(ranked, [q.gold_doc_ids for q in questions], ks), hits
 

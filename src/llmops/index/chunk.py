@@ -7,6 +7,7 @@ A chunk id is a hash of the doc id and the normalised chunk text, so an unchange
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 
 from llmops.records import Chunk, Document
@@ -47,10 +48,23 @@ def _windows(paragraphs: list[list[str]], size: int, overlap: int) -> list[list[
     return windows
 
 
-def chunk_document(doc: Document, size: int = 200, overlap: int = 40) -> list[Chunk]:
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+
+
+def _units(text: str, mode: str) -> list[list[str]]:
+    """The units windows never split when they fit: paragraphs, or sentences within paragraphs."""
+    paragraphs = [p for p in text.split("\n\n") if p.strip()]
+    if mode == "sentence":
+        return [s.split() for p in paragraphs for s in _SENTENCE_END.split(p) if s.strip()]
+    if mode != "paragraph":
+        raise ValueError(f"chunk mode {mode!r} is unknown: use 'paragraph' or 'sentence'")
+    return [p.split() for p in paragraphs]
+
+
+def chunk_document(doc: Document, size: int = 200, overlap: int = 40, mode: str = "paragraph") -> list[Chunk]:
     if overlap >= size:
         raise ValueError(f"chunk overlap ({overlap}) must be smaller than chunk size ({size})")
-    paragraphs = [p.split() for p in doc.text.split("\n\n") if p.strip()]
+    paragraphs = _units(doc.text, mode)
     h = doc_hash(doc)
     chunks, seen = [], set()
     for pos, words in enumerate(_windows(paragraphs, size, overlap)):
@@ -63,6 +77,6 @@ def chunk_document(doc: Document, size: int = 200, overlap: int = 40) -> list[Ch
     return chunks
 
 
-def chunk_documents(docs: Iterable[Document], size: int = 200, overlap: int = 40) -> list[Chunk]:
+def chunk_documents(docs: Iterable[Document], size: int = 200, overlap: int = 40, mode: str = "paragraph") -> list[Chunk]:
     """Chunk every document (see :func:`chunk_document`)."""
-    return [c for d in docs for c in chunk_document(d, size, overlap)]
+    return [c for d in docs for c in chunk_document(d, size, overlap, mode)]

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from llmops.errors import ModelNotAvailableError
+
+if TYPE_CHECKING:
+    from llmops.config import IndexParams, Settings
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 
@@ -63,3 +66,21 @@ class LocalEmbedder:
             convert_to_numpy=True,
         )
         return vectors.tolist()
+
+
+def make_embedder(name: str, cfg: IndexParams, settings: Settings | None = None) -> Embedder:
+    """``openai:<model>`` -> :class:`OpenAIEmbedder` on ``settings`` (OPENAI_BASE_URL / OPENAI_API_KEY);
+    anything else is a local sentence-transformers model: the packaged default or a model directory."""
+    if name.startswith("openai:"):
+        from llmops.index.embed_openai import OpenAIEmbedder
+
+        key = settings.openai_api_key.get_secret_value() if settings and settings.openai_api_key else None
+        return OpenAIEmbedder(
+            name.removeprefix("openai:"),
+            api_key=key,
+            base_url=settings.openai_base_url if settings else None,
+            batch_size=cfg.batch_size * 4,
+            requests_per_minute=cfg.embedding_rpm,
+            max_retries=cfg.embedding_retries,
+        )
+    return LocalEmbedder(name, batch_size=cfg.batch_size)

@@ -35,20 +35,22 @@ class FeedbackRequest(BaseModel):
     correction: str | None = Field(default=None, max_length=8000)
 
 
-class ChromaRetriever:
-    """Dense retrieval over the serving collection with the index's embedder."""
+class IndexRetriever:
+    """The configured retriever (hybrid by default) over the version the index alias serves now."""
 
     def __init__(self, settings: Settings, params: Params) -> None:
-        from llmops.index.embed import LocalEmbedder
-        from llmops.index.store import chroma_client, get_collection
+        from llmops.index.embed import make_embedder
+        from llmops.index.hybrid import open_retriever
+        from llmops.index.store import chroma_client
+        from llmops.index.versions import read_alias
 
-        self.embedder = LocalEmbedder(params.index.embedder, batch_size=params.index.batch_size)
-        self.collection = get_collection(chroma_client(settings), params.index.collection, self.embedder.embedder_id)
+        client = chroma_client(settings)
+        embedder = make_embedder(params.index.embedder, params.index, settings)
+        self._retriever = open_retriever(client, embedder, params.index)
+        self.version = read_alias(client, params.index.collection).serving or "unpublished"
 
     def retrieve(self, query: str, k: int) -> list[dict[str, Any]]:
-        from llmops.index.store import query as chroma_query
-
-        return chroma_query(self.collection, self.embedder.embed([query]), k=k)[0]
+        return self._retriever.search([query], k=k)[0]
 
 
 def build_answerer(settings: Settings, params: Params, project_dir: Path) -> Answerer:
@@ -57,7 +59,7 @@ def build_answerer(settings: Settings, params: Params, project_dir: Path) -> Ans
     from llmops.feedback.log import GenerationLog
     from llmops.finetune.registry import Registry
     from llmops.pii import Redactor
-    from llmops.versioning import data_revision, read_lock
+    from llmops.versioning import data_revision
 
     model: Any
     if settings.openai_api_key and settings.openai_chat_model:
