@@ -74,18 +74,17 @@ def build_answerer(settings: Settings, params: Params, project_dir: Path) -> Ans
         champion = Registry(settings.path("registry")).champion()
         adapter = Path(champion.artifact_path) if champion else None
         model = LocalChatModel(settings.base_model_cache, adapter, model_id=champion.model_id if champion else None)
-    outs = read_lock(project_dir).get("stages", {}).get("index", {}).get("outs", [])
-    index_version = (outs[0].get("md5") or "unversioned")[:12] if outs else "unversioned"
+    retriever = IndexRetriever(settings, params)
     redactor = Redactor(params.redact)
     log_root = settings.path("generation-log")
     return Answerer(
-        ChromaRetriever(settings, params),
+        retriever,
         model,
         GenerationLog(log_root, fsync=params.serve.fsync),
         redactor.redact_texts,
         params.serve,
         params.base,
-        index_version=index_version,
+        index_version=retriever.version,
         data_rev=data_revision(project_dir),
         known_ids=known_generation_ids(log_root),
     )
