@@ -103,6 +103,10 @@ class EvaluateParams(_Section):
     answer_questions: int = 6
     max_new_tokens: int = 48
     context_chars: int = 900
+    groundedness_threshold: float = 0.6
+    judge_questions: int = 2
+    judge_repeats: int = 1
+    judge_model: str = "gpt-4o-mini"
 
 
 class MonitorParams(_Section):
