@@ -113,6 +113,19 @@ class MonitorParams(_Section):
     reference: str = "data/sample/reference_conversations.jsonl"
     drift_share: float = 0.5
     text_content_drift: bool = True
+    new_vocab_threshold: float = 0.35
+    embedding_drift: bool = True
+    embedding_method: Literal["model", "distance", "mmd"] = "model"
+    embedding_threshold: float = 0.75
+    embedding_sample: int = 1000
+    reference_documents: str = "data/sample/documents.jsonl"
+    quality_current_days: int = 7
+    max_thumbs_down_increase: float = 0.1
+    max_refusal_increase: float = 0.1
+    max_latency_ratio: float = 1.5
+    max_metric_drop: float = 0.05
+    retrain_on_trigger: bool = True
+    retrain_deployment: str = "retrain/retrain"
 
 
 class Params(_Section):
@@ -159,6 +172,8 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
     notify_webhook: str | None = None
+    # Run history (metrics + drift per run, archived reports): a directory or s3://bucket/prefix.
+    history_uri: str | None = Field(default=None, description="default: <home>/history")
 
     @property
     def home_dir(self) -> Path:
@@ -176,6 +191,10 @@ class Settings(BaseSettings):
     @property
     def chroma_dir(self) -> Path:
         return self.path("chroma")
+
+    @property
+    def history(self) -> str:
+        return self.history_uri or str(self.path("history"))
 
     @property
     def remote_url(self) -> str:
