@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from llmops.config import MonitorParams
+from llmops.config import MonitorParams, Settings
 from llmops.index.embed import Embedder
 from llmops.monitoring.drift import drift_report
 from llmops.monitoring.history import History, HistoryEntry, drift_summary, key_metrics
@@ -92,3 +92,39 @@ def observe_run(
         url = trend_page.resolve().as_uri() if trend_page is not None else None
         entry.trigger["notified"] = notify(webhook, slack_payload(decision, flow=flow, run_id=run_id, report_url=url))
     return entry, decision
+
+
+def observe_workspace(
+    project_dir: Path, settings: Settings, cfg: MonitorParams, *, flow: str, run_id: str, evaluated: bool
+) -> dict[str, Any]:
+    """:func:`observe_run` on a DVC workspace's outputs (drift.json, metrics.json); what a flow needs back.
+
+    ``launch`` is True when a trigger fired and ``retrain_on_trigger`` allows acting on it.
+    """
+    from llmops import workspace as ws
+    from llmops.versioning import data_revision
+
+    def read(path: Path) -> dict[str, Any]:
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+    drift_dir = project_dir / ws.DRIFT_DIR
+    entry, decision = observe_run(
+        History(settings.history, endpoint_url=settings.s3_endpoint_url),
+        cfg,
+        flow=flow,
+        run_id=run_id,
+        drift=read(drift_dir / "drift.json"),
+        evaluation=read(project_dir / ws.EVAL_METRICS) if evaluated else None,
+        data_rev=data_revision(project_dir),
+        reports={"drift_html": drift_dir / "report.html", "quality_html": drift_dir / "quality.html"},
+        trend_page=settings.path("trend.html"),
+        webhook=settings.notify_webhook,
+    )
+    return {
+        **decision.as_dict(),
+        "launch": decision.retrain and cfg.retrain_on_trigger,
+        "deployment": cfg.retrain_deployment,
+        "trend_page": str(settings.path("trend.html")),
+        "history_entry": entry.key,
+        "notified": entry.trigger.get("notified"),
+    }
