@@ -116,10 +116,10 @@ class MonitorParams(_Section):
     new_vocab_threshold: float = 0.35
     embedding_drift: bool = True
     embedding_method: Literal["model", "distance", "mmd"] = "model"
-    embedding_threshold: float = 0.75
+    embedding_threshold: float = 0.8
     embedding_sample: int = 1000
     reference_documents: str = "data/sample/documents.jsonl"
-    quality_current_days: int = 7
+    quality_current_days: int = 2
     max_thumbs_down_increase: float = 0.1
     max_refusal_increase: float = 0.1
     max_latency_ratio: float = 1.5

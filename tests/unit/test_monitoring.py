@@ -21,7 +21,7 @@ from llmops.monitoring.quality import quality_alerts, quality_report, quality_st
 from llmops.monitoring.triggers import decide_retrain, notify, slack_payload
 from llmops.records import FeedbackEvent
 
-CFG = MonitorParams()
+CFG = MonitorParams(quality_current_days=7)
 
 
 @pytest.mark.parametrize(
