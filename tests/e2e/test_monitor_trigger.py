@@ -18,7 +18,7 @@ from llmops.data.sources import banking77_conversations
 from llmops.jsonl import write_jsonl
 from llmops.records import Conversation
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2700)]  # three flow runs on 2 shared cores
 
 
 class _Hook(BaseHTTPRequestHandler):
