@@ -23,7 +23,7 @@ def monitor(project_dir: str = ".") -> dict:
     forced = forced_stages(project_dir)
     stage_runs = [run_stage(project_dir, s, force=s in forced) for s in STAGES]
     run_id = str(flow_run.get_id() or "local")
-    trigger = observe(project_dir, "monitor", run_id, evaluated=False)
+    trigger = observe(project_dir, "monitor", run_id, evaluated=False, monitored=True)
     if trigger["launch"]:
         launched = launch_retrain(f"monitor: {trigger['reason']}", project_dir, trigger["deployment"])
         print(f"retrain triggered ({launched}): {trigger['reason']}")

@@ -30,7 +30,7 @@ def retrain(reason: str = "scheduled weekly retrain", overrides: dict[str, str] 
     stage_runs += [run_stage(project_dir, s, force=True) for s in ("finetune", "evaluate")]
     pushed = push(project_dir)
     model, decision = record_model(project_dir, reason=reason)
-    observe(project_dir, "retrain", str(flow_run.get_id() or "local"), evaluated=True)  # history, trend, alert
+    observe(project_dir, "retrain", str(flow_run.get_id() or "local"), evaluated=True, monitored=False)  # history, trend, alert
     return publish_summary(
         project_dir,
         flow="retrain",

@@ -66,12 +66,14 @@ def publish_summary(project_dir: str, **kwargs: object) -> dict:
 
 
 @task(name="observe", retries=1, retry_delay_seconds=10)
-def observe(project_dir: str, flow: str, run_id: str, evaluated: bool) -> dict:
+def observe(project_dir: str, flow: str, run_id: str, evaluated: bool, monitored: bool) -> dict:
     """History entry, retrain decision, trend page and alert for this run; the artifact links the trend page."""
     from llmops.monitoring.monitor import observe_workspace
 
     params = load_params(Path(project_dir) / "params.yaml")
-    result = observe_workspace(Path(project_dir), Settings(), params.monitor, flow=flow, run_id=run_id, evaluated=evaluated)
+    result = observe_workspace(
+        Path(project_dir), Settings(), params.monitor, flow=flow, run_id=run_id, evaluated=evaluated, monitored=monitored
+    )
     create_markdown_artifact(
         key=f"{flow}-monitoring",
         markdown=f"**Retrain trigger:** {result['reason']}\n\n[trend report](file://{result['trend_page']})",

@@ -151,3 +151,25 @@ def test_history_trend_and_trigger_across_runs(tmp_path: Path, webhook: str) -> 
     assert len(_Hook.received) == 1 and "retrain triggered" in _Hook.received[0]["text"]
     assert key_metrics({"answers": {"token_f1": 0.5, "answers": 3}}) == {"answers.token_f1": 0.5}
     assert isinstance(e1, HistoryEntry) and e2.key.endswith("-monitor-r2")
+
+
+def test_observe_workspace_reads_only_what_the_run_produced(settings_env: Path, tmp_path: Path) -> None:
+    from llmops.config import Settings
+    from llmops.monitoring.monitor import observe_workspace
+
+    ws = tmp_path / "ws"
+    (ws / "reports/drift").mkdir(parents=True)
+    (ws / "reports/drift/drift.json").write_text(
+        json.dumps({"drift_detected": True, "drift_share": 0.9, "drifted_signals": ["intent"]})
+    )
+    (ws / "reports/drift/report.html").write_text("<html></html>")
+    (ws / "metrics.json").write_text(json.dumps({"answers": {"token_f1": 0.2}}))
+    settings = Settings()
+    retrain = observe_workspace(ws, settings, CFG, flow="retrain", run_id="a", evaluated=True, monitored=False)
+    assert retrain["retrain"] is False and retrain["launch"] is False  # drift.json is an earlier run's
+    mon = observe_workspace(ws, settings, CFG.model_copy(update={"retrain_on_trigger": False}), flow="monitor", run_id="b",
+                            evaluated=False, monitored=True)  # fmt: skip
+    assert mon["retrain"] is True and mon["launch"] is False and mon["reason"].startswith("data drift: intent")
+    entries = History(settings.history).entries()
+    assert [(e.flow, bool(e.metrics), bool(e.reports)) for e in entries] == [("retrain", True, False), ("monitor", False, True)]
+    assert Path(mon["trend_page"]).exists()

@@ -95,11 +95,12 @@ def observe_run(
 
 
 def observe_workspace(
-    project_dir: Path, settings: Settings, cfg: MonitorParams, *, flow: str, run_id: str, evaluated: bool
+    project_dir: Path, settings: Settings, cfg: MonitorParams, *, flow: str, run_id: str, evaluated: bool, monitored: bool
 ) -> dict[str, Any]:
     """:func:`observe_run` on a DVC workspace's outputs (drift.json, metrics.json); what a flow needs back.
 
-    ``launch`` is True when a trigger fired and ``retrain_on_trigger`` allows acting on it.
+    ``evaluated``/``monitored``: the run produced metrics.json / drift.json (others are left out: they
+    are an earlier run's). ``launch`` is True when a trigger fired and ``retrain_on_trigger`` allows acting on it.
     """
     from llmops import workspace as ws
     from llmops.versioning import data_revision
@@ -113,10 +114,10 @@ def observe_workspace(
         cfg,
         flow=flow,
         run_id=run_id,
-        drift=read(drift_dir / "drift.json"),
+        drift=read(drift_dir / "drift.json") if monitored else {},
         evaluation=read(project_dir / ws.EVAL_METRICS) if evaluated else None,
         data_rev=data_revision(project_dir),
-        reports={"drift_html": drift_dir / "report.html", "quality_html": drift_dir / "quality.html"},
+        reports={"drift_html": drift_dir / "report.html", "quality_html": drift_dir / "quality.html"} if monitored else None,
         trend_page=settings.path("trend.html"),
         webhook=settings.notify_webhook,
     )
