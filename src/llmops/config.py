@@ -120,6 +120,7 @@ class MonitorParams(_Section):
     embedding_sample: int = 1000
     reference_documents: str = "data/sample/documents.jsonl"
     quality_current_days: int = 2
+    quality_min_answers: int = 30
     max_thumbs_down_increase: float = 0.1
     max_refusal_increase: float = 0.1
     max_latency_ratio: float = 1.5

@@ -69,9 +69,9 @@ def test_shifted_batch_triggers_retrain(workspace: Path, shared_data: Path, webh
     assert summary["reason"].startswith("retrain triggered: data drift:") and "channel" in summary["reason"]
     settings = Settings()
     entries = History(settings.history).entries()
-    assert [e.flow for e in entries] == ["nightly", "retrain", "monitor"]  # retrain ran as a subflow
-    nightly_e, retrain_e, monitor_e = entries
-    assert not nightly_e.drift["drift_detected"] and monitor_e.drift["drift_detected"]
+    assert [e.flow for e in entries] == ["nightly", "monitor", "retrain"]  # the monitor launched retrain as a subflow
+    nightly_e, monitor_e, retrain_e = entries
+    assert not nightly_e.drift["drift_detected"] and not nightly_e.trigger["retrain"] and monitor_e.drift["drift_detected"]
     assert monitor_e.trigger["retrain"] and "intent" in monitor_e.trigger["reason"]
     assert "answers.token_f1" in nightly_e.metrics and "answers.token_f1" in retrain_e.metrics
     runs = sorted(settings.path("runs").glob("*-retrain.json"))

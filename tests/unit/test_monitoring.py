@@ -21,7 +21,7 @@ from llmops.monitoring.quality import quality_alerts, quality_report, quality_st
 from llmops.monitoring.triggers import decide_retrain, notify, slack_payload
 from llmops.records import FeedbackEvent
 
-CFG = MonitorParams(quality_current_days=7)
+CFG = MonitorParams(quality_current_days=7, quality_min_answers=5)
 
 
 @pytest.mark.parametrize(
@@ -74,6 +74,7 @@ def test_quality_windows_stats_and_alerts(tmp_path: Path) -> None:
     assert result.quality_drop and "latency_ms" in result.drifted_columns
     assert (tmp_path / "quality.html").exists()
     assert not quality_report(old, CFG).quality_drop
+    assert not quality_alerts(quality_stats(ref), s, CFG.model_copy(update={"quality_min_answers": 10}))  # 8 < 10
 
 
 def test_decide_retrain_reasons() -> None:

@@ -86,8 +86,8 @@ def feedback_frame(events: Sequence[FeedbackEvent]) -> Any:
 
 def quality_alerts(ref: dict[str, float], cur: dict[str, float], cfg: MonitorParams) -> list[str]:
     """Human-readable reasons where the current window is worse than the reference beyond params."""
-    if not ref.get("answers") or not cur.get("answers"):
-        return []
+    if min(ref.get("answers", 0), cur.get("answers", 0)) < cfg.quality_min_answers:
+        return []  # a handful of ratings swings by chance: no verdict on tiny windows
     alerts = []
     up = cur["thumbs_down_share"] - ref["thumbs_down_share"]
     if up > cfg.max_thumbs_down_increase:
