@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from prefect import flow
 from prefect.runtime import flow_run
 
-from flows.tasks import forced_stages, publish_summary, run_stage
+from flows.tasks import forced_stages, launch_retrain, observe, publish_summary, run_stage
 from llmops.config import Settings
 from llmops.runtime import prepare_environment
 
@@ -16,16 +16,23 @@ STAGES = ["ingest", "clean", "redact", "monitor"]
 
 @flow(name="monitor", log_prints=True, timeout_seconds=3 * 3600)
 def monitor(project_dir: str = ".") -> dict:
-    """Data drift of the current batch against the reference window (Evidently HTML + JSON)."""
+    """Drift of the current batch against the reference window (Evidently HTML + JSON), history and trend
+    page; when a threshold is crossed, alert and retrain with the reason recorded."""
     prepare_environment(Settings())  # deployments start here, not in the CLI: same edge set-up
     started = datetime.now(UTC)
     forced = forced_stages(project_dir)
     stage_runs = [run_stage(project_dir, s, force=s in forced) for s in STAGES]
+    run_id = str(flow_run.get_id() or "local")
+    trigger = observe(project_dir, "monitor", run_id, evaluated=False, monitored=True)
+    if trigger["launch"]:
+        launched = launch_retrain(f"monitor: {trigger['reason']}", project_dir, trigger["deployment"])
+        print(f"retrain triggered ({launched}): {trigger['reason']}")
     return publish_summary(
         project_dir,
         flow="monitor",
-        run_id=str(flow_run.get_id() or "local"),
+        run_id=run_id,
         started=started,
         stages=stage_runs,
         pushed=None,
+        reason=f"retrain triggered: {trigger['reason']}" if trigger["launch"] else None,
     )

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from prefect import flow
 from prefect.runtime import flow_run
 
-from flows.tasks import configure_remote, forced_stages, publish_summary, push, record_model, run_stage
+from flows.tasks import configure_remote, forced_stages, observe, publish_summary, push, record_model, run_stage
 from llmops.config import Settings
 from llmops.runtime import prepare_environment
 from llmops.workspace import STAGES
@@ -23,6 +23,7 @@ def nightly(project_dir: str = ".", force: bool = False) -> dict:
     stage_runs = [run_stage(project_dir, s, force=force or s in forced) for s in STAGES]
     pushed = push(project_dir)
     model, decision = record_model(project_dir, reason="nightly")
+    observe(project_dir, "nightly", str(flow_run.get_id() or "local"), evaluated=True, monitored=True)  # history, trend, alert
     return publish_summary(
         project_dir,
         flow="nightly",

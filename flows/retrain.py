@@ -8,7 +8,7 @@ from pathlib import Path
 from prefect import flow
 from prefect.runtime import flow_run
 
-from flows.tasks import configure_remote, forced_stages, publish_summary, push, record_model, run_stage
+from flows.tasks import configure_remote, forced_stages, observe, publish_summary, push, record_model, run_stage
 from llmops.config import Settings, apply_overrides
 from llmops.runtime import prepare_environment
 
@@ -30,6 +30,7 @@ def retrain(reason: str = "scheduled weekly retrain", overrides: dict[str, str] 
     stage_runs += [run_stage(project_dir, s, force=True) for s in ("finetune", "evaluate")]
     pushed = push(project_dir)
     model, decision = record_model(project_dir, reason=reason)
+    observe(project_dir, "retrain", str(flow_run.get_id() or "local"), evaluated=True, monitored=False)  # history, trend, alert
     return publish_summary(
         project_dir,
         flow="retrain",

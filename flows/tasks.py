@@ -64,3 +64,39 @@ def publish_summary(project_dir: str, **kwargs: object) -> dict:
         key=f"{summary['flow']}-summary", markdown=runs.summary_markdown(summary), description="llmops run summary"
     )
     return summary
+
+
+@task(name="observe", retries=1, retry_delay_seconds=10)
+def observe(project_dir: str, flow: str, run_id: str, evaluated: bool, monitored: bool) -> dict:
+    """History entry, retrain decision, trend page and alert for this run; the artifact links the trend page."""
+    from llmops.monitoring.monitor import observe_workspace
+
+    params = load_params(Path(project_dir) / "params.yaml")
+    result = observe_workspace(
+        Path(project_dir), Settings(), params.monitor, flow=flow, run_id=run_id, evaluated=evaluated, monitored=monitored
+    )
+    create_markdown_artifact(
+        key=f"{flow}-monitoring",
+        markdown=f"**Retrain trigger:** {result['reason']}\n\n[trend report](file://{result['trend_page']})",
+        description="llmops history and triggers",
+    )
+    return result
+
+
+def launch_retrain(reason: str, project_dir: str, deployment: str) -> str:
+    """Start retraining: a run of ``deployment`` when a Prefect server knows it, else the retrain flow as a subflow."""
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        from prefect.deployments import run_deployment
+        from prefect.exceptions import ObjectNotFound
+
+        try:
+            run = run_deployment(name=deployment, parameters={"reason": reason, "project_dir": project_dir}, timeout=0)
+            return f"deployment {deployment}: flow run {run.id}"
+        except ObjectNotFound:
+            pass  # no such deployment on this server: run it here instead
+    from flows.retrain import retrain
+
+    retrain(reason=reason, project_dir=project_dir)
+    return "retrain subflow"

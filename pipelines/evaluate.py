@@ -1,4 +1,4 @@
-"""Stage `evaluate`: retrieval metrics over the index and answer metrics of the fine-tuned model."""
+"""Stage `evaluate`: retrieval, reference, heuristic, groundedness and judge metrics of the fine-tuned model."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 
 from llmops import workspace as ws
 from llmops.evaluation.rag import evaluate_answers, evaluate_retrieval
+from llmops.evaluation.suite import build_samples, default_evaluators, run_evaluators
 from llmops.index.embed import make_embedder
 from llmops.index.hybrid import open_retriever
 from llmops.index.store import chroma_client
@@ -20,14 +21,16 @@ def main() -> None:
     questions = read_jsonl(params.evaluate.questions, EvalQuestion)
     embedder = make_embedder(params.index.embedder, params.index, settings)
     retriever = open_retriever(chroma_client(settings), embedder, params.index)
-    retrieval, hits = evaluate_retrieval(questions, retriever, params.evaluate.k)
+    _, hits = evaluate_retrieval(questions, retriever, params.evaluate.k)  # the retrieval evaluator scores hits
     training = json.loads((ws.ADAPTER / "training.json").read_text(encoding="utf-8"))
     model = LocalChatModel(settings.base_model_cache, ws.ADAPTER, model_id=training["model_id"])
-    answers, samples = evaluate_answers(questions, hits, model, params.evaluate, params.base, progress=True)
-    metrics = {"model_id": model.model_id, "retrieval": retrieval, "answers": answers}
-    write_json(ws.EVAL_METRICS, metrics)
-    write_jsonl(ws.EVAL_SAMPLES, samples)
-    print(json.dumps(metrics, indent=2))
+    answers, answered = evaluate_answers(questions, hits, model, params.evaluate, params.base, progress=True)
+    evaluators = default_evaluators(params.evaluate, settings, embedder, local_model=model)
+    metrics, rows, _ = run_evaluators(evaluators, build_samples(questions, hits, answered))
+    metrics["answers"].update({k: v for k, v in answers.items() if k not in metrics["answers"]})  # latency, refusals
+    write_json(ws.EVAL_METRICS, {"model_id": model.model_id, **metrics})
+    write_jsonl(ws.EVAL_SAMPLES, rows)
+    print(json.dumps({k: v for k, v in metrics.items() if k != "slices"}, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,23 +1,33 @@
-"""Stage `monitor`: Evidently drift report of the current batch against the reference window."""
+"""Stage `monitor`: drift of the current batch against the reference window (conversations, embeddings,
+production quality from the generation log), Evidently HTML + drift.json."""
 
 from __future__ import annotations
 
+import json
+
 from llmops import workspace as ws
+from llmops.index.embed import LocalEmbedder
 from llmops.jsonl import read_jsonl
-from llmops.monitoring import drift_report
-from llmops.records import Conversation
+from llmops.monitoring.monitor import monitor_batch
+from llmops.records import Conversation, Document, FeedbackEvent
 from pipelines._stage import setup
 
 
 def main() -> None:
     params, _ = setup("monitor")
-    result = drift_report(
-        read_jsonl(params.monitor.reference, Conversation),
+    cfg = params.monitor
+    result = monitor_batch(
+        read_jsonl(cfg.reference, Conversation),
         read_jsonl(ws.REDACTED / "conversations.jsonl", Conversation),
-        params.monitor,
+        cfg,
         ws.DRIFT_DIR,
+        feedback=read_jsonl(ws.REDACTED / "feedback.jsonl", FeedbackEvent),
+        reference_documents=read_jsonl(cfg.reference_documents, Document),
+        current_documents=read_jsonl(ws.REDACTED / "documents.jsonl", Document),
+        embedder=LocalEmbedder(params.index.embedder, batch_size=params.index.batch_size) if cfg.embedding_drift else None,
     )
-    print({k: v for k, v in result.as_dict().items() if k != "columns"})
+    keys = ("drift_detected", "drift_share", "drifted_signals", "new_vocab_share", "current_rows")
+    print(json.dumps({k: result[k] for k in keys}))
 
 
 if __name__ == "__main__":

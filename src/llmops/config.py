@@ -122,12 +122,30 @@ class EvaluateParams(_Section):
     answer_questions: int = 6
     max_new_tokens: int = 48
     context_chars: int = 900
+    groundedness_threshold: float = 0.6
+    judge_questions: int = 2
+    judge_repeats: int = 1
+    judge_model: str = "gpt-4o-mini"
 
 
 class MonitorParams(_Section):
     reference: str = "data/sample/reference_conversations.jsonl"
     drift_share: float = 0.5
     text_content_drift: bool = True
+    new_vocab_threshold: float = 0.35
+    embedding_drift: bool = True
+    embedding_method: Literal["model", "distance", "mmd"] = "model"
+    embedding_threshold: float = 0.8
+    embedding_sample: int = 1000
+    reference_documents: str = "data/sample/documents.jsonl"
+    quality_current_days: int = 2
+    quality_min_answers: int = 30
+    max_thumbs_down_increase: float = 0.1
+    max_refusal_increase: float = 0.1
+    max_latency_ratio: float = 1.5
+    max_metric_drop: float = 0.05
+    retrain_on_trigger: bool = True
+    retrain_deployment: str = "retrain/retrain"
 
 
 class FeedbackParams(_Section):
@@ -192,6 +210,8 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
     openai_chat_model: str | None = Field(default=None, description="e.g. gpt-4o-mini; serves with OpenAI when keyed")
     notify_webhook: str | None = None
+    # Run history (metrics + drift per run, archived reports): a directory or s3://bucket/prefix.
+    history_uri: str | None = Field(default=None, description="default: <home>/history")
 
     @property
     def home_dir(self) -> Path:
@@ -209,6 +229,10 @@ class Settings(BaseSettings):
     @property
     def chroma_dir(self) -> Path:
         return self.path("chroma")
+
+    @property
+    def history(self) -> str:
+        return self.history_uri or str(self.path("history"))
 
     @property
     def remote_url(self) -> str:

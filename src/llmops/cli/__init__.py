@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typer
 
-from llmops.cli import evaluation, index, pipeline, serve
+from llmops.cli import evaluation, index, monitoring, pipeline, serve
 
 app = typer.Typer(
     help="llmops: nightly LLMOps pipeline for a customer-support assistant "
@@ -24,6 +24,7 @@ app = typer.Typer(
 app.registered_commands += pipeline.app.registered_commands + serve.app.registered_commands
 app.add_typer(pipeline.run_app, name="run")
 app.add_typer(pipeline.monitor_app, name="monitor")
+app.registered_commands += monitoring.app.registered_commands  # `llmops report`; `monitor drift` joins monitor_app
 # Area command groups: app.add_typer(<module>.app, name="<area>")
 app.add_typer(index.app, name="index")
 app.add_typer(evaluation.app, name="eval")

@@ -1,11 +1,14 @@
-"""Reference answer metrics (token F1, SQuAD-style) and simple answer heuristics."""
+"""Reference answer metrics: token F1 (SQuAD-style), ROUGE-L and smoothed sentence BLEU."""
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from collections import Counter
 from collections.abc import Sequence
+
+from llmops.evaluation.base import EvalResult, EvalSample, mean_metrics
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _REFUSAL = re.compile(r"\b(i don't know|i do not know|i'm sorry|i am sorry|cannot help|can't help)\b", re.I)
@@ -33,6 +36,46 @@ def token_f1(prediction: str, reference: str) -> float:
     return 2 * p * r / (p + r)
 
 
+def _lcs(a: Sequence[str], b: Sequence[str]) -> int:
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b):
+            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
+        prev = cur
+    return prev[-1]
+
+
+def rouge_l(prediction: str, reference: str) -> float:
+    """ROUGE-L F1: longest common subsequence of normalised tokens."""
+    pred, ref = _tokens(prediction), _tokens(reference)
+    if not pred or not ref:
+        return float(pred == ref)
+    lcs = _lcs(pred, ref)
+    if lcs == 0:
+        return 0.0
+    p, r = lcs / len(pred), lcs / len(ref)
+    return 2 * p * r / (p + r)
+
+
+def bleu(prediction: str, reference: str, max_n: int = 4) -> float:
+    """Sentence BLEU-4 with add-one smoothing for n > 1 (Lin & Och 2004) and the brevity penalty."""
+    pred, ref = _tokens(prediction), _tokens(reference)
+    if not pred or not ref:
+        return float(pred == ref)
+    log_p = 0.0
+    for n in range(1, max_n + 1):
+        grams = Counter(tuple(pred[i : i + n]) for i in range(len(pred) - n + 1))
+        ref_grams = Counter(tuple(ref[i : i + n]) for i in range(len(ref) - n + 1))
+        match, total = sum((grams & ref_grams).values()), max(len(pred) - n + 1, 0)
+        if n == 1 and match == 0:
+            return 0.0
+        smooth = 0 if n == 1 else 1
+        log_p += math.log((match + smooth) / (total + smooth)) / max_n
+    bp = 1.0 if len(pred) > len(ref) else math.exp(1 - len(ref) / len(pred))
+    return bp * math.exp(log_p)
+
+
 def answer_metrics(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
     n = len(predictions)
     if n == 0:
@@ -44,3 +87,26 @@ def answer_metrics(predictions: Sequence[str], references: Sequence[str]) -> dic
         "refusal_rate": round(sum(1 for p in predictions if is_refusal(p)) / n, 4),
         "answers": n,
     }
+
+
+class ReferenceEvaluator:
+    """Token F1 (primary), ROUGE-L and BLEU against the reference answer; samples without one are skipped."""
+
+    name = "answers"
+
+    def evaluate(self, samples: Sequence[EvalSample]) -> EvalResult:
+        per_example: list[dict[str, float]] = []
+        for s in samples:
+            if s.answer is None or s.reference is None:
+                per_example.append({})
+                continue
+            per_example.append(
+                {
+                    "token_f1": round(token_f1(s.answer, s.reference), 4),
+                    "rouge_l": round(rouge_l(s.answer, s.reference), 4),
+                    "bleu": round(bleu(s.answer, s.reference), 4),
+                }
+            )
+        metrics = mean_metrics(per_example, ["token_f1", "rouge_l", "bleu"])
+        metrics["answers"] = sum(1 for e in per_example if e)
+        return EvalResult(self.name, metrics, "token_f1", per_example)

@@ -1,23 +1,34 @@
 """Data drift of a current conversation batch against a reference window, with Evidently 0.7.
 
-Signals per conversation: channel, intent, category, number of turns and, on the customer's text,
-offline descriptors (length, word count, non-letter share, PII placeholders). Evidently picks the
-statistical test per column type and size; a column drifts when its test fails, and the batch drifts
-when the share of drifted columns reaches ``drift_share``.
+Signals per conversation: channel, intent, category, a script/stopword language guess, number of turns
+and, on the customer's text, offline descriptors (length, word count, non-letter share, PII
+placeholders). Evidently picks the statistical test per column type and size; a column drifts when its
+test fails, and the batch drifts when the share of drifted columns reaches ``drift_share``. Two more
+signals stand on their own: the share of current words never seen in the reference window
+(``new_vocabulary``) and, when an embedder is given, query embedding drift (``llmops.monitoring.embeddings``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from llmops.config import MonitorParams
+from llmops.errors import EmptyDatasetError
+from llmops.index.embed import Embedder
 from llmops.records import Conversation
 
 PLACEHOLDER = r"<[A-Z_]+_\d+>"
-CATEGORICAL = ["channel", "intent", "category"]
+CATEGORICAL = ["channel", "intent", "category", "language"]
+_WORD = re.compile(r"[^\W\d_]{2,}")
+# Frequent English function words: enough to tell English from other Latin-script text offline.
+_EN = frozenset(
+    "the a an and or to of in on for is are was be it i you my me we our your this that with can how what not do "
+    "have has please help want need would could will there from at by about why when where".split()
+)
 NUMERICAL = ["n_turns"]
 
 
@@ -30,9 +41,41 @@ class DriftResult:
     columns: dict[str, dict[str, Any]] = field(default_factory=dict)
     reference_rows: int = 0
     current_rows: int = 0
+    new_vocab_share: float = 0.0
+    new_vocab_threshold: float = 1.0
+    embeddings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    drifted_signals: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def guess_language(text: str) -> str:
+    """'en', 'other_latin' (Latin script, no English function words) or 'non_latin' (mostly other scripts)."""
+    letters = [ch for ch in text if ch.isalpha()]
+    if not letters:
+        return "none"
+    if sum(1 for ch in letters if ch.isascii() or "\u00c0" <= ch <= "\u024f") / len(letters) < 0.5:
+        return "non_latin"
+    words = {w.casefold() for w in _WORD.findall(text)}
+    if words & _EN or (all(ch.isascii() for ch in letters) and len(words) <= 3):
+        return "en"  # short ASCII snippets ("cancel order") carry no function word but are English here
+    return "other_latin"
+
+
+def vocabulary(texts: Sequence[str]) -> set[str]:
+    return {w.casefold() for t in texts for w in _WORD.findall(t)}
+
+
+def new_vocab_share(reference: Sequence[str], current: Sequence[str]) -> float:
+    """Share of the current window's word occurrences that never occur in the reference window."""
+    vocab = vocabulary(reference)
+    words = [w.casefold() for t in current for w in _WORD.findall(t)]
+    return round(sum(1 for w in words if w not in vocab) / len(words), 4) if words else 0.0
+
+
+def customer_text(c: Conversation) -> str:
+    return "\n".join(t.text for t in c.turns if t.role == "customer") or " "
 
 
 def conversation_frame(conversations: Sequence[Conversation]) -> Any:
@@ -41,12 +84,14 @@ def conversation_frame(conversations: Sequence[Conversation]) -> Any:
 
     rows = []
     for c in conversations:
+        text = customer_text(c)
         rows.append(
             {
-                "text": "\n".join(t.text for t in c.turns if t.role == "customer") or " ",
+                "text": text,
                 "channel": c.channel,
                 "intent": str(c.metadata.get("intent", "unknown")),
                 "category": str(c.metadata.get("category", "unknown")),
+                "language": guess_language(text),
                 "n_turns": len(c.turns),
             }
         )
@@ -93,14 +138,26 @@ def _extract(snapshot: Any, drift_share: float) -> DriftResult:
 
 
 def drift_report(
-    reference: Sequence[Conversation], current: Sequence[Conversation], cfg: MonitorParams, out_dir: Path
+    reference: Sequence[Conversation],
+    current: Sequence[Conversation],
+    cfg: MonitorParams,
+    out_dir: Path,
+    *,
+    embedder: Embedder | None = None,
 ) -> DriftResult:
-    """Write ``report.html`` (Evidently) and ``drift.json`` (our summary) to ``out_dir``."""
+    """Write ``report.html`` (Evidently) and ``drift.json`` (our summary) to ``out_dir``.
+
+    The batch drifts when the Evidently share rule fires, when the new-vocabulary share crosses
+    ``new_vocab_threshold``, or when query embeddings drift (only with an ``embedder``).
+    """
     import json
 
     from evidently import Report
     from evidently.presets import DataDriftPreset
 
+    for name, window in (("reference", reference), ("current", current)):
+        if not window:
+            raise EmptyDatasetError(f"the {name} window has no conversations: point it at a JSONL file with at least one")
     ref_df, cur_df = conversation_frame(reference), conversation_frame(current)
     columns = [*CATEGORICAL, *NUMERICAL, "text_length", "word_count", "non_letter_share", "has_pii_placeholder"]
     if cfg.text_content_drift:
@@ -111,6 +168,20 @@ def drift_report(
     snapshot = Report([preset], include_tests=True).run(_dataset(cur_df), _dataset(ref_df))  # current first
     result = _extract(snapshot, cfg.drift_share)
     result.reference_rows, result.current_rows = len(ref_df), len(cur_df)
+    result.drifted_signals = list(result.drifted_columns)
+    result.new_vocab_share = new_vocab_share(ref_df["text"].tolist(), cur_df["text"].tolist())
+    result.new_vocab_threshold = cfg.new_vocab_threshold
+    if result.new_vocab_share >= cfg.new_vocab_threshold:
+        result.drifted_signals.append("new_vocabulary")
+        result.drift_detected = True
+    if embedder is not None and cfg.embedding_drift:
+        from llmops.monitoring.embeddings import embedding_drift
+
+        emb = embedding_drift(ref_df["text"].tolist(), cur_df["text"].tolist(), embedder, cfg)
+        result.embeddings["queries"] = emb
+        if emb["detected"]:
+            result.drifted_signals.append("query_embeddings")
+            result.drift_detected = True
     out_dir.mkdir(parents=True, exist_ok=True)
     snapshot.save_html(str(out_dir / "report.html"))
     (out_dir / "drift.json").write_text(json.dumps(result.as_dict(), indent=2) + "\n", encoding="utf-8")

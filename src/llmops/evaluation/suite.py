@@ -1,0 +1,95 @@
+"""One evaluation run: build samples from retrieval hits and generated answers, run every evaluator.
+
+``metrics.json`` keeps the shape the gate reads (``retrieval.recall@5``, ``answers.token_f1``) and adds
+one group per further evaluator, the primary metric of each, and per-slice primaries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from llmops.config import EvaluateParams, Settings
+from llmops.evaluation.base import EvalResult, EvalSample, Evaluator, combine
+from llmops.index.embed import Embedder
+from llmops.llm.base import ChatModel
+from llmops.records import EvalQuestion
+
+
+def domain_of(doc_id: str) -> str:
+    """'Borrower Defense | Federal Student Aid#1_0' -> 'Federal Student Aid' (the site of a doc2dial page)."""
+    head = doc_id.split("#", 1)[0]
+    return head.rsplit("|", 1)[1].strip() if "|" in head else "unknown"
+
+
+def build_samples(
+    questions: Sequence[EvalQuestion],
+    hits: Sequence[Sequence[dict[str, Any]]],
+    answered: Sequence[dict[str, Any]],
+    *,
+    contexts_per_answer: int = 3,
+) -> list[EvalSample]:
+    """Every question gets its ranking; the answered subset also gets its answer and the contexts it saw."""
+    by_id = {a["id"]: a for a in answered}
+    samples = []
+    for q, h in zip(questions, hits, strict=True):
+        a = by_id.get(q.id)
+        samples.append(
+            EvalSample(
+                id=q.id,
+                query=q.query,
+                answer=a["answer"] if a else None,
+                reference=q.answer if a else None,
+                contexts=[x["text"] for x in h[:contexts_per_answer]] if a else [],
+                retrieved_doc_ids=[x["doc_id"] for x in h],
+                gold_doc_ids=list(q.gold_doc_ids),
+                slices={"domain": domain_of(q.gold_doc_ids[0])},
+            )
+        )
+    return samples
+
+
+def run_evaluators(
+    evaluators: Sequence[Evaluator], samples: Sequence[EvalSample]
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[EvalResult]]:
+    """metrics.json body, per-sample rows (for reports/evaluate/samples.jsonl) and the raw results."""
+    results = [e.evaluate(samples) for e in evaluators]
+    metrics, rows = combine(samples, results)
+    return metrics, rows, results
+
+
+def judge_model(cfg: EvaluateParams, settings: Settings, local_model: ChatModel | None) -> ChatModel:
+    """The configured chat model as judge: OpenAI(-compatible) when keyed, else the local model."""
+    if settings.openai_api_key is not None:
+        from llmops.llm.openai_chat import OpenAIChatModel
+
+        return OpenAIChatModel(
+            cfg.judge_model, api_key=settings.openai_api_key.get_secret_value(), base_url=settings.openai_base_url
+        )
+    if local_model is None:
+        from llmops.llm.local import LocalChatModel
+
+        local_model = LocalChatModel(settings.base_model_cache)
+    return local_model
+
+
+def default_evaluators(
+    cfg: EvaluateParams, settings: Settings, embedder: Embedder, *, local_model: ChatModel | None = None
+) -> list[Evaluator]:
+    """Retrieval, reference answers, heuristics, groundedness and (when ``judge_questions`` > 0) the judge."""
+    from llmops.evaluation.answers import ReferenceEvaluator
+    from llmops.evaluation.groundedness import GroundednessEvaluator
+    from llmops.evaluation.heuristics import HeuristicsEvaluator
+    from llmops.evaluation.judge import JudgeEvaluator
+    from llmops.evaluation.retrieval import RetrievalEvaluator
+
+    evaluators: list[Evaluator] = [
+        RetrievalEvaluator(cfg.k),
+        ReferenceEvaluator(),
+        HeuristicsEvaluator(),
+        GroundednessEvaluator(embedder, threshold=cfg.groundedness_threshold),
+    ]
+    if cfg.judge_questions > 0:
+        model = judge_model(cfg, settings, local_model)
+        evaluators.append(JudgeEvaluator(model, repeats=cfg.judge_repeats, max_questions=cfg.judge_questions))
+    return evaluators

@@ -1,0 +1,81 @@
+"""A nightly run, then a monitor run on a shifted batch: drift is named, retrain runs with the reason
+recorded, the webhook hears about it and the trend page shows both runs."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from pydantic import ValidationError
+
+from llmops.config import Settings
+from llmops.data.sources import banking77_conversations
+from llmops.jsonl import write_jsonl
+from llmops.records import Conversation
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2700)]  # three flow runs on 2 shared cores
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: ClassVar[list[dict]] = []
+
+    def do_POST(self) -> None:
+        type(self).received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture()
+def webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    server = HTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/hook"
+    monkeypatch.setenv("LLMOPS_NOTIFY_WEBHOOK", url)
+    yield url
+    server.shutdown()
+
+
+def test_shifted_batch_triggers_retrain(workspace: Path, shared_data: Path, webhook: str) -> None:
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.monitor import monitor
+    from flows.nightly import nightly
+    from llmops.monitoring.history import History
+
+    sample = workspace / "data/sample"
+    banking = list(banking77_conversations(shared_data / "banking77/train.csv"))[::100][:120]
+    # Yesterday's batch is the reference window (same source), so the nightly run sees no drift.
+    batch = []
+    for line in (sample / "conversations.jsonl").read_text().splitlines():
+        try:
+            batch.append(Conversation.model_validate_json(line))
+        except ValidationError:
+            pass  # the sample's two malformed lines: ingest quarantines them
+    write_jsonl(sample / "reference_conversations.jsonl", batch)
+    with prefect_test_harness(server_startup_timeout=120):
+        first = nightly(project_dir=str(workspace))
+        assert first["gate"]["promote"]
+        write_jsonl(sample / "conversations.jsonl", banking)  # tomorrow's batch: another domain
+        summary = monitor(project_dir=str(workspace))
+
+    assert summary["reason"].startswith("retrain triggered: data drift:") and "channel" in summary["reason"]
+    settings = Settings()
+    entries = History(settings.history).entries()
+    assert [e.flow for e in entries] == ["nightly", "monitor", "retrain"]  # the monitor launched retrain as a subflow
+    nightly_e, monitor_e, retrain_e = entries
+    assert not nightly_e.drift["drift_detected"] and not nightly_e.trigger["retrain"] and monitor_e.drift["drift_detected"]
+    assert monitor_e.trigger["retrain"] and "intent" in monitor_e.trigger["reason"]
+    assert "answers.token_f1" in nightly_e.metrics and "answers.token_f1" in retrain_e.metrics
+    runs = sorted(settings.path("runs").glob("*-retrain.json"))
+    assert json.loads(runs[-1].read_text())["reason"].startswith("monitor: data drift:")
+    page = settings.path("trend.html").read_text()
+    assert "data drift:" in page and page.count("<tr>") == 1 + 3
+    assert any("retrain triggered" in m["text"] for m in _Hook.received)
