@@ -60,6 +60,21 @@ class FakeOpenAI:
             job["error"] = {"code": "invalid_training_file", "message": "line 3: too many tokens", "param": "training_file"}
         else:
             job["status"] = STEPS[min(job["step"], len(STEPS) - 1)]
+        if job["status"] == "running":
+            step = job["step"]
+            data = {"step": step, "train_loss": 2.0 / step, "valid_loss": 2.5 / step}
+            job["events"].insert(
+                0,
+                {
+                    "id": f"m-{job['id']}-{step}",
+                    "object": "fine_tuning.job.event",
+                    "created_at": step,
+                    "level": "info",
+                    "message": f"Step {step}: training loss={data['train_loss']:.2f}",
+                    "type": "metrics",
+                    "data": data,
+                },
+            )
         job["events"].insert(
             0,
             {
@@ -197,6 +212,7 @@ def test_job_runs_to_success_through_a_429_with_events(api, files, tmp_path, mon
     assert server.files["file-1"].count(b'"assistant"') == 1 and server.jobs["ftjob-1"]["validation_file"] == "file-2"
     assert any("Validating training file" in line for line in logs) and any("status succeeded" in line for line in logs)
     assert all(s >= 1 for s in sleeps)
+    assert [m["step"] for m in state.metrics] == [2, 3]  # "metrics" events are kept for the loss curve
     # the same data again: the stored result is returned, no new upload or job
     before = list(server.calls)
     assert tuner.run(*files, seed=7).fine_tuned_model == state.fine_tuned_model
@@ -250,3 +266,25 @@ def test_missing_key_is_a_config_error(monkeypatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(ConfigError, match="OPENAI_API_KEY is not set"):
         openai_client(Settings(_env_file=None))
+
+
+def test_stage_entry_validates_then_trains_with_openai(api, files, tmp_path, monkeypatch, settings_env) -> None:
+    from llmops.errors import BudgetExceeded
+    from llmops.finetune.backend import OpenAIBackend, run_finetune
+
+    server, url = api
+    client = _client(url, monkeypatch)
+    settings = Settings()
+    backend = OpenAIBackend(CFG, client, tmp_path / "jobs", seed=5, loss_plot=tmp_path / "loss.png", log=lambda _: None)
+    backend_cfg = CFG.model_copy(update={"poll_interval_s": 0.01})
+    backend.cfg = backend_cfg
+    broke = CFG.model_copy(update={"budget_usd": 0.0, "price_per_1m_tokens": {"gpt-4o-mini-2024-07-18": 3.0}})
+    with pytest.raises(BudgetExceeded):
+        run_finetune(*files, tmp_path / "out", broke, settings, seed=5, backend=backend)
+    assert server.calls == []  # the cap stopped the run before any upload
+    record = run_finetune(*files, tmp_path / "out", backend_cfg, settings, seed=5, backend=backend)
+    assert record["backend"] == "openai" and record["model_id"].startswith("ft:gpt-4o-mini")
+    assert record["validation"]["examples"] == 1 and record["validation"]["estimated_cost_usd"] > 0
+    assert record["train_loss"] == [1.0, pytest.approx(0.6667)]
+    assert json.loads((tmp_path / "out/training.json").read_text())["job_id"] == "ftjob-1"
+    assert (tmp_path / "loss.png").stat().st_size > 1000

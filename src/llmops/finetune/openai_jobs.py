@@ -37,6 +37,7 @@ class JobState(BaseModel):
     trained_tokens: int | None = None
     error_code: str | None = None
     seen_events: list[str] = Field(default_factory=list)
+    metrics: list[dict[str, Any]] = Field(default_factory=list)  # "metrics" events: {step, train_loss, ...}
     updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -119,6 +120,8 @@ class OpenAIFineTuner:
         new = [e for e in page.data if e.id not in state.seen_events]
         for event in reversed(new):  # the API lists newest first
             self.log(f"[{state.job_id}] {event.level}: {event.message}")
+            if getattr(event, "type", None) == "metrics" and isinstance(event.data, dict):
+                state.metrics.append(event.data)
             state.seen_events.append(event.id)
         return bool(new)
 
