@@ -80,6 +80,9 @@ class TrainsetParams(_Section):
     min_answer_chars: int = 20
     max_examples: int = 2000
     include_feedback: bool = True
+    max_answer_chars: int = Field(default=4000, ge=1)
+    min_alpha_share: float = Field(default=0.5, ge=0, le=1)  # answers mostly digits/symbols are dropped
+    near_dup_threshold: float = Field(default=0.8, ge=0, le=1)  # word-3-shingle Jaccard; 0 disables
 
 
 class FinetuneParams(_Section):
