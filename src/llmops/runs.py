@@ -15,6 +15,7 @@ from llmops import workspace as ws
 from llmops.config import Params, Settings
 from llmops.evaluation.gate import GateDecision, decide, load_scores
 from llmops.finetune.registry import ModelRecord, Registry, params_hash
+from llmops.finetune.triggers import RetrainDecision, data_until, should_retrain
 from llmops.storage import is_remote
 from llmops.versioning import StageRun, data_revision, read_lock
 
@@ -59,7 +60,8 @@ def record_model(project_dir: Path, settings: Settings, params: Params, *, reaso
         data_rev=data_revision(project_dir),
         params_hash=params_hash(params.finetune.model_dump()),
         reason=reason,
-        training={k: v for k, v in training.items() if k != "train_loss"},
+        training={k: v for k, v in training.items() if k not in {"train_loss", "val_loss"}}
+        | {"data_until": data_until(project_dir / ws.TRAINSET / "provenance.jsonl")},
         evaluation=evaluation,
         eval_scores=scores,
     )
@@ -79,6 +81,18 @@ def record_model(project_dir: Path, settings: Settings, params: Params, *, reaso
     return record, decision
 
 
+def retrain_check(project_dir: Path, settings: Settings, params: Params, *, force: bool = False) -> RetrainDecision:
+    """Should this retrain train? (enough new examples since the champion's data, changed params, or forced)."""
+    champion = Registry.from_settings(settings).champion()
+    return should_retrain(
+        project_dir / ws.TRAINSET / "provenance.jsonl",
+        champion,
+        params_hash(params.finetune.model_dump()),
+        params.retrain,
+        force=force,
+    )
+
+
 def write_run_summary(
     project_dir: Path,
     settings: Settings,
@@ -91,6 +105,7 @@ def write_run_summary(
     model: ModelRecord | None = None,
     decision: GateDecision | None = None,
     reason: str | None = None,
+    skipped: str | None = None,
 ) -> dict[str, Any]:
     """Persist what the run did under ``<LLMOPS_HOME>/runs/`` (with a copy of dvc.lock) and return it."""
     summary: dict[str, Any] = {
@@ -102,6 +117,7 @@ def write_run_summary(
         "data_rev": data_revision(project_dir),
         "stages": [{"stage": s.stage, "ran": s.ran, "seconds": s.seconds} for s in stages],
         "pushed_files": pushed,
+        "skipped": skipped,
         "metrics": {st: _read_json(project_dir / ws.stage_metrics(st)) for st in ws.STAGES if st != "monitor"},
         "drift": _read_json(project_dir / ws.DRIFT_DIR / "drift.json"),
         "reports": {
@@ -127,6 +143,8 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     lines = [f"# {summary['flow']} run `{summary['run_id']}`", ""]
     if summary.get("reason"):
         lines += [f"**Reason:** {summary['reason']}", ""]
+    if summary.get("skipped"):
+        lines += [f"**Training skipped:** {summary['skipped']}", ""]
     lines += [
         f"**Data revision:** `{summary['data_rev']}` · pushed files: {summary['pushed_files']}",
         "",
