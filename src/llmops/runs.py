@@ -195,7 +195,7 @@ def status(project_dir: Path, settings: Settings, *, last: int = 5) -> dict[str,
         "state_dir": str(settings.home_dir),
         "data_rev": data_revision(project_dir),
         "index_version": manifest_md5[:12] if manifest_md5 else None,
-        "champion": champion.model_dump(mode="json", exclude={"training", "evaluation"}) if champion else None,
+        "champion": champion.model_dump(mode="json", exclude={"training", "evaluation", "eval_scores"}) if champion else None,
         "champion_metrics": champion.evaluation if champion else None,
         "last_runs": [{k: v for k, v in json.loads(p.read_text()).items() if k in _STATUS_KEYS} for p in reversed(runs)],
     }
