@@ -288,3 +288,30 @@ def test_stage_entry_validates_then_trains_with_openai(api, files, tmp_path, mon
     assert record["train_loss"] == [1.0, pytest.approx(0.6667)]
     assert json.loads((tmp_path / "out/training.json").read_text())["job_id"] == "ftjob-1"
     assert (tmp_path / "loss.png").stat().st_size > 1000
+
+
+def test_cli_cancel_and_validate(api, files, tmp_path, monkeypatch, settings_env) -> None:
+    from typer.testing import CliRunner
+
+    from llmops.cli import app
+
+    server, url = api
+    client = _client(url, monkeypatch)
+    with pytest.raises(FineTuneError):
+        OpenAIFineTuner(
+            client,
+            CFG.model_copy(update={"max_wait_s": 1}),
+            settings_env / "finetune/openai-jobs",
+            log=lambda _: None,
+            sleep=lambda _: None,
+        ).run(*files, seed=2)
+    params = tmp_path / "params.yaml"
+    params.write_text("finetune:\n  backend: openai\n")
+    runner = CliRunner()
+    res = runner.invoke(app, ["finetune", "cancel", "ftjob-1", "--params", str(params)])
+    assert res.exit_code == 0, res.output
+    assert server.jobs["ftjob-1"]["status"] == "cancelled" and "cancelled" in res.output
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
+    res = runner.invoke(app, ["finetune", "validate", str(bad), "--params", str(params)])
+    assert res.exit_code == 1 and "example_missing_assistant_message" in res.output

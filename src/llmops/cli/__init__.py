@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typer
 
-from llmops.cli import models, pipeline
+from llmops.cli import finetune, models, pipeline
 
 app = typer.Typer(
     help="llmops: nightly LLMOps pipeline for a customer-support assistant "
@@ -26,6 +26,7 @@ app.add_typer(pipeline.run_app, name="run")
 app.add_typer(pipeline.monitor_app, name="monitor")
 # Area command groups: app.add_typer(<module>.app, name="<area>")
 app.add_typer(models.app, name="models")
+app.add_typer(finetune.app, name="finetune")
 
 
 def main() -> None:  # pragma: no cover - console entry point
