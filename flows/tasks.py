@@ -11,6 +11,7 @@ from llmops import runs, versioning
 from llmops.config import Params, Settings, load_params
 from llmops.evaluation.gate import GateDecision
 from llmops.finetune.registry import ModelRecord
+from llmops.finetune.triggers import RetrainDecision
 
 # Operational policy per stage: retries only where I/O can fail transiently; timeouts for every stage.
 STAGE_POLICY: dict[str, dict[str, int]] = {
@@ -100,3 +101,9 @@ def launch_retrain(reason: str, project_dir: str, deployment: str) -> str:
 
     retrain(reason=reason, project_dir=project_dir)
     return "retrain subflow"
+
+
+@task(name="retrain-check")
+def retrain_check(project_dir: str, force: bool = False) -> RetrainDecision:
+    params: Params = load_params(Path(project_dir) / "params.yaml")
+    return runs.retrain_check(Path(project_dir), Settings(), params, force=force)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from llmops import workspace as ws
-from llmops.finetune import build_trainset
+from llmops.finetune.trainset import build_trainset, input_revision
 from llmops.jsonl import read_jsonl, write_json, write_jsonl
 from llmops.records import Conversation, EvalQuestion, FeedbackEvent
 from pipelines._stage import setup
@@ -11,10 +11,11 @@ from pipelines._stage import setup
 
 def main() -> None:
     params, _ = setup("trainset")
+    inputs = [ws.REDACTED / "conversations.jsonl", ws.FEEDBACK / "curated.jsonl", params.evaluate.questions]
     result = build_trainset(
-        read_jsonl(ws.REDACTED / "conversations.jsonl", Conversation),
-        read_jsonl(ws.FEEDBACK / "curated.jsonl", FeedbackEvent),
-        read_jsonl(params.evaluate.questions, EvalQuestion),
+        read_jsonl(inputs[0], Conversation),
+        read_jsonl(inputs[1], FeedbackEvent),
+        read_jsonl(inputs[2], EvalQuestion),
         params.trainset,
         params.base,
     )
@@ -23,13 +24,19 @@ def main() -> None:
     write_jsonl(
         ws.TRAINSET / "provenance.jsonl",
         (
-            {"split": s, "source": e.source, "group_id": e.group_id}
+            {
+                "split": s,
+                "source": e.source,
+                "group_id": e.group_id,
+                "created_at": e.created_at.isoformat() if e.created_at else None,
+            }
             for s, es in (("train", result.train), ("validation", result.validation))
             for e in es
         ),
     )
-    write_json(ws.stage_metrics("trainset"), result.stats())
-    print(result.stats())
+    stats = result.stats() | input_revision(inputs)
+    write_json(ws.stage_metrics("trainset"), stats)
+    print(stats)
 
 
 if __name__ == "__main__":

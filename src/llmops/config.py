@@ -99,6 +99,9 @@ class TrainsetParams(_Section):
     min_answer_chars: int = 20
     max_examples: int = 2000
     include_feedback: bool = True
+    max_answer_chars: int = Field(default=4000, ge=1)
+    min_alpha_share: float = Field(default=0.5, ge=0, le=1)  # answers mostly digits/symbols are dropped
+    near_dup_threshold: float = Field(default=0.8, ge=0, le=1)  # word-3-shingle Jaccard; 0 disables
 
 
 class FinetuneParams(_Section):
@@ -114,6 +117,35 @@ class FinetuneParams(_Section):
     max_seq_len: int = 192
     max_examples: int = 64
     eval_examples: int = 16
+    eval_every: int = Field(default=6, ge=0)  # validation loss every N steps (0: before/after only)
+    # Validation and cost (checked before any training or upload).
+    epochs: int = Field(default=1, ge=1)
+    context_limit: int = Field(default=2048, ge=16)
+    price_per_1m_tokens: dict[str, float] = Field(
+        default_factory=lambda: {"SmolLM2-135M-Instruct": 0.0, "gpt-4o-mini-2024-07-18": 3.0, "gpt-4.1-mini-2025-04-14": 5.0}
+    )
+    budget_usd: float = Field(default=5.0, ge=0)
+    # OpenAI backend.
+    openai_model: str = "gpt-4o-mini-2024-07-18"
+    suffix: str = "llmops"
+    poll_interval_s: float = Field(default=10.0, gt=0)
+    max_wait_s: float = Field(default=6 * 3600.0, gt=0)
+
+
+class GateParams(_Section):
+    """Promotion gate: the challenger must beat the champion by ``margin`` on ``primary`` (paired bootstrap)."""
+
+    primary: str = "answers.token_f1"
+    margin: float = 0.0
+    guarded: dict[str, float] = Field(default_factory=lambda: {"retrieval.recall@5": 0.01})
+    score_field: str = "token_f1"
+    bootstrap_samples: int = Field(default=2000, ge=100)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    min_paired_examples: int = Field(default=3, ge=1)
+
+
+class RetrainParams(_Section):
+    min_new_examples: int = Field(default=20, ge=0)
 
 
 class EvaluateParams(_Section):
@@ -171,6 +203,8 @@ class Params(_Section):
     index: IndexParams = Field(default_factory=IndexParams)
     trainset: TrainsetParams = Field(default_factory=TrainsetParams)
     finetune: FinetuneParams = Field(default_factory=FinetuneParams)
+    gate: GateParams = Field(default_factory=GateParams)
+    retrain: RetrainParams = Field(default_factory=RetrainParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     monitor: MonitorParams = Field(default_factory=MonitorParams)
     feedback: FeedbackParams = Field(default_factory=FeedbackParams)
@@ -212,6 +246,8 @@ class Settings(BaseSettings):
     notify_webhook: str | None = None
     # Run history (metrics + drift per run, archived reports): a directory or s3://bucket/prefix.
     history_uri: str | None = Field(default=None, description="default: <home>/history")
+    # Model registry: a local directory or s3://bucket/prefix; default <home>/registry.
+    registry_uri: str | None = None
 
     @property
     def home_dir(self) -> Path:
@@ -225,6 +261,10 @@ class Settings(BaseSettings):
     def base_model_cache(self) -> Path:
         """Where the GGUF base model is kept after its one-time conversion (shareable between homes)."""
         return (self.model_cache.expanduser().resolve() if self.model_cache else self.path("models")) / "base"
+
+    @property
+    def registry_root(self) -> str:
+        return self.registry_uri or str(self.path("registry"))
 
     @property
     def chroma_dir(self) -> Path:

@@ -5,14 +5,19 @@
     LLMOpsError                      base; the CLI maps it to exit code 1 with its message
     ├── ConfigError                  params.yaml / environment is wrong (exit 2)
     ├── DataContractError            a record or file breaks a data contract (ARCHITECTURE.md)
-    │   └── EmptyDatasetError        nothing valid left to work on
+    │   ├── EmptyDatasetError        nothing valid left to work on
+    │   └── TrainingDataError        fine-tuning data fails validation (format, tokens, special tokens)
     ├── StorageError                 object store (local / S3) could not be read or written
     ├── ModelNotAvailableError       a local model package is not installed / cannot load
     ├── IndexStateError              the vector index / its serving alias is not in a usable state
     ├── PIILeakError                 residual personal data found where none may be
     ├── StageError                   a DVC stage failed (carries the stage name)
     ├── DriftDetected                drift crossed a threshold (raised only when asked to fail)
-    └── GateFailed                   a challenger model did not pass the promotion gate
+    ├── GateFailed                   a challenger model did not pass the promotion gate
+    ├── BudgetExceeded               a fine-tune's estimated cost is over the budget cap (nothing uploaded)
+    ├── FineTuneError                a fine-tuning job failed or was cancelled (carries the backend's code)
+    ├── RegistryError                a registry operation is impossible (unknown model, nothing to roll back)
+    └── RunLocked                    another run holds the lock (one retrain at a time)
 
 Messages say what was wrong and how to fix it.
 """
@@ -74,3 +79,32 @@ class GateFailed(LLMOpsError):
     """A challenger model did not pass the promotion gate."""
 
     exit_code = 4
+
+
+class TrainingDataError(DataContractError):
+    """Fine-tuning data failed validation; nothing was trained or uploaded."""
+
+
+class BudgetExceeded(LLMOpsError):
+    """The estimated fine-tuning cost is above ``finetune.budget_usd``."""
+
+    exit_code = 5
+
+
+class FineTuneError(LLMOpsError):
+    """A fine-tuning job failed, was cancelled or timed out."""
+
+    def __init__(self, message: str, *, code: str | None = None, job_id: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.job_id = job_id
+
+
+class RegistryError(LLMOpsError):
+    """A registry operation is not possible (unknown model, nothing to roll back to)."""
+
+
+class RunLocked(LLMOpsError):
+    """Another run holds the lock."""
+
+    exit_code = 6

@@ -99,6 +99,7 @@ class TrainingExample(_Record):
     messages: list[ChatMessage]
     source: str
     group_id: str
+    created_at: datetime | None = None  # when the underlying conversation/feedback arrived (retrain trigger)
 
     def to_openai(self) -> dict[str, Any]:
         return {"messages": [m.model_dump() for m in self.messages]}

@@ -13,8 +13,9 @@ from typing import Any
 
 from llmops import workspace as ws
 from llmops.config import Params, Settings
-from llmops.evaluation.gate import GateDecision, decide
+from llmops.evaluation.gate import GateDecision, decide, load_scores
 from llmops.finetune.registry import ModelRecord, Registry, params_hash
+from llmops.finetune.triggers import RetrainDecision, data_until, should_retrain
 from llmops.storage import is_remote
 from llmops.versioning import StageRun, data_revision, read_lock
 
@@ -56,26 +57,48 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def record_model(project_dir: Path, settings: Settings, params: Params, *, reason: str) -> tuple[ModelRecord, GateDecision]:
     """Register the workspace's evaluated adapter and let the gate decide whether it becomes champion."""
-    registry = Registry(settings.path("registry"))
+    registry = Registry.from_settings(settings)
     training = _read_json(project_dir / ws.ADAPTER / "training.json")
     evaluation = _read_json(project_dir / ws.EVAL_METRICS)
+    scores = load_scores(project_dir / ws.EVAL_SAMPLES, params.gate.score_field)
     record = ModelRecord(
         model_id=training["model_id"],
         base_model=training["base_model"],
-        backend=params.finetune.backend,
+        backend=training.get("backend", params.finetune.backend),
         data_rev=data_revision(project_dir),
         params_hash=params_hash(params.finetune.model_dump()),
         reason=reason,
-        training={k: v for k, v in training.items() if k != "train_loss"},
+        training={k: v for k, v in training.items() if k not in {"train_loss", "val_loss"}}
+        | {"data_until": data_until(project_dir / ws.TRAINSET / "provenance.jsonl")},
         evaluation=evaluation,
+        eval_scores=scores,
     )
     champion = registry.champion()
     if champion is not None and champion.model_id == record.model_id:
         return champion, GateDecision(True, [f"{record.model_id} is already the champion (unchanged model)"])
     record = registry.register(record, project_dir / ws.ADAPTER)
-    decision = decide(evaluation, champion.evaluation if champion else None)
-    registry.set_status(record.model_id, "champion" if decision.promote else "rejected", decision.reasons)
-    return registry.get(record.model_id) or record, decision
+    decision = decide(
+        evaluation,
+        champion.evaluation if champion else None,
+        params.gate,
+        challenger_scores=scores or None,
+        champion_scores=(champion.eval_scores or None) if champion else None,
+        seed=params.base.seed,
+    )
+    record = registry.set_status(record.model_id, "champion" if decision.promote else "rejected", decision.reasons)
+    return record, decision
+
+
+def retrain_check(project_dir: Path, settings: Settings, params: Params, *, force: bool = False) -> RetrainDecision:
+    """Should this retrain train? (enough new examples since the champion's data, changed params, or forced)."""
+    champion = Registry.from_settings(settings).champion()
+    return should_retrain(
+        project_dir / ws.TRAINSET / "provenance.jsonl",
+        champion,
+        params_hash(params.finetune.model_dump()),
+        params.retrain,
+        force=force,
+    )
 
 
 def write_run_summary(
@@ -90,6 +113,7 @@ def write_run_summary(
     model: ModelRecord | None = None,
     decision: GateDecision | None = None,
     reason: str | None = None,
+    skipped: str | None = None,
 ) -> dict[str, Any]:
     """Persist what the run did under ``<LLMOPS_HOME>/runs/`` (with a copy of dvc.lock) and return it."""
     summary: dict[str, Any] = {
@@ -101,6 +125,7 @@ def write_run_summary(
         "data_rev": data_revision(project_dir),
         "stages": [{"stage": s.stage, "ran": s.ran, "seconds": s.seconds} for s in stages],
         "pushed_files": pushed,
+        "skipped": skipped,
         "metrics": {st: _read_json(project_dir / ws.stage_metrics(st)) for st in ws.STAGES if st != "monitor"},
         "drift": _read_json(project_dir / ws.DRIFT_DIR / "drift.json"),
         "reports": {
@@ -111,7 +136,7 @@ def write_run_summary(
     if model is not None:
         summary["model"] = {"model_id": model.model_id, "status": model.status}
     if decision is not None:
-        summary["gate"] = {"promote": decision.promote, "reasons": decision.reasons}
+        summary["gate"] = decision.as_dict()
     runs = settings.path("runs")
     runs.mkdir(parents=True, exist_ok=True)
     stamp = started.strftime("%Y%m%dT%H%M%S")
@@ -126,6 +151,8 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     lines = [f"# {summary['flow']} run `{summary['run_id']}`", ""]
     if summary.get("reason"):
         lines += [f"**Reason:** {summary['reason']}", ""]
+    if summary.get("skipped"):
+        lines += [f"**Training skipped:** {summary['skipped']}", ""]
     lines += [
         f"**Data revision:** `{summary['data_rev']}` · pushed files: {summary['pushed_files']}",
         "",
@@ -169,14 +196,14 @@ def status(project_dir: Path, settings: Settings, *, last: int = 5) -> dict[str,
     """Last runs, current champion, index version and data revision."""
     runs_dir = settings.path("runs")
     runs = sorted(runs_dir.glob("*.json"))[-last:] if runs_dir.exists() else []
-    champion = Registry(settings.path("registry")).champion()
+    champion = Registry.from_settings(settings).champion()
     lock = read_lock(project_dir)
     manifest_md5 = next((o.get("md5") for o in lock.get("stages", {}).get("index", {}).get("outs", [])), None)
     return {
         "state_dir": str(settings.home_dir),
         "data_rev": data_revision(project_dir),
         "index_version": manifest_md5[:12] if manifest_md5 else None,
-        "champion": champion.model_dump(mode="json", exclude={"training", "evaluation"}) if champion else None,
+        "champion": champion.model_dump(mode="json", exclude={"training", "evaluation", "eval_scores"}) if champion else None,
         "champion_metrics": champion.evaluation if champion else None,
         "last_runs": [{k: v for k, v in json.loads(p.read_text()).items() if k in _STATUS_KEYS} for p in reversed(runs)],
     }

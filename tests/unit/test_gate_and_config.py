@@ -41,6 +41,6 @@ def test_gate_first_model_promoted_then_regressions_rejected() -> None:
     assert decide(champ, None).promote
     assert decide({"answers": {"token_f1": 0.31}, "retrieval": {"recall@5": 0.80}}, champ).promote
     worse = decide({"answers": {"token_f1": 0.20}, "retrieval": {"recall@5": 0.80}}, champ)
-    assert not worse.promote and "0.2000 < champion 0.3000" in worse.reasons[0]
+    assert not worse.promote and "0.2000 <= champion 0.3000" in worse.reasons[0]
     retr = decide({"answers": {"token_f1": 0.35}, "retrieval": {"recall@5": 0.70}}, champ)
     assert not retr.promote and any("recall@5 regressed" in r for r in retr.reasons)

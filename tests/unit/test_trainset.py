@@ -78,3 +78,52 @@ def test_split_is_by_group_and_stable() -> None:
     assert not train_ids & val_ids
     assert val_ids == {e.group_id for e in b.validation}
     assert 5 <= len(val_ids) <= 40
+
+
+LONG = (
+    "I understand you want to cancel order {n}. Please open your account, go to Orders, select the order and "
+    "choose Cancel. If the order has already shipped you can return it within thirty days for a full refund."
+)
+
+
+def test_near_duplicates_and_quality_filters() -> None:
+    convs = [_conv(f"t{i}", ("customer", "please cancel my order"), ("agent", LONG.format(n=i))) for i in range(30)]
+    convs += [
+        _conv("u1", ("customer", "how do refunds work?"), ("agent", "Refunds go back to your card in five days.")),
+        _conv("u2", ("customer", "what is my code?"), ("agent", "#### 1234-5678-9999 // 0000 ####")),
+        _conv("u3", ("customer", "tell me everything"), ("agent", "word " * 2000)),
+    ]
+    cfg = TrainsetParams(min_answer_chars=5, validation_share=0.0)
+    res = build_trainset(convs, [], [], cfg, BaseParams())
+    assert res.skipped["near_duplicate"] == 29  # 30 templated copies -> 1
+    assert res.skipped["answer_not_text"] == 1 and res.skipped["answer_too_long"] == 1
+    assert {e.group_id for e in res.train} == {"t0", "u1"}
+    off = build_trainset(convs, [], [], cfg.model_copy(update={"near_dup_threshold": 0.0}), BaseParams())
+    assert len(off.train) == 31 and "near_duplicate" not in off.skipped
+
+
+def test_near_copies_of_eval_questions_never_enter_training() -> None:
+    convs = [
+        _conv(
+            "a", ("customer", "How can I renew my driver license online today?"), ("agent", "Use the DMV website renewal page.")
+        ),
+        _conv("b", ("customer", "Where is my parcel?"), ("agent", "Check the tracking link in your email.")),
+    ]
+    evals = [EvalQuestion(id="e", query="how can I renew my driver license online today", gold_doc_ids=["d"])]
+    res = build_trainset(convs, [], evals, TrainsetParams(min_answer_chars=5, validation_share=0.0), BaseParams())
+    assert [e.group_id for e in res.train] == ["b"] and res.skipped["eval_overlap"] == 1
+
+
+def test_no_group_spans_train_and_validation() -> None:
+    """A conversation re-ingested with more turns (same id, different text) stays on one side of the split."""
+    convs = []
+    for i in range(100):
+        convs.append(_conv(f"c{i}", ("customer", f"first question number {i}"), ("agent", f"first answer about topic {i}")))
+        convs.append(
+            _conv(f"c{i}", ("customer", f"a later different question {i}"), ("agent", f"a different later answer {i} here"))
+        )
+    res = build_trainset(convs, [], [], TrainsetParams(min_answer_chars=5, validation_share=0.3), BaseParams())
+    train_ids, val_ids = {e.group_id for e in res.train}, {e.group_id for e in res.validation}
+    assert train_ids and val_ids and not train_ids & val_ids
+    assert len(res.train) + len(res.validation) == 200
+    assert all(e.created_at == T0 for e in res.train)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typer
 
-from llmops.cli import evaluation, index, monitoring, pipeline, serve
+from llmops.cli import evaluation, finetune, index, models, monitoring, pipeline, serve
 
 app = typer.Typer(
     help="llmops: nightly LLMOps pipeline for a customer-support assistant "
@@ -28,6 +28,8 @@ app.registered_commands += monitoring.app.registered_commands  # `llmops report`
 # Area command groups: app.add_typer(<module>.app, name="<area>")
 app.add_typer(index.app, name="index")
 app.add_typer(evaluation.app, name="eval")
+app.add_typer(models.app, name="models")
+app.add_typer(finetune.app, name="finetune")
 
 
 def main() -> None:  # pragma: no cover - console entry point

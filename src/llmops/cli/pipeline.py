@@ -65,8 +65,11 @@ def retrain(
         typer.Option("--set", help="Override a param, e.g. --set finetune.max_steps=50 (written to params.yaml)."),
     ] = None,
     project_dir: ProjectDir = Path("."),
+    force: Annotated[
+        bool, typer.Option(help="Train even with fewer than retrain.min_new_examples new examples and unchanged params.")
+    ] = False,
 ) -> None:
-    """Retrain now: refresh data, force fine-tune + evaluation, run the promotion gate."""
+    """Retrain now: refresh data, fine-tune + evaluate (unless nothing new), run the promotion gate."""
     try:
         overrides = {}
         for item in set_ or []:
@@ -77,7 +80,7 @@ def retrain(
         _prepare(project_dir)
         from flows.retrain import retrain as retrain_flow
 
-        _print_summary(retrain_flow(reason=reason, overrides=overrides or None, project_dir="."))
+        _print_summary(retrain_flow(reason=reason, overrides=overrides or None, project_dir=".", force=force))
     except LLMOpsError as exc:
         _fail(exc)
 

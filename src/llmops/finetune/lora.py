@@ -33,6 +33,7 @@ class TrainReport:
     train_loss: list[float] = field(default_factory=list)
     val_loss_before: float | None = None
     val_loss_after: float | None = None
+    val_loss: list[tuple[int, float]] = field(default_factory=list)  # (step, loss) every cfg.eval_every steps
 
     @property
     def tokens_per_s(self) -> float:
@@ -124,7 +125,8 @@ def train_lora(
             r=cfg.lora_r,
             lora_alpha=cfg.lora_alpha,
             lora_dropout=cfg.lora_dropout,
-            target_modules=list(cfg.target_modules),
+            # ["all-linear"] is peft's shorthand for every linear layer but the output head.
+            target_modules="all-linear" if list(cfg.target_modules) == ["all-linear"] else list(cfg.target_modules),
             task_type="CAUSAL_LM",
         ),
     )
@@ -161,7 +163,9 @@ def train_lora(
         lr = cfg.learning_rate * 0.5 * (1 + math.cos(math.pi * step / steps))  # cosine decay
         for group in optim.param_groups:
             group["lr"] = lr
-        out = model(**{k: v.to(device) for k, v in batch.items()})
+        # bf16 autocast on a GPU (weights and LoRA params stay fp32); plain fp32 on CPU.
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
+            out = model(**{k: v.to(device) for k, v in batch.items()})
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optim.step()
@@ -169,6 +173,10 @@ def train_lora(
         report.train_loss.append(round(float(out.loss.detach()), 4))
         report.examples_seen += int(batch["input_ids"].shape[0])
         report.tokens_seen += int(batch["attention_mask"].sum())
+        if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < steps:
+            mid = _mean_loss(model, val_batches, device)
+            if mid is not None:
+                report.val_loss.append((step + 1, mid))
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=report.train_loss[-1])
@@ -177,6 +185,8 @@ def train_lora(
     if bar is not None:
         bar.close()
     report.val_loss_after = _mean_loss(model, val_batches, device)
+    if report.val_loss_before is not None and report.val_loss_after is not None:
+        report.val_loss = [(0, report.val_loss_before), *report.val_loss, (steps, report.val_loss_after)]
 
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out_dir))
@@ -184,6 +194,18 @@ def train_lora(
     report.model_id = f"{BASE_MODEL_NAME}-lora-{digest}"
     (out_dir / "training.json").write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
     return report
+
+
+def merge_adapter(base_cache: Path, adapter_dir: Path, out_dir: Path) -> Path:
+    """Fold the LoRA weights into the base model and save a plain model for serving (no peft at run time)."""
+    from llmops.llm.local import load_model_and_tokenizer
+
+    model, tokenizer = load_model_and_tokenizer(base_cache, adapter_dir, device="cpu")
+    merged = model.merge_and_unload()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+    return out_dir
 
 
 def plot_loss(report: TrainReport, path: Path) -> None:
@@ -195,10 +217,8 @@ def plot_loss(report: TrainReport, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(range(1, len(report.train_loss) + 1), report.train_loss, marker="o", label="train loss")
-    if report.val_loss_before is not None:
-        ax.axhline(report.val_loss_before, color="grey", linestyle="--", label="validation loss before")
-    if report.val_loss_after is not None:
-        ax.axhline(report.val_loss_after, color="green", linestyle="--", label="validation loss after")
+    if report.val_loss:
+        ax.plot([s for s, _ in report.val_loss], [v for _, v in report.val_loss], marker="s", label="validation loss")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_title(report.model_id)

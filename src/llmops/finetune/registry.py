@@ -1,20 +1,31 @@
-"""Model registry: champion/challenger records with lineage, stored under ``<LLMOPS_HOME>/registry``.
+"""Model registry: champion/challenger records with lineage, kept as a versioned file in the object store.
 
-Adapters are copied into the registry, so a promoted model keeps serving whatever the workspace holds
-later, and a crashed run never touches the champion.
+Layout under the registry root (a local directory or ``s3://bucket/prefix``; ``LLMOPS_REGISTRY_URI``)::
+
+    registry.json                    the current state (carries its own ``version``)
+    history/registry-000007.json     every state ever written, so any change can be audited or undone
+    models/<model_id>/...            the artifact (adapter files, or the backend's job record)
+
+Artifacts are copied into the registry, so a promoted model keeps serving whatever the workspace holds
+later, and a crashed run never touches the champion. A write checks that nobody else wrote in between
+(optimistic concurrency on ``version``) instead of silently losing their change.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from llmops.storage.local import LocalStore
+from llmops.errors import RegistryError, StorageError
+from llmops.storage.base import ObjectStore, store_for
+
+Status = Literal["challenger", "champion", "retired", "rejected"]
+LINEAGE_FIELDS = ("model_id", "status", "base_model", "backend", "data_rev", "params_hash", "created_at", "reason")
 
 
 class ModelRecord(BaseModel):
@@ -27,72 +38,151 @@ class ModelRecord(BaseModel):
     reason: str = "nightly"
     training: dict[str, Any] = Field(default_factory=dict)
     evaluation: dict[str, Any] = Field(default_factory=dict)
+    eval_scores: dict[str, list[float]] = Field(default_factory=dict)  # per question, k repeats (gate bootstrap)
     artifact_path: str = ""
-    status: str = "challenger"  # challenger | champion | retired | rejected
+    status: Status = "challenger"
     gate_reasons: list[str] = Field(default_factory=list)
+    events: list[dict[str, str]] = Field(default_factory=list)  # status changes: {at, status, reason}
+
+    def lineage(self) -> dict[str, Any]:
+        """What ``llmops models list --json`` prints: lineage, training and evaluation metrics."""
+        out = self.model_dump(mode="json", include=set(LINEAGE_FIELDS))
+        out["training"] = {k: v for k, v in self.training.items() if k != "train_loss"}
+        out["evaluation"] = self.evaluation
+        out["artifact_path"] = self.artifact_path
+        out["gate_reasons"] = self.gate_reasons
+        return out
 
 
 class RegistryState(BaseModel):
+    version: int = 0
     champion: str | None = None
     previous_champions: list[str] = Field(default_factory=list)
     models: list[ModelRecord] = Field(default_factory=list)
 
 
 class Registry:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._file = root / "registry.json"
-        self._store = LocalStore()
+    def __init__(self, root: str | Path, store: ObjectStore | None = None) -> None:
+        self.root = str(root).rstrip("/")
+        self._store = store or store_for(self.root)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Registry:
+        root = settings.registry_root
+        return cls(root, store_for(root, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region))
+
+    def _uri(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
 
     def load(self) -> RegistryState:
-        if not self._file.exists():
+        uri = self._uri("registry.json")
+        if not self._store.exists(uri):
             return RegistryState()
-        return RegistryState.model_validate_json(self._file.read_text(encoding="utf-8"))
+        return RegistryState.model_validate_json(self._store.read_bytes(uri))
 
-    def _save(self, state: RegistryState) -> None:
-        self._store.write_bytes(str(self._file), state.model_dump_json(indent=2).encode())
+    def _save(self, state: RegistryState, loaded_version: int) -> None:
+        current = self.load().version
+        if current != loaded_version:
+            raise StorageError(
+                f"the registry at {self.root} changed while this run was updating it (version {loaded_version} -> "
+                f"{current}); rerun the command"
+            )
+        state.version = loaded_version + 1
+        data = state.model_dump_json(indent=2).encode()
+        self._store.write_bytes(self._uri("history", f"registry-{state.version:06d}.json"), data)
+        self._store.write_bytes(self._uri("registry.json"), data)
+
+    def history(self) -> list[str]:
+        """URIs of every registry version written so far, oldest first."""
+        return self._store.list(self._uri("history") + "/")
 
     def get(self, model_id: str) -> ModelRecord | None:
         return next((m for m in self.load().models if m.model_id == model_id), None)
 
+    def models(self) -> list[ModelRecord]:
+        return self.load().models
+
     def champion(self) -> ModelRecord | None:
         state = self.load()
-        return self.get(state.champion) if state.champion else None
+        return next((m for m in state.models if m.model_id == state.champion), None) if state.champion else None
 
-    def register(self, record: ModelRecord, artifact_dir: Path) -> ModelRecord:
+    def register(self, record: ModelRecord, artifact_dir: Path | None) -> ModelRecord:
         """Copy the artifact into the registry and add (or refresh) the record."""
-        target = self.root / "models" / record.model_id
-        if not target.exists():
-            tmp = target.with_name(f".{record.model_id}.tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree(artifact_dir, tmp)
-            tmp.rename(target)
-        record = record.model_copy(update={"artifact_path": str(target)})
+        target = self._uri("models", record.model_id)
+        if artifact_dir is not None and not self._store.exists(self._uri("models", record.model_id, ".complete")):
+            for path in sorted(p for p in artifact_dir.rglob("*") if p.is_file()):
+                self._store.write_bytes(f"{target}/{path.relative_to(artifact_dir).as_posix()}", path.read_bytes())
+            self._store.write_bytes(self._uri("models", record.model_id, ".complete"), b"")
+        record = record.model_copy(update={"artifact_path": target if artifact_dir is not None else ""})
         state = self.load()
+        loaded = state.version
         existing = next((m for m in state.models if m.model_id == record.model_id), None)
         if existing is not None:
-            record = record.model_copy(update={"status": existing.status, "created_at": existing.created_at})
+            record = record.model_copy(
+                update={"status": existing.status, "created_at": existing.created_at, "events": existing.events}
+            )
         state.models = [m for m in state.models if m.model_id != record.model_id] + [record]
-        self._save(state)
+        self._save(state, loaded)
         return record
 
-    def set_status(self, model_id: str, status: str, reasons: list[str] | None = None) -> None:
+    def set_status(self, model_id: str, status: Status, reasons: list[str] | None = None, *, reason: str = "") -> ModelRecord:
+        """Set a model's status; ``champion`` retires the previous one (kept for rollback)."""
         state = self.load()
-        for m in state.models:
-            if m.model_id == model_id:
-                m.status = status
-                m.gate_reasons = reasons or m.gate_reasons
+        loaded = state.version
+        record = next((m for m in state.models if m.model_id == model_id), None)
+        if record is None:
+            known = ", ".join(m.model_id for m in state.models) or "none"
+            raise RegistryError(f"no model {model_id!r} in the registry (known: {known}); see `llmops models list`")
+        now = datetime.now(UTC).isoformat()
         if status == "champion" and state.champion != model_id:
             for m in state.models:
                 if m.model_id == state.champion:
                     m.status = "retired"
+                    m.events.append({"at": now, "status": "retired", "reason": f"replaced by {model_id}"})
             if state.champion:
                 state.previous_champions.append(state.champion)
             state.champion = model_id
-        self._save(state)
+        record.status = status
+        record.gate_reasons = reasons or record.gate_reasons
+        record.events.append({"at": now, "status": status, "reason": reason or "; ".join(reasons or [])})
+        self._save(state, loaded)
+        return record
+
+    def promote(self, model_id: str, *, reason: str) -> ModelRecord:
+        """Make ``model_id`` champion by hand (bypasses the gate; the reason is recorded)."""
+        return self.set_status(model_id, "champion", reason=f"manual promotion: {reason}")
+
+    def rollback(self, *, reason: str) -> ModelRecord:
+        """Reinstate the previous champion; the current one is marked rejected with ``reason``."""
+        state = self.load()
+        if not state.previous_champions:
+            raise RegistryError("no previous champion to roll back to: the registry has only ever had one (or none)")
+        loaded = state.version
+        target = state.previous_champions.pop()
+        now = datetime.now(UTC).isoformat()
+        for m in state.models:
+            if m.model_id == state.champion:
+                m.status = "rejected"
+                m.events.append({"at": now, "status": "rejected", "reason": f"rolled back: {reason}"})
+            if m.model_id == target:
+                m.status = "champion"
+                m.events.append({"at": now, "status": "champion", "reason": f"rollback: {reason}"})
+        state.champion = target
+        self._save(state, loaded)
+        return next(m for m in state.models if m.model_id == target)
+
+    def fetch_artifact(self, model_id: str, dest: Path) -> Path:
+        """Copy a model's artifact to a local directory (from S3 or a local registry) and return it."""
+        prefix = self._uri("models", model_id) + "/"
+        files = [u for u in self._store.list(prefix) if not u.endswith("/.complete")]
+        if not files:
+            raise RegistryError(f"model {model_id!r} has no artifact under {prefix}")
+        for uri in files:
+            path = dest / uri[len(prefix) :]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(self._store.read_bytes(uri))
+        return dest
 
 
 def params_hash(section: dict[str, Any]) -> str:
-    import hashlib
-
     return hashlib.sha256(json.dumps(section, sort_keys=True, default=str).encode()).hexdigest()[:12]

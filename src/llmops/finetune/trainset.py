@@ -4,8 +4,10 @@
 * feedback: a positively rated answer, or a human correction (the correction is the gold answer);
   negatively rated answers without a correction are left out;
 * eval questions never enter training (decontamination on the normalised query);
-* exact duplicates are removed; the train/validation split is by conversation/generation id, so turns
-  of one conversation never land on both sides.
+* exact and near duplicates (MinHash over word 3-shingles, :mod:`llmops.finetune.neardup`) are removed;
+  answers too short, too long or mostly non-letters are dropped; every drop is counted by reason;
+* the train/validation split is by conversation/generation id, so turns of one conversation never land
+  on both sides.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def conversation_example(conv: Conversation, system_prompt: str) -> TrainingExam
         messages.pop()
     if len(messages) < 3:
         return None
-    return TrainingExample(messages=messages, source="conversation", group_id=conv.conversation_id)
+    return TrainingExample(messages=messages, source="conversation", group_id=conv.conversation_id, created_at=conv.created_at)
 
 
 def feedback_example(ev: FeedbackEvent, system_prompt: str) -> TrainingExample | None:
@@ -79,6 +81,7 @@ def feedback_example(ev: FeedbackEvent, system_prompt: str) -> TrainingExample |
         ],
         source=source,
         group_id=ev.generation_id,
+        created_at=ev.ts,
     )
 
 
@@ -107,21 +110,39 @@ def build_trainset(
             else:
                 candidates.append(ex)
 
+    from llmops.finetune.neardup import near_duplicates, shingles
+
+    eval_shingles = [shingles(q) for q in eval_queries]
     seen: set[str] = set()
+    kept: list[TrainingExample] = []
     for ex in candidates:
         users = [m.content for m in ex.messages if m.role == "user"]
-        answers = [m.content for m in ex.messages if m.role == "assistant"]
-        if any(_norm(u) in eval_queries for u in users):
+        answer = [m.content for m in ex.messages if m.role == "assistant"][-1]
+        if any(_norm(u) in eval_queries for u in users) or _near_eval(users, eval_shingles, cfg.near_dup_threshold):
             result.skipped["eval_overlap"] += 1
             continue
-        if len(answers[-1]) < cfg.min_answer_chars:
+        if len(answer) < cfg.min_answer_chars:
             result.skipped["answer_too_short"] += 1
+            continue
+        if len(answer) > cfg.max_answer_chars:
+            result.skipped["answer_too_long"] += 1
+            continue
+        if sum(c.isalpha() for c in answer) < cfg.min_alpha_share * len(answer.replace(" ", "")):
+            result.skipped["answer_not_text"] += 1
             continue
         key = hashlib.sha256("\x1e".join(_norm(m.content) for m in ex.messages[1:]).encode()).hexdigest()
         if key in seen:
             result.skipped["duplicate"] += 1
             continue
         seen.add(key)
+        kept.append(ex)
+    if cfg.near_dup_threshold > 0:
+        texts = ["\n".join(m.content for m in ex.messages[1:]) for ex in kept]
+        dropped = near_duplicates(texts, cfg.near_dup_threshold, seed=base.seed)
+        if dropped:
+            result.skipped["near_duplicate"] += len(dropped)
+        kept = [ex for i, ex in enumerate(kept) if i not in dropped]
+    for ex in kept:
         if _unit(ex.group_id, base.seed) < cfg.validation_share:
             result.validation.append(ex)
         else:
@@ -130,6 +151,28 @@ def build_trainset(
         result.skipped["over_max_examples"] += len(result.train) - cfg.max_examples
         result.train = sorted(result.train, key=lambda e: _unit(e.group_id + "/order", base.seed))[: cfg.max_examples]
     return result
+
+
+def _near_eval(users: list[str], eval_shingles: list[set[int]], threshold: float) -> bool:
+    """Is a user turn a near copy of an eval question? (Only question-sized turns can be.)"""
+    if threshold <= 0 or not eval_shingles:
+        return False
+    from llmops.finetune.neardup import jaccard, shingles
+
+    for text in users:
+        if len(text) > 1000:
+            continue
+        s = shingles(text)
+        if any(jaccard(s, e) >= threshold for e in eval_shingles):
+            return True
+    return False
+
+
+def input_revision(paths: Sequence[str | Path]) -> dict[str, Any]:
+    """md5 of each input file (as DVC computes it) and one revision over all: what this build was made from."""
+    md5s = {str(p): hashlib.md5(Path(p).read_bytes()).hexdigest() for p in paths}
+    combined = hashlib.sha256("".join(f"{k}:{v}\n" for k, v in sorted(md5s.items())).encode()).hexdigest()[:12]
+    return {"data_rev": combined, "inputs": md5s}
 
 
 def read_chat_jsonl(path: str | Path) -> list[TrainingExample]:

@@ -1,0 +1,115 @@
+"""Local fine-tuning backend throughput: examples/s and tokens/s of ``train_lora`` (LoRA with peft).
+
+Shape of the reference figures (issue #5): SmolLM2-135M, LoRA r=16 on all linear layers.
+* CPU: batch 4 x 256 tokens; reference ~170 tokens/s on 2 cores.
+* GPU (when present): batch 64 x 512, bf16 autocast; references 83k tokens/s (eager) / 180k (torch.compile).
+Also measured: the params.yaml default shape (r=8 on q/v, batch 2 x 192) that the nightly sample run uses.
+
+A few steps only (``LLMOPS_BENCH_STEPS``, default 3; ``LLMOPS_BENCH_FULL=1`` for 20); the first step
+(allocation, kernel warm-up) is included, so the figures are conservative.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+REFERENCE = {"cpu": 170.0, "cuda_eager": 83_000.0, "cuda_compiled": 180_000.0}
+
+
+def _examples(n: int, words: int) -> list:
+    from llmops.records import ChatMessage, TrainingExample
+
+    answer = " ".join(f"step{i % 50} of the refund procedure" for i in range(words // 5))
+    return [
+        TrainingExample(
+            messages=[
+                ChatMessage(role="system", content="You are a helpful customer-support assistant."),
+                ChatMessage(role="user", content=f"How do I get a refund for order {i}?"),
+                ChatMessage(role="assistant", content=answer),
+            ],
+            source="bench",
+            group_id=str(i),
+        )
+        for i in range(n)
+    ]
+
+
+def _measure(name: str, cfg: object, settings: object, n_examples: int, words: int) -> dict:
+    from llmops.finetune.lora import train_lora
+
+    with tempfile.TemporaryDirectory() as tmp:
+        report = train_lora(
+            _examples(n_examples, words), [], cfg, base_cache=settings.base_model_cache, out_dir=Path(tmp) / "adapter"
+        )
+    return {
+        "shape": name,
+        "device": report.device,
+        "steps": report.steps,
+        "tokens": report.tokens_seen,
+        "seconds": report.seconds,
+        "tokens_per_s": round(report.tokens_per_s, 1),
+        "examples_per_s": round(report.examples_seen / report.seconds, 3),
+    }
+
+
+def run() -> dict:
+    import torch
+
+    from llmops.config import FinetuneParams, Settings
+
+    settings = Settings()
+    steps = 20 if os.environ.get("LLMOPS_BENCH_FULL") else int(os.environ.get("LLMOPS_BENCH_STEPS", "3"))
+    load = os.getloadavg()[0]  # the machine is shared: a loaded CPU explains low figures
+    rows = []
+    if torch.cuda.is_available():
+        gpu = FinetuneParams(
+            lora_r=16,
+            lora_alpha=32,
+            target_modules=ALL_LINEAR,
+            batch_size=64,
+            max_seq_len=512,
+            max_steps=steps,
+            max_examples=64 * steps,
+            eval_examples=0,
+            eval_every=0,
+        )
+        rows.append(_measure("r16 all-linear, 64x512, bf16", gpu, settings, 64 * steps, 600))
+    ref = FinetuneParams(
+        lora_r=16,
+        lora_alpha=32,
+        target_modules=ALL_LINEAR,
+        batch_size=4,
+        max_seq_len=256,
+        max_steps=steps,
+        max_examples=4 * steps,
+        eval_examples=0,
+        eval_every=0,
+    )
+    rows.append(_measure("r16 all-linear, 4x256 (reference shape)", ref, settings, 4 * steps, 300))
+    sample = FinetuneParams(max_steps=steps, eval_examples=0, eval_every=0, max_examples=2 * steps)
+    rows.append(_measure("params.yaml default: r8 q/v, 2x192", sample, settings, 2 * steps, 220))
+
+    print(f"{'shape':<42} {'device':<6} {'tokens/s':>10} {'examples/s':>11} {'vs reference':>14}")
+    for r in rows:
+        base = REFERENCE["cpu"] if r["device"] == "cpu" else REFERENCE["cuda_compiled"]
+        r["ratio_vs_reference"] = round(r["tokens_per_s"] / base, 2)
+        print(
+            f"{r['shape']:<42} {r['device']:<6} {r['tokens_per_s']:>10} {r['examples_per_s']:>11} "
+            f"{r['ratio_vs_reference']:>8}x of {base:g}"
+        )
+    print(f"(1-min load average at start: {load:.1f} on {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()})")
+    return {
+        "steps": steps,
+        "threads": torch.get_num_threads(),
+        "load_avg": round(load, 2),
+        "rows": rows,
+        "reference_tokens_per_s": REFERENCE,
+    }
+
+
+if __name__ == "__main__":
+    run()

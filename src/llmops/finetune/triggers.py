@@ -1,0 +1,124 @@
+"""When to retrain, and one retrain at a time.
+
+Weekly schedule, ``llmops retrain --reason`` and the monitor flow all go through :func:`should_retrain`:
+training is skipped (with a reason) when fewer than ``retrain.min_new_examples`` training examples
+arrived since the champion's data and the fine-tune params are the champion's -- a new model from the
+same data and the same recipe cannot be better, only cost compute. ``force`` overrides.
+
+:func:`run_lock` keeps a second retrain in the same state dir from starting while one runs (the Prefect
+deployment also has ``concurrency_limit: 1``; this guard covers local runs and other launchers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from llmops.config import RetrainParams
+from llmops.errors import RunLocked
+from llmops.finetune.registry import ModelRecord
+
+
+@dataclass
+class RetrainDecision:
+    run: bool
+    reason: str
+    new_examples: int | None = None
+
+
+def _parse(ts: str | None) -> datetime | None:
+    if not ts:
+        return None
+    dt = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def data_until(provenance: Path) -> str | None:
+    """The newest ``created_at`` among training examples (stored with a model as where its data ends)."""
+    if not provenance.exists():
+        return None
+    stamps = [_parse(json.loads(line).get("created_at")) for line in provenance.open(encoding="utf-8") if line.strip()]
+    known = [s for s in stamps if s is not None]
+    return max(known).isoformat() if known else None
+
+
+def count_new_examples(provenance: Path, since: datetime | None) -> int:
+    """Training-split examples (``provenance.jsonl`` of the trainset stage) created after ``since``."""
+    if not provenance.exists():
+        return 0
+    n = 0
+    for line in provenance.open(encoding="utf-8"):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        created = _parse(row.get("created_at"))
+        if row.get("split") == "train" and (since is None or (created is not None and created > since)):
+            n += 1
+    return n
+
+
+def should_retrain(
+    provenance: Path, champion: ModelRecord | None, params_hash: str, cfg: RetrainParams, *, force: bool = False
+) -> RetrainDecision:
+    """Enough new examples since the champion's data, or a changed recipe, or forced (see module docstring)."""
+    if champion is None:
+        return RetrainDecision(True, "no champion yet")
+    since = _parse(champion.training.get("data_until")) or champion.created_at
+    n = count_new_examples(provenance, since)
+    basis = f"{n} new training examples since {since:%Y-%m-%d %H:%M} (champion {champion.model_id})"
+    if force:
+        return RetrainDecision(True, f"forced; {basis}", n)
+    if n >= cfg.min_new_examples:
+        return RetrainDecision(True, f"{basis} >= retrain.min_new_examples {cfg.min_new_examples}", n)
+    if params_hash != champion.params_hash:
+        return RetrainDecision(True, f"fine-tune params changed since the champion; {basis}", n)
+    return RetrainDecision(
+        False,
+        f"skipped: only {basis} < retrain.min_new_examples {cfg.min_new_examples}, and the fine-tune params are "
+        "unchanged (use --force to retrain anyway)",
+        n,
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def run_lock(path: Path, what: str = "retrain") -> Iterator[None]:
+    """Hold ``path`` exclusively for the block; a lock left by a dead process is taken over."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            try:
+                holder = json.loads(path.read_text(encoding="utf-8") or "{}")
+            except (OSError, json.JSONDecodeError):
+                holder = {}
+            if holder.get("pid") and _alive(int(holder["pid"])):
+                raise RunLocked(
+                    f"another {what} is running (pid {holder['pid']}, since {holder.get('since')}); wait for it, or "
+                    f"delete {path} if that process is gone"
+                ) from None
+            path.unlink(missing_ok=True)  # stale: its process is gone
+    else:  # pragma: no cover - lost the race twice
+        raise RunLocked(f"could not take {path}: another {what} keeps starting")
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"pid": os.getpid(), "since": datetime.now(UTC).isoformat()}, fh)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)

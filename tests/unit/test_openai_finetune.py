@@ -1,0 +1,317 @@
+"""The OpenAI fine-tuning backend against a local HTTP server that speaks the files + fine_tuning.jobs endpoints.
+
+The server (loopback only) walks each job through validating_files -> queued -> running -> succeeded
+(or failed with an error.code), answers one 429 on job creation, and counts what it was asked, so the
+tests can tell a resumed job from a second, paid one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llmops.config import FinetuneParams, Settings
+from llmops.errors import ConfigError, FineTuneError
+from llmops.finetune.openai_jobs import OpenAIFineTuner, openai_client
+
+STEPS = ["validating_files", "queued", "running", "running", "succeeded"]
+
+
+class FakeOpenAI:
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.calls: list[str] = []
+        self.fail_next_create_with_429 = True
+        self.fail_jobs = False
+
+    def job_view(self, job: dict[str, Any]) -> dict[str, Any]:
+        status = job["status"]
+        return {
+            "id": job["id"],
+            "object": "fine_tuning.job",
+            "created_at": 1,
+            "model": job["model"],
+            "organization_id": "org-test",
+            "result_files": [],
+            "seed": job["seed"],
+            "status": status,
+            "training_file": job["training_file"],
+            "validation_file": job["validation_file"],
+            "hyperparameters": {"n_epochs": job["n_epochs"]},
+            "fine_tuned_model": f"ft:{job['model']}:{job['suffix']}:{job['id']}" if status == "succeeded" else None,
+            "trained_tokens": 1234 if status == "succeeded" else None,
+            "error": job.get("error"),
+        }
+
+    def advance(self, job: dict[str, Any]) -> None:
+        if job["status"] in {"succeeded", "failed", "cancelled"}:
+            return
+        job["step"] += 1
+        if self.fail_jobs and job["step"] == 2:
+            job["status"] = "failed"
+            job["error"] = {"code": "invalid_training_file", "message": "line 3: too many tokens", "param": "training_file"}
+        else:
+            job["status"] = STEPS[min(job["step"], len(STEPS) - 1)]
+        if job["status"] == "running":
+            step = job["step"]
+            data = {"step": step, "train_loss": 2.0 / step, "valid_loss": 2.5 / step}
+            job["events"].insert(
+                0,
+                {
+                    "id": f"m-{job['id']}-{step}",
+                    "object": "fine_tuning.job.event",
+                    "created_at": step,
+                    "level": "info",
+                    "message": f"Step {step}: training loss={data['train_loss']:.2f}",
+                    "type": "metrics",
+                    "data": data,
+                },
+            )
+        job["events"].insert(
+            0,
+            {
+                "id": f"ev-{job['id']}-{job['step']}",
+                "object": "fine_tuning.job.event",
+                "created_at": job["step"],
+                "level": "info",
+                "message": f"status {job['status']}",
+            },
+        )
+
+
+def make_handler(api: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _send(self, code: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            api.calls.append(f"POST {self.path}")
+            if self.path == "/v1/files":
+                fid = f"file-{len(api.files) + 1}"
+                api.files[fid] = body
+                return self._send(
+                    200,
+                    {
+                        "id": fid,
+                        "object": "file",
+                        "bytes": len(body),
+                        "created_at": 1,
+                        "filename": "train.jsonl",
+                        "purpose": "fine-tune",
+                        "status": "processed",
+                    },
+                )
+            if self.path == "/v1/fine_tuning/jobs":
+                if api.fail_next_create_with_429:
+                    api.fail_next_create_with_429 = False
+                    return self._send(
+                        429,
+                        {"error": {"message": "Rate limit", "type": "requests", "code": "rate_limit_exceeded"}},
+                        {"retry-after-ms": "10"},
+                    )
+                req = json.loads(body)
+                jid = f"ftjob-{len(api.jobs) + 1}"
+                api.jobs[jid] = {
+                    "id": jid,
+                    "status": "validating_files",
+                    "step": 0,
+                    "model": req["model"],
+                    "seed": req["seed"],
+                    "suffix": req["suffix"],
+                    "training_file": req["training_file"],
+                    "validation_file": req.get("validation_file"),
+                    "n_epochs": req["method"]["supervised"]["hyperparameters"]["n_epochs"],
+                    "events": [
+                        {
+                            "id": f"ev-{jid}-0",
+                            "object": "fine_tuning.job.event",
+                            "created_at": 0,
+                            "level": "info",
+                            "message": "Validating training file",
+                        }
+                    ],
+                }
+                return self._send(200, api.job_view(api.jobs[jid]))
+            m = re.fullmatch(r"/v1/fine_tuning/jobs/([^/]+)/cancel", self.path)
+            if m and m.group(1) in api.jobs:
+                api.jobs[m.group(1)]["status"] = "cancelled"
+                return self._send(200, api.job_view(api.jobs[m.group(1)]))
+            self._send(404, {"error": {"message": "not found"}})
+
+        def do_GET(self) -> None:
+            api.calls.append(f"GET {self.path.split('?')[0]}")
+            m = re.fullmatch(r"/v1/fine_tuning/jobs/([^/?]+)(/events)?(\?.*)?", self.path)
+            if not m or m.group(1) not in api.jobs:
+                return self._send(404, {"error": {"message": "no such job", "code": "not_found"}})
+            job = api.jobs[m.group(1)]
+            if m.group(2):
+                return self._send(200, {"object": "list", "data": job["events"], "has_more": False})
+            api.advance(job)
+            self._send(200, api.job_view(job))
+
+    return Handler
+
+
+@pytest.fixture()
+def api() -> Iterator[tuple[FakeOpenAI, str]]:
+    state = FakeOpenAI()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(state))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state, f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture()
+def files(tmp_path: Path) -> tuple[Path, Path]:
+    row = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+    (tmp_path / "train.jsonl").write_text(json.dumps(row) + "\n")
+    (tmp_path / "validation.jsonl").write_text(json.dumps(row) + "\n")
+    return tmp_path / "train.jsonl", tmp_path / "validation.jsonl"
+
+
+def _client(base_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", base_url)
+    return openai_client(Settings(), max_retries=3)
+
+
+CFG = FinetuneParams(backend="openai", epochs=2, suffix="support", poll_interval_s=1)
+
+
+def test_job_runs_to_success_through_a_429_with_events(api, files, tmp_path, monkeypatch) -> None:
+    server, url = api
+    logs: list[str] = []
+    sleeps: list[float] = []
+    tuner = OpenAIFineTuner(_client(url, monkeypatch), CFG, tmp_path / "jobs", log=logs.append, sleep=sleeps.append)
+    state = tuner.run(*files, seed=7)
+    assert state.status == "succeeded" and state.fine_tuned_model == "ft:gpt-4o-mini-2024-07-18:support:ftjob-1"
+    assert state.trained_tokens == 1234
+    assert server.calls.count("POST /v1/fine_tuning/jobs") == 2  # the 429, then the retry
+    assert len(server.jobs) == 1 and server.jobs["ftjob-1"]["seed"] == 7 and server.jobs["ftjob-1"]["n_epochs"] == 2
+    assert server.files["file-1"].count(b'"assistant"') == 1 and server.jobs["ftjob-1"]["validation_file"] == "file-2"
+    assert any("Validating training file" in line for line in logs) and any("status succeeded" in line for line in logs)
+    assert all(s >= 1 for s in sleeps)
+    assert [m["step"] for m in state.metrics] == [2, 3]  # "metrics" events are kept for the loss curve
+    # the same data again: the stored result is returned, no new upload or job
+    before = list(server.calls)
+    assert tuner.run(*files, seed=7).fine_tuned_model == state.fine_tuned_model
+    assert server.calls == before
+
+
+def test_restarted_flow_resumes_polling_instead_of_a_new_job(api, files, tmp_path, monkeypatch) -> None:
+    server, url = api
+
+    class Crash(Exception):
+        pass
+
+    def crash(_: float) -> None:
+        raise Crash("worker killed")
+
+    client = _client(url, monkeypatch)
+    with pytest.raises(Crash):
+        OpenAIFineTuner(client, CFG, tmp_path / "jobs", log=lambda _: None, sleep=crash).run(*files, seed=1)
+    assert len(server.jobs) == 1 and server.jobs["ftjob-1"]["status"] != "succeeded"
+    logs: list[str] = []
+    state = OpenAIFineTuner(client, CFG, tmp_path / "jobs", log=logs.append, sleep=lambda _: None).run(*files, seed=1)
+    assert state.status == "succeeded" and state.job_id == "ftjob-1"
+    assert len(server.jobs) == 1 and len(server.files) == 2  # nothing uploaded or created twice
+    assert "resuming job ftjob-1" in logs[0]
+    assert logs.count("[ftjob-1] info: Validating training file") == 0  # events seen before the crash are not repeated
+
+
+def test_failed_job_raises_with_error_code(api, files, tmp_path, monkeypatch) -> None:
+    server, url = api
+    server.fail_jobs = True
+    tuner = OpenAIFineTuner(_client(url, monkeypatch), CFG, tmp_path / "jobs", log=lambda _: None, sleep=lambda _: None)
+    with pytest.raises(FineTuneError, match="failed \\(invalid_training_file: line 3: too many tokens\\)") as err:
+        tuner.run(*files, seed=1)
+    assert err.value.code == "invalid_training_file" and err.value.job_id == "ftjob-1"
+    server.fail_jobs = False  # fixed: the rerun creates a new job rather than resuming the failed one
+    assert tuner.run(*files, seed=1).job_id == "ftjob-2"
+
+
+def test_cancel_on_request_and_timeout_keeps_the_job(api, files, tmp_path, monkeypatch) -> None:
+    server, url = api
+    cfg = CFG.model_copy(update={"max_wait_s": 2})
+    tuner = OpenAIFineTuner(_client(url, monkeypatch), cfg, tmp_path / "jobs", log=lambda _: None, sleep=lambda _: None)
+    with pytest.raises(FineTuneError, match="rerun to resume"):
+        tuner.run(*files, seed=3)
+    assert tuner.cancel("ftjob-1") == "cancelled"
+    assert server.jobs["ftjob-1"]["status"] == "cancelled"
+    assert json.loads(next((tmp_path / "jobs").glob("*.json")).read_text())["status"] == "cancelled"
+
+
+def test_missing_key_is_a_config_error(monkeypatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY is not set"):
+        openai_client(Settings(_env_file=None))
+
+
+def test_stage_entry_validates_then_trains_with_openai(api, files, tmp_path, monkeypatch, settings_env) -> None:
+    from llmops.errors import BudgetExceeded
+    from llmops.finetune.backend import OpenAIBackend, run_finetune
+
+    server, url = api
+    client = _client(url, monkeypatch)
+    settings = Settings()
+    backend = OpenAIBackend(CFG, client, tmp_path / "jobs", seed=5, loss_plot=tmp_path / "loss.png", log=lambda _: None)
+    backend_cfg = CFG.model_copy(update={"poll_interval_s": 0.01})
+    backend.cfg = backend_cfg
+    broke = CFG.model_copy(update={"budget_usd": 0.0, "price_per_1m_tokens": {"gpt-4o-mini-2024-07-18": 3.0}})
+    with pytest.raises(BudgetExceeded):
+        run_finetune(*files, tmp_path / "out", broke, settings, seed=5, backend=backend)
+    assert server.calls == []  # the cap stopped the run before any upload
+    record = run_finetune(*files, tmp_path / "out", backend_cfg, settings, seed=5, backend=backend)
+    assert record["backend"] == "openai" and record["model_id"].startswith("ft:gpt-4o-mini")
+    assert record["validation"]["examples"] == 1 and record["validation"]["estimated_cost_usd"] > 0
+    assert record["train_loss"] == [1.0, pytest.approx(0.6667)]
+    assert json.loads((tmp_path / "out/training.json").read_text())["job_id"] == "ftjob-1"
+    assert (tmp_path / "loss.png").stat().st_size > 1000
+
+
+def test_cli_cancel_and_validate(api, files, tmp_path, monkeypatch, settings_env) -> None:
+    from typer.testing import CliRunner
+
+    from llmops.cli import app
+
+    server, url = api
+    client = _client(url, monkeypatch)
+    with pytest.raises(FineTuneError):
+        OpenAIFineTuner(
+            client,
+            CFG.model_copy(update={"max_wait_s": 1}),
+            settings_env / "finetune/openai-jobs",
+            log=lambda _: None,
+            sleep=lambda _: None,
+        ).run(*files, seed=2)
+    params = tmp_path / "params.yaml"
+    params.write_text("finetune:\n  backend: openai\n")
+    runner = CliRunner()
+    res = runner.invoke(app, ["finetune", "cancel", "ftjob-1", "--params", str(params)])
+    assert res.exit_code == 0, res.output
+    assert server.jobs["ftjob-1"]["status"] == "cancelled" and "cancelled" in res.output
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
+    res = runner.invoke(app, ["finetune", "validate", str(bad), "--params", str(params)])
+    assert res.exit_code == 1 and "example_missing_assistant_message" in res.output

@@ -1,0 +1,120 @@
+"""The model registry as a versioned file in the object store (local dir and S3), and `llmops models`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from llmops.cli import app
+from llmops.errors import RegistryError, StorageError
+from llmops.finetune.registry import ModelRecord, Registry
+from llmops.storage import store_for
+
+
+def _record(model_id: str, f1: float) -> ModelRecord:
+    return ModelRecord(
+        model_id=model_id,
+        base_model="SmolLM2-135M-Instruct",
+        data_rev="abc123",
+        params_hash="p" * 12,
+        training={"steps": 2, "train_loss": [1.0, 0.9], "val_loss_after": 0.8},
+        evaluation={"answers": {"token_f1": f1}},
+        reason="test",
+    )
+
+
+def _artifact(tmp_path: Path, name: str) -> Path:
+    d = tmp_path / name
+    (d / "sub").mkdir(parents=True)
+    (d / "adapter_model.safetensors").write_bytes(name.encode() * 10)
+    (d / "sub" / "training.json").write_text("{}")
+    return d
+
+
+def _lifecycle(reg: Registry, tmp_path: Path) -> None:
+    assert reg.champion() is None and reg.models() == []
+    for i, mid in enumerate(["m1", "m2"]):
+        reg.register(_record(mid, 0.3 + i / 10), _artifact(tmp_path, mid))
+        reg.set_status(mid, "champion", ["gate says yes"])
+    assert reg.champion().model_id == "m2" and reg.get("m1").status == "retired"
+    back = reg.rollback(reason="m2 answers in French")
+    assert back.model_id == "m1" and reg.champion().model_id == "m1"
+    assert reg.get("m2").status == "rejected" and "French" in reg.get("m2").events[-1]["reason"]
+    with pytest.raises(RegistryError, match="no previous champion"):
+        reg.rollback(reason="again")
+    reg.promote("m2", reason="fixed by hand")
+    assert reg.champion().model_id == "m2" and reg.get("m2").events[-1]["reason"].startswith("manual promotion")
+    with pytest.raises(RegistryError, match=r"no model 'nope'.*known: m1, m2"):
+        reg.promote("nope", reason="x")
+    # every write is kept as a version
+    versions = reg.history()
+    assert len(versions) == reg.load().version >= 6
+    assert json.loads(reg._store.read_bytes(versions[0]))["version"] == 1
+    out = reg.fetch_artifact("m1", tmp_path / "fetched")
+    assert (out / "adapter_model.safetensors").read_bytes() == b"m1" * 10 and (out / "sub/training.json").exists()
+    assert not (out / ".complete").exists()
+
+
+def test_local_registry_lifecycle_and_versions(tmp_path: Path) -> None:
+    _lifecycle(Registry(tmp_path / "registry"), tmp_path)
+
+
+def test_concurrent_write_is_detected_not_lost(tmp_path: Path) -> None:
+    reg = Registry(tmp_path / "registry")
+    reg.register(_record("m1", 0.3), None)
+    state = reg.load()
+    reg.register(_record("m2", 0.4), None)  # someone else writes in between
+    with pytest.raises(StorageError, match="changed while this run"):
+        reg._save(state, state.version)
+    assert {m.model_id for m in reg.models()} == {"m1", "m2"}
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def test_s3_registry_lifecycle(s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+
+    for k, v in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(k, v)
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket="models")
+    reg = Registry("s3://models/registry", store_for("s3://models", endpoint_url=s3_endpoint, region="us-east-1"))
+    _lifecycle(reg, tmp_path)
+    assert reg.get("m1").artifact_path == "s3://models/registry/models/m1"
+    assert "s3://models/registry/history/registry-000001.json" in reg.history()
+
+
+def test_cli_models_list_promote_rollback(settings_env: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    assert "no models registered" in runner.invoke(app, ["models", "list"]).output
+    reg = Registry(settings_env / "registry")
+    reg.register(_record("m1", 0.3), _artifact(tmp_path, "m1"))
+    reg.set_status("m1", "champion", ["first"])
+    reg.register(_record("m2", 0.5), _artifact(tmp_path, "m2"))
+    reg.set_status("m2", "rejected", ["worse"])
+    res = runner.invoke(app, ["models", "list", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)
+    assert [r["model_id"] for r in rows] == ["m1", "m2"]
+    for key in ("base_model", "backend", "data_rev", "params_hash", "created_at", "reason", "training", "evaluation"):
+        assert key in rows[0]
+    assert "train_loss" not in rows[0]["training"] and rows[0]["evaluation"]["answers"]["token_f1"] == 0.3
+    res = runner.invoke(app, ["models", "promote", "m2", "--reason", "reviewed by hand"])
+    assert res.exit_code == 0 and "m2 is now champion" in res.output
+    assert "champion" in runner.invoke(app, ["models", "list"]).output
+    res = runner.invoke(app, ["models", "rollback", "--reason", "bad answers"])
+    assert res.exit_code == 0 and "m1 is champion again" in res.output
+    res = runner.invoke(app, ["models", "promote", "ghost", "--reason", "x"])
+    assert res.exit_code == 1 and "no model 'ghost'" in res.output
