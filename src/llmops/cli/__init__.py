@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typer
 
-from llmops.cli import pipeline
+from llmops.cli import pii, pipeline
 
 app = typer.Typer(
     help="llmops: nightly LLMOps pipeline for a customer-support assistant "
@@ -25,6 +25,7 @@ app.registered_commands += pipeline.app.registered_commands
 app.add_typer(pipeline.run_app, name="run")
 app.add_typer(pipeline.monitor_app, name="monitor")
 # Area command groups: app.add_typer(<module>.app, name="<area>")
+app.add_typer(pii.app, name="pii")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -15,9 +15,19 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from llmops.config import RedactParams, Settings
 from llmops.errors import ConfigError
 
 _PLACEHOLDER = re.compile(r"<[A-Z_]+_\d+>")
+
+
+def open_vault(cfg: RedactParams, settings: Settings) -> Vault | None:
+    """The vault the settings point at when ``redact.vault`` is on (edge helper for stages and the CLI)."""
+    if not cfg.vault:
+        return None
+    if settings.pii_vault_key is None:
+        raise ConfigError("redact.vault is on but LLMOPS_PII_VAULT_KEY is not set: put a Fernet key in the environment")
+    return Vault(settings.pii_vault_path, settings.pii_vault_key.get_secret_value())
 
 
 class Vault:
