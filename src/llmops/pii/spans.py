@@ -30,8 +30,13 @@ class RedactStats:
 
 def resolve_overlaps(spans: Sequence[Span]) -> list[Span]:
     """Keep non-overlapping spans, preferring higher score, then longer span."""
+    import bisect
+
+    starts: list[int] = []  # kept spans never overlap, so sorted by start they are sorted by end too
     kept: list[Span] = []
     for s in sorted(spans, key=lambda s: (-s.score, -(s.end - s.start), s.start)):
-        if all(s.end <= k.start or s.start >= k.end for k in kept):
-            kept.append(s)
-    return sorted(kept, key=lambda s: s.start)
+        i = bisect.bisect_left(starts, s.start)
+        if (i == 0 or kept[i - 1].end <= s.start) and (i == len(kept) or s.end <= kept[i].start):
+            starts.insert(i, s.start)
+            kept.insert(i, s)
+    return kept
