@@ -153,3 +153,16 @@ def test_garbage_input_does_not_crash(redactor: Redactor, size: int) -> None:
 def test_presidio_engine_still_works() -> None:
     red = Redactor(RedactParams(engine="presidio", entities=["EMAIL_ADDRESS", "CREDIT_CARD"]))
     assert red.redact_texts(["x@example.com pays 4111 1111 1111 1111"]) == ["<EMAIL_ADDRESS_1> pays <CREDIT_CARD_1>"]
+
+
+@pytest.mark.slow  # spawns two workers that each load spaCy
+def test_process_pool_gives_the_same_spans_as_one_process() -> None:
+    from llmops.pii.detect import FastAnalyzer
+
+    texts = [f"Hi Maria, card 4111 1111 1111 1111, mail m{i}@example.com, order #A12345{i}" for i in range(40)]
+    single = FastAnalyzer(RedactParams(workers=1)).analyze(texts)
+    pooled = FastAnalyzer(RedactParams(workers=2, parallel_min_texts=10, batch_size=8))
+    try:
+        assert pooled.analyze(texts) == single
+    finally:
+        pooled.close()

@@ -73,7 +73,7 @@ def make_detector(cfg, engine: str):
 
     if engine == "fast":
         analyzer = FastAnalyzer(cfg)
-        analyzer.analyze(["warm up John"])
+        analyzer.warm_up()
         return analyzer.analyze
     if engine in {"presidio", "vanilla"}:
         presidio = build_analyzer(cfg.spacy_model, cfg.language, own=engine == "presidio")

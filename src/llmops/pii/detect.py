@@ -94,6 +94,7 @@ class FastAnalyzer:
         self.registry = RecognizerRegistry(recognizers=own_recognizers(), supported_languages=[cfg.language])
         self._rule_entities = {e for r in self.registry.recognizers for e in r.supported_entities}
         self._nlp: Any = None
+        self._pool: Any = None
 
     @property
     def nlp(self) -> Any:
@@ -113,8 +114,38 @@ class FastAnalyzer:
         entities = list(entities or self.cfg.entities)
         workers = _workers(self.cfg.workers)
         if workers > 1 and len(texts) >= self.cfg.parallel_min_texts:
-            return _analyze_parallel(self.cfg, list(texts), entities, workers)
+            return self._analyze_parallel(list(texts), entities, workers)
         return self._analyze(texts, entities)
+
+    def warm_up(self) -> None:
+        """Load the model now (and start the workers when large inputs will use them), so timings exclude it."""
+        self._analyze(["warm up, John"], list(self.cfg.entities))
+        workers = _workers(self.cfg.workers)
+        if workers > 1:
+            self._analyze_parallel(["warm up, John"] * workers, list(self.cfg.entities), workers, size=1)
+
+    def _analyze_parallel(self, texts: list[str], entities: list[str], workers: int, size: int = 0) -> list[list[Span]]:
+        if self._pool is None:  # started once, kept for the analyzer's lifetime: workers load spaCy once
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            ctx = multiprocessing.get_context("spawn")  # no fork of a process that may hold threads/locks
+            self._pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(self.cfg,))
+        size = size or max(self.cfg.batch_size, -(-len(texts) // (workers * 4)))
+        chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
+        results = self._pool.map(_analyze_chunk, chunks, [entities] * len(chunks))
+        return [spans for chunk in results for spans in chunk]
+
+    def close(self) -> None:
+        """Stop the worker processes, if any were started."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __del__(self) -> None:
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _analyze(self, texts: Sequence[str], entities: list[str]) -> list[list[Span]]:
         wanted = set(entities)
@@ -131,7 +162,7 @@ class FastAnalyzer:
             out.append(spans)
         if wanted & set(NER_LABELS.values()):
             self._add_ner(texts, wanted, out)
-        return out
+        return [sorted(spans, key=lambda x: (x.start, x.end, x.entity_type, -x.score)) for spans in out]  # deterministic
 
     def _add_ner(self, texts: Sequence[str], wanted: set[str], out: list[list[Span]]) -> None:
         pieces = [(i, off, p) for i, t in enumerate(texts) if t.strip() for off, p in _ner_chunks(t)]
@@ -197,15 +228,3 @@ def _init_worker(cfg: RedactParams) -> None:
 def _analyze_chunk(texts: list[str], entities: list[str]) -> list[list[Span]]:
     assert _WORKER is not None
     return _WORKER._analyze(texts, entities)
-
-
-def _analyze_parallel(cfg: RedactParams, texts: list[str], entities: list[str], workers: int) -> list[list[Span]]:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    size = max(cfg.batch_size, -(-len(texts) // (workers * 4)))
-    chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
-    ctx = multiprocessing.get_context("spawn")  # no fork of a process that may hold threads/locks
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(cfg,)) as pool:
-        results = pool.map(_analyze_chunk, chunks, [entities] * len(chunks))
-        return [spans for chunk in results for spans in chunk]
