@@ -193,9 +193,11 @@ def _truecase(text: str) -> str:
 def _spread_names(text: str, spans: list[Span]) -> list[Span]:
     """Once a name is found, its other mentions are names too ("Joakim Westgard ... starring Westgard"),
     and so are the other members of a list that holds a name ("Eklund, Michael and Hodge")."""
-    from llmops.pii.rules import NAME_LIST
+    from spacy.lang.en.stop_words import STOP_WORDS
 
-    people = [s for s in spans if s.entity_type == "PERSON"]
+    from llmops.pii.rules import NAME_LIST, NOT_NAMES
+
+    people = [s for s in spans if s.entity_type == "PERSON" and s.score >= 0.6]  # confident sources only
     if not people or len(text) > _NER_CHUNK:
         return []
     extra: list[Span] = []
@@ -205,7 +207,12 @@ def _spread_names(text: str, spans: list[Span]) -> list[Span]:
             for w in re.finditer(r"[^\W\d_]+", m.group(0)):
                 if w.group(0) != "and":
                     extra.append(Span("PERSON", m.start() + w.start(), m.start() + w.end(), 0.9))
-    words = {w for p in people for w in re.findall(r"[^\W\d_]{3,}", text[p.start : p.end]) if w[0].isupper()}
+    words = {
+        w
+        for p in people
+        for w in re.findall(r"[^\W\d_]{3,}", text[p.start : p.end])
+        if w[0].isupper() and w.casefold() not in STOP_WORDS and w.casefold() not in NOT_NAMES
+    }
     if words:
         pattern = re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, words), key=len, reverse=True)) + r")\b")
         extra.extend(Span("PERSON", m.start(), m.end(), 0.7) for m in pattern.finditer(text))

@@ -248,15 +248,32 @@ RULES: tuple[Rule, ...] = (
 
 # Person names by context: self-introductions, titles, greetings and signatures.
 _NAME = rf"{_CAP}(?:[ -]{_CAP}){{0,2}}"
-_NOT_NAMES = frozenset(
+NOT_NAMES = frozenset(
     "team all everyone there support sir madam guys folks customer service sorry thanks thank hello hi dear "
     "good morning afternoon evening regards best cheers sincerely the a an this that i you we note subject date "
     "when where what who why how phone mobile desk fax email address zip tel time re fwd question answer agent "
-    "user customer bot assistant system summary update status total price order".split()
+    "user customer bot assistant system summary update status total price order name website web url title company "
+    "job occupation location city country state dob birthday age gender id account card ssn iban ip when".split()
 )
 _NW = rf"[{_U}][^\W\d_A-ZÀ-ÖØ-ÞΑ-ΩА-Я]+"  # a name word: a capital, then lower-case letters
 _FULL_NAME = rf"{_NW}(?:\s+[{_U}]\.?)?(?:\s+{_NW}){{1,2}}"
 NAME_LIST = re.compile(rf"\b{_NW}(?:,\s+{_NW}){{1,}},?\s+and\s+{_NW}\b")
+_NOT_PLACES = (
+    r"(?!(?:January|February|March|April|May|June|July|August|September|October|November|December|Monday|Tuesday|"
+    r"Wednesday|Thursday|Friday|Saturday|Sunday|The|This|That|My|Our|Your|Order|Customer|Support|Team|Christmas)\b)"
+)
+PLACE_RULES: tuple[Rule, ...] = (
+    Rule(
+        "LOCATION",
+        _r(
+            rf"\b(?:flew|fly|flying|moved|move|travel(?:l?ing|l?ed)?|arrived|based|born|grew up|live[sd]?|living|located|"
+            rf"relocat\w+|visit\w*|stay\w*|trip|city of|home city|from|in|to|at|near)\s+(?:(?:here|there) )?"
+            rf"(?:(?:from|to|in|at)\s+)?{_NOT_PLACES}({_NW}(?:[ -]{_NW}){{0,2}})"
+        ),
+        0.5,
+        group=1,
+    ),
+)
 NAME_RULES: tuple[Rule, ...] = (
     # Relational cues ("my son Adam", "speak to Ana Silva", "last name? Turgeon").
     Rule(
@@ -271,6 +288,8 @@ NAME_RULES: tuple[Rule, ...] = (
     ),
     # A line holding only a full name: signature and address blocks, e-mail headers, CVs.
     Rule("PERSON", _r(rf"(?:^|\n)[ \t]*(?:>[ \t]*)?({_FULL_NAME})[ \t]*(?=\n|$)"), 0.6, group=1),
+    # Two or three name-shaped words inside a sentence ("including Dobroslaw Tomaszewski of ...").
+    Rule("PERSON", _r(rf"(?<=[a-z,;] )({_NW}(?:\s+[{_U}]\.?)?(?:\s+{_NW}){{1,2}})\b"), 0.45, group=1),
     # Chat transcripts: "Anna: ..." speaker labels.
     Rule("PERSON", _r(rf"(?:^|\n)[ \t]*({_NW}):\s*\S"), 0.5, group=1),
     Rule("PERSON", _r(rf"\b(?:[Mm]y name is|[Nn]ame'?s|[Cc]all me|[Tt]his is|I am|I'm)\s+({_NAME})"), 0.75, group=1),
@@ -307,7 +326,7 @@ class RuleRecognizer:
                 found = []
                 for rule in rules:
                     for start, end, score in rule.find(text):
-                        if rule.entity == "PERSON" and text[start:end].split()[0].casefold() in _NOT_NAMES:
+                        if rule.entity == "PERSON" and text[start:end].split()[0].casefold() in NOT_NAMES:
                             continue
                         found.append(RecognizerResult(rule.entity, start, end, score))
                 return found
@@ -318,6 +337,6 @@ class RuleRecognizer:
 def own_recognizers() -> list[Any]:
     """One Presidio recognizer per entity type that our rules cover."""
     by_entity: dict[str, list[Rule]] = {}
-    for rule in (*RULES, *NAME_RULES):
+    for rule in (*RULES, *NAME_RULES, *PLACE_RULES):
         by_entity.setdefault(rule.entity, []).append(rule)
     return [RuleRecognizer.create(entity, rules) for entity, rules in by_entity.items()]
