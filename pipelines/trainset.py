@@ -5,6 +5,7 @@ from __future__ import annotations
 from llmops import workspace as ws
 from llmops.finetune.trainset import build_trainset, input_revision
 from llmops.jsonl import read_jsonl, write_json, write_jsonl
+from llmops.pii.scan import scan_records
 from llmops.records import Conversation, EvalQuestion, FeedbackEvent
 from pipelines._stage import setup
 
@@ -19,6 +20,8 @@ def main() -> None:
         params.trainset,
         params.base,
     )
+    # Leak gate: nothing is published if personal data survived the redact stage.
+    scan_records([e.to_openai() for e in (*result.train, *result.validation)], params.redact, "the training set")
     write_jsonl(ws.TRAINSET / "train.jsonl", (e.to_openai() for e in result.train))
     write_jsonl(ws.TRAINSET / "validation.jsonl", (e.to_openai() for e in result.validation))
     write_jsonl(

@@ -58,6 +58,12 @@ class RedactParams(_Section):
             "URL",
             "LOCATION",
             "SOCIAL_HANDLE",
+            "STREET_ADDRESS",
+            "ACCOUNT_NUMBER",
+            "AGE",
+            "DATE_OF_BIRTH",
+            "ZIP_CODE",
+            "US_DRIVER_LICENSE",
         ]
     )
     document_entities: list[str] = Field(
@@ -65,6 +71,16 @@ class RedactParams(_Section):
     )
     score_threshold: float = 0.4
     batch_size: int = 64
+    # issue #3: engine, operators, vault, parallelism, leak scan
+    engine: Literal["fast", "presidio"] = "fast"
+    operators: dict[str, Literal["pseudonymize", "replace", "redact", "mask", "hash"]] = Field(default_factory=dict)
+    vault: bool = False
+    workers: int = 0
+    parallel_min_texts: int = 4000
+    scan_entities: list[str] = Field(
+        default_factory=lambda: ["EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "PHONE_NUMBER"]
+    )
+    scan_threshold: float = 0.6
 
 
 class EmbedTuneParams(_Section):
@@ -248,6 +264,12 @@ class Settings(BaseSettings):
     history_uri: str | None = Field(default=None, description="default: <home>/history")
     # Model registry: a local directory or s3://bucket/prefix; default <home>/registry.
     registry_uri: str | None = None
+    # Key of the reversible PII vault (Fernet, urlsafe base64 of 32 bytes); only read when redact.vault is on.
+    pii_vault_key: SecretStr | None = None
+
+    @property
+    def pii_vault_path(self) -> Path:
+        return self.path("pii-vault", "vault.jsonl")
 
     @property
     def home_dir(self) -> Path:

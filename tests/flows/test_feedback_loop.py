@@ -59,5 +59,8 @@ def test_served_feedback_reaches_the_next_training_set(workspace: Path, prefect_
     training = (workspace / ws.TRAINSET / "train.jsonl").read_text() + (workspace / ws.TRAINSET / "validation.jsonl").read_text()
     assert evals[0].query not in training
     assert CANARY_CARD not in training and CANARY_EMAIL not in training
+    from llmops.pii.scan import Scanner, path_texts
+
+    assert Scanner(params.redact).scan(path_texts(workspace / ws.TRAINSET)) == [], "leak scan of the next training set"
     stats = json.loads((workspace / "metrics/feedback.json").read_text())
     assert stats["new_from_log"]["generations"] == 8 and stats["dropped"].get("eval_overlap", 0) >= 1

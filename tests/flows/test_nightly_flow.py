@@ -59,3 +59,29 @@ def test_nightly_runs_every_stage_then_skips_them_all(
     third = nightly(project_dir=str(workspace))
     assert [s["stage"] for s in third["stages"] if s["ran"]] == ["index"]
     assert serving_collection(chroma_client(Settings()), "knowledge-base").count() == len(manifest)
+
+    # PII (issue #3): every sink of the run is clean, and a canary planted in each one is caught.
+    from llmops.config import load_params
+    from llmops.pii.scan import Scanner, chroma_texts, path_texts
+
+    scanner = Scanner(load_params(workspace / "params.yaml").redact)
+    # (reports/drift/*.html is left out of the clean check: Evidently's bundled JS holds phone-like digit runs)
+    sinks = [
+        workspace / "data/trainset",
+        workspace / "data/redacted",
+        workspace / ws.FEEDBACK,
+        workspace / ws.EVAL_SAMPLES,
+        workspace / "metrics",
+    ]
+    assert scanner.scan(t for sink in sinks for t in path_texts(sink)) == []
+    assert scanner.scan(chroma_texts(collection)) == []
+    canary = "refund to card 4111 1111 1111 1111, mail canary@example.com"
+    for sink in (ws.TRAINSET / "train.jsonl", ws.REDACTED / "feedback.jsonl", ws.EVAL_SAMPLES):
+        with (workspace / sink).open("a") as fh:
+            fh.write(json.dumps({"text": canary}) + "\n")
+        assert {f.entity_type for f in scanner.scan(path_texts(workspace / sink))} == {"CREDIT_CARD", "EMAIL_ADDRESS"}
+    (workspace / ws.DRIFT_DIR / "report.html").write_text(f"<td>{canary}</td>")
+    assert len(scanner.scan(path_texts(workspace / ws.DRIFT_DIR / "report.html"))) == 2
+    collection = serving_collection(chroma_client(Settings()), "knowledge-base")
+    collection.add(ids=["canary"], documents=[canary], embeddings=[[0.0] * 384])
+    assert len(scanner.scan(chroma_texts(collection))) == 2

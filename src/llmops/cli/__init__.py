@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typer
 
-from llmops.cli import evaluation, finetune, index, models, monitoring, pipeline, serve
+from llmops.cli import evaluation, finetune, index, models, monitoring, pii, pipeline, serve
 
 app = typer.Typer(
     help="llmops: nightly LLMOps pipeline for a customer-support assistant "
@@ -30,6 +30,7 @@ app.add_typer(index.app, name="index")
 app.add_typer(evaluation.app, name="eval")
 app.add_typer(models.app, name="models")
 app.add_typer(finetune.app, name="finetune")
+app.add_typer(pii.app, name="pii")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -1,4 +1,5 @@
-"""PII detection (Presidio + spaCy + own recognizers) and pseudonymisation.
+"""PII detection (Presidio framework + our fast rules + spaCy NER), pseudonymisation, vault, leak scan
+and evaluation.
 
 >>> redactor = Redactor(RedactParams())
 >>> redactor.redact_texts(["Mail me at jane@example.com"])

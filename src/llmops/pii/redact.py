@@ -1,86 +1,111 @@
 """Pseudonymisation that keeps text useful for training: each detected value becomes a typed
 placeholder, and the same value gets the same placeholder within one conversation
-(``<PERSON_1>`` ... ``<PERSON_1>``, ``<EMAIL_ADDRESS_1>``)."""
+(``<PERSON_1>`` ... ``<PERSON_1>``, ``<EMAIL_ADDRESS_1>``). Other Presidio anonymizer operators
+(replace, redact, mask, hash) can be chosen per entity type (``redact.operators``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from llmops.config import RedactParams
+from llmops.pii.spans import RedactStats, Span, resolve_overlaps
+from llmops.pii.vault import Vault
 from llmops.records import Conversation, Document, FeedbackEvent
 
+__all__ = ["Pseudonymizer", "RedactStats", "Redactor", "Span", "resolve_overlaps"]
 
-@dataclass
-class Span:
-    entity_type: str
-    start: int
-    end: int
-    score: float
-
-
-@dataclass
-class RedactStats:
-    texts: int = 0
-    entities: dict[str, int] = field(default_factory=dict)
-
-    def add(self, spans: Iterable[Span]) -> None:
-        for s in spans:
-            self.entities[s.entity_type] = self.entities.get(s.entity_type, 0) + 1
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"texts": self.texts, "entities": dict(sorted(self.entities.items())), "total": sum(self.entities.values())}
+_OPERATOR_PARAMS: dict[str, dict[str, Any]] = {
+    "mask": {"masking_char": "*", "chars_to_mask": 10_000, "from_end": False},
+    "hash": {"hash_type": "sha256"},
+    "redact": {},
+}
 
 
-def resolve_overlaps(spans: Sequence[Span]) -> list[Span]:
-    """Keep non-overlapping spans, preferring higher score, then longer span."""
-    kept: list[Span] = []
-    for s in sorted(spans, key=lambda s: (-s.score, -(s.end - s.start), s.start)):
-        if all(s.end <= k.start or s.start >= k.end for k in kept):
-            kept.append(s)
-    return sorted(kept, key=lambda s: s.start)
+def _operator(name: str) -> Any:
+    from presidio_anonymizer.operators import Hash, Mask, Redact
+
+    return {"mask": Mask, "hash": Hash, "redact": Redact}[name]()
 
 
 class Pseudonymizer:
     """Hands out ``<TYPE_n>`` placeholders; one instance per conversation keeps them consistent."""
 
-    def __init__(self) -> None:
+    def __init__(self, operators: dict[str, str] | None = None, scope: str | None = None) -> None:
         self._ids: dict[tuple[str, str], str] = {}
         self._counts: dict[str, int] = {}
+        self.operators = operators or {}
+        self.scope = scope
+        self.new: list[tuple[str, str, str]] = []  # (scope, placeholder, value) for the vault
 
     def placeholder(self, entity_type: str, value: str) -> str:
         key = (entity_type, " ".join(value.split()).casefold())
         if key not in self._ids:
             self._counts[entity_type] = self._counts.get(entity_type, 0) + 1
             self._ids[key] = f"<{entity_type}_{self._counts[entity_type]}>"
+            if self.scope is not None:
+                self.new.append((self.scope, self._ids[key], value))
         return self._ids[key]
+
+    def replace(self, entity_type: str, value: str) -> str:
+        op = self.operators.get(entity_type, "pseudonymize")
+        if op == "pseudonymize":
+            return self.placeholder(entity_type, value)
+        if op == "replace":
+            return f"<{entity_type}>"
+        return _operator(op).operate(value, _OPERATOR_PARAMS[op])
 
     def apply(self, text: str, spans: Sequence[Span]) -> str:
         out, last = [], 0
         for s in resolve_overlaps(spans):
             out.append(text[last : s.start])
-            out.append(self.placeholder(s.entity_type, text[s.start : s.end]))
+            out.append(self.replace(s.entity_type, text[s.start : s.end]))
             last = s.end
         out.append(text[last:])
         return "".join(out)
 
 
 class Redactor:
-    """Presidio analysis in batches (spaCy ``nlp.pipe``) + consistent pseudonyms."""
+    """Detection (fast rules + batched NER by default, or Presidio's AnalyzerEngine) + pseudonyms.
 
-    def __init__(self, cfg: RedactParams, analyzer: Any = None) -> None:
-        from llmops.pii.detect import build_analyzer
+    ``vault``: where reversible mappings go when ``cfg.vault`` is on (built at the edge from Settings).
+    """
 
+    def __init__(self, cfg: RedactParams, analyzer: Any = None, vault: Vault | None = None) -> None:
         self.cfg = cfg
-        self.analyzer = analyzer or build_analyzer(cfg.spacy_model, cfg.language)
+        self.analyzer = analyzer
+        if analyzer is None and cfg.engine == "fast":
+            from llmops.pii.detect import FastAnalyzer
+
+            self.analyzer = FastAnalyzer(cfg)
+        elif analyzer is None:
+            from llmops.pii.detect import build_analyzer
+
+            self.analyzer = build_analyzer(cfg.spacy_model, cfg.language)
+        if cfg.vault and vault is None:
+            from llmops.errors import ConfigError
+
+            raise ConfigError("redact.vault is on but no vault was given: set LLMOPS_PII_VAULT_KEY (see README)")
+        self.vault = vault if cfg.vault else None
         self.stats = RedactStats()
 
     def detect(self, texts: Sequence[str], entities: Sequence[str] | None = None) -> list[list[Span]]:
-        """Spans per text, batched through the NLP engine."""
+        """Spans per text, batched."""
+        entities = list(entities or self.cfg.entities)
+        from llmops.pii.detect import FastAnalyzer
+
+        if isinstance(self.analyzer, FastAnalyzer):
+            spans = self.analyzer.analyze(texts, entities)
+        else:
+            spans = self._detect_presidio(texts, entities)
+        self.stats.texts += len(texts)
+        for s in spans:
+            self.stats.add(resolve_overlaps(s))
+        return spans
+
+    def _detect_presidio(self, texts: Sequence[str], entities: list[str]) -> list[list[Span]]:
         from presidio_analyzer import BatchAnalyzerEngine
 
-        entities = list(entities or self.cfg.entities)
         batch = BatchAnalyzerEngine(analyzer_engine=self.analyzer)
         results = batch.analyze_iterator(
             list(texts),
@@ -89,30 +114,35 @@ class Redactor:
             score_threshold=self.cfg.score_threshold,
             batch_size=self.cfg.batch_size,
         )
-        spans = [[Span(r.entity_type, r.start, r.end, r.score) for r in res] for res in results]
-        self.stats.texts += len(texts)
-        for s in spans:
-            self.stats.add(resolve_overlaps(s))
-        return spans
+        return [[Span(r.entity_type, r.start, r.end, r.score) for r in res] for res in results]
+
+    def _pseudonymizer(self, scope: str | None) -> Pseudonymizer:
+        return Pseudonymizer(self.cfg.operators, scope if self.vault is not None else None)
+
+    def _store(self, pseudos: Iterable[Pseudonymizer]) -> None:
+        if self.vault is not None:
+            self.vault.put_many(e for p in pseudos for e in p.new)
 
     def redact_texts(self, texts: Sequence[str], entities: Sequence[str] | None = None) -> list[str]:
         """Redact independent texts (each gets its own placeholder numbering)."""
-        return [Pseudonymizer().apply(t, s) for t, s in zip(texts, self.detect(texts, entities), strict=True)]
+        return [Pseudonymizer(self.cfg.operators).apply(t, s) for t, s in zip(texts, self.detect(texts, entities), strict=True)]
 
     def redact_conversations(self, conversations: Sequence[Conversation], *, progress: bool = False) -> list[Conversation]:
         texts = [t.text for c in conversations for t in c.turns]
         spans = iter(self.detect(texts))
         text_iter = iter(texts)
-        out = []
+        out, pseudos = [], []
         items: Iterable[Conversation] = conversations
         if progress:
             from tqdm import tqdm
 
             items = tqdm(conversations, desc="pseudonymise", unit="conv")
         for conv in items:
-            pseudo = Pseudonymizer()
+            pseudo = self._pseudonymizer(f"conversation:{conv.conversation_id}")
             turns = [t.model_copy(update={"text": pseudo.apply(next(text_iter), next(spans))}) for t in conv.turns]
             out.append(conv.model_copy(update={"turns": turns}))
+            pseudos.append(pseudo)
+        self._store(pseudos)
         return out
 
     def redact_documents(self, documents: Sequence[Document]) -> list[Document]:
@@ -123,9 +153,11 @@ class Redactor:
         fields = [(e.query, e.answer, e.correction or "") for e in events]
         flat = [x for triple in fields for x in triple]
         spans = self.detect(flat)
-        out = []
+        out, pseudos = [], []
         for i, ev in enumerate(events):
-            pseudo = Pseudonymizer()
+            pseudo = self._pseudonymizer(f"feedback:{ev.generation_id}")
             q, a, c = (pseudo.apply(flat[3 * i + j], spans[3 * i + j]) for j in range(3))
             out.append(ev.model_copy(update={"query": q, "answer": a, "correction": c or None}))
+            pseudos.append(pseudo)
+        self._store(pseudos)
         return out

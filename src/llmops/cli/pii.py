@@ -1,0 +1,108 @@
+"""PII commands: redact a JSONL file, scan any output for leaks, evaluate on a gold set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from llmops.cli.common import fail
+from llmops.errors import DataContractError, LLMOpsError
+
+app = typer.Typer(help="PII removal: redact files, scan outputs for leaks, evaluate against gold spans.", no_args_is_help=True)
+
+ParamsFile = Annotated[Path, typer.Option("--params", help="params.yaml whose `redact:` section configures detection.")]
+
+
+def _cfg(params: Path):
+    from llmops.config import RedactParams, load_params
+
+    return load_params(params).redact if params.exists() else RedactParams()
+
+
+@app.command("scan")
+def scan(
+    path: Annotated[Path, typer.Argument(help="File or directory: JSONL/JSON by field, other text by line.")],
+    params: ParamsFile = Path("params.yaml"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print findings as JSON lines.")] = False,
+) -> None:
+    """Fail (exit 1) when residual personal data (redact.scan_entities) is found in PATH."""
+    from llmops.pii.scan import assert_clean, scan_path
+
+    try:
+        if not path.exists():
+            raise DataContractError(f"{path} does not exist: pass a file or a directory to scan")
+        findings = scan_path(path, _cfg(params))
+        if as_json:
+            for f in findings:
+                typer.echo(json.dumps(f.as_dict()))
+        assert_clean(findings, str(path))
+        typer.echo(f"clean: no personal data found in {path}")
+    except LLMOpsError as exc:
+        fail(exc)
+
+
+@app.command("eval")
+def evaluate(
+    gold: Annotated[Path, typer.Option("--gold", help="presidio-research gold file (JSON list or JSONL).")],
+    params: ParamsFile = Path("params.yaml"),
+    limit: Annotated[int, typer.Option(help="Evaluate on the first N samples only (0 = all).")] = 0,
+    engine: Annotated[
+        str, typer.Option(help="fast (ours) | presidio (AnalyzerEngine + ours) | vanilla (defaults only).")
+    ] = "fast",
+) -> None:
+    """Print recall, precision, F2 (entity-agnostic overlap), docs/s and a per-entity breakdown as JSON."""
+    from llmops.pii.evaluate import evaluate as run_eval
+    from llmops.pii.evaluate import load_gold
+
+    try:
+        samples = load_gold(gold)
+        samples = samples[:limit] if limit else samples
+        detect = make_detector(_cfg(params), engine)
+        typer.echo(json.dumps({"engine": engine, **run_eval(samples, detect)}, indent=2))
+    except LLMOpsError as exc:
+        fail(exc)
+
+
+def make_detector(cfg, engine: str):
+    """A ``texts -> spans`` function for an engine name (warmed up, so timing excludes model loading)."""
+    from llmops.pii.detect import FastAnalyzer, build_analyzer
+    from llmops.pii.spans import Span
+
+    if engine == "fast":
+        analyzer = FastAnalyzer(cfg)
+        analyzer.warm_up()
+        return analyzer.analyze
+    if engine in {"presidio", "vanilla"}:
+        presidio = build_analyzer(cfg.spacy_model, cfg.language, own=engine == "presidio")
+        presidio.analyze("warm up John", language=cfg.language)
+
+        def detect(texts: list[str]) -> list[list[Span]]:  # one doc at a time, as a user would call it
+            return [
+                [Span(r.entity_type, r.start, r.end, r.score) for r in presidio.analyze(t, language=cfg.language)] for t in texts
+            ]
+
+        return detect
+    raise typer.BadParameter(f"unknown engine {engine!r}: use fast, presidio or vanilla")
+
+
+@app.command("redact")
+def redact(
+    in_path: Annotated[Path, typer.Option("--in", help='JSONL of conversations or {"text": ...} lines.')],
+    out_path: Annotated[Path, typer.Option("--out", help="Where to write the redacted JSONL.")],
+    params: ParamsFile = Path("params.yaml"),
+) -> None:
+    """Pseudonymise a JSONL file: conversations (same value -> same placeholder per conversation) or text lines."""
+    from llmops.config import Settings
+    from llmops.pii import Redactor
+    from llmops.pii.textfile import redact_file
+    from llmops.pii.vault import open_vault
+
+    try:
+        cfg = _cfg(params)
+        counts = redact_file(in_path, out_path, Redactor(cfg, vault=open_vault(cfg, Settings())))
+        typer.echo(json.dumps(counts))
+    except LLMOpsError as exc:
+        fail(exc)

@@ -1,0 +1,342 @@
+"""Fast recognizers for what Presidio's defaults miss or do slowly: compiled regexes, checksums and
+context rules, packaged as Presidio ``EntityRecognizer`` s so they live in a ``RecognizerRegistry``.
+
+Each :class:`Rule` is one compiled pattern with an optional validator (Luhn, IBAN mod-97, SSN ranges,
+``ipaddress``) and an optional context regex that raises a weak match's score when a cue word
+("phone", "zip", "order") is near it. A match below the redact ``score_threshold`` is dropped.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+def _digits(s: str) -> str:
+    return "".join(c for c in s if c.isdigit())
+
+
+def luhn_ok(value: str) -> bool:
+    """Credit-card check digit (ISO/IEC 7812), on 13-19 digits."""
+    digits = _digits(value)
+    if not 13 <= len(digits) <= 19 or len(set(digits)) == 1:
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def iban_ok(value: str) -> bool:
+    """IBAN mod-97 check (ISO 13616)."""
+    s = value.replace(" ", "").upper()
+    if not 15 <= len(s) <= 34 or not s[:2].isalpha() or not s[2:4].isdigit():
+        return False
+    return int("".join(str(int(c, 36)) for c in s[4:] + s[:4])) % 97 == 1
+
+
+def ssn_ok(value: str) -> bool:
+    """US SSN structure: no 000/666/9xx area, no 00 group, no 0000 serial, not all one digit."""
+    d = _digits(value)
+    return len(d) == 9 and d[:3] not in {"000", "666"} and d[0] != "9" and d[3:5] != "00" and d[5:] != "0000" and len(set(d)) > 1
+
+
+def ip_ok(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def phone_ok(value: str) -> bool:
+    return 7 <= len(_digits(value)) <= 15 and not _DATE.fullmatch(value.strip())
+
+
+def account_ok(value: str) -> bool:
+    return sum(c.isdigit() for c in value) >= 4 and not _DATE.fullmatch(value)
+
+
+_DATE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}")
+_U = r"A-ZÀ-ÖØ-ÞĀ-ŽΑ-ΩА-Я"  # upper-case letters (Latin, Latin-1/Extended-A, Greek, Cyrillic)
+_CAP = rf"[{_U}][^\W\d_]+"  # a capitalised word
+_STREET = (
+    r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Square|Sq|Terrace|"
+    r"Parkway|Pkwy|Highway|Hwy|Circle|Cir|Trail|Pass|Radial|Crescent|Close|Row|Alley|Plaza|Loop|Path|Walk)\.?"
+)
+_UNIT = r"(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|Flat|Floor|Room|Box)\s*#?\s*\d+[A-Za-z]?"
+# A line that continues an address block: unit, CITY, ", ST", "Country 12345", a bare postcode.
+_ADDR_LINE = (
+    rf"(?:{_UNIT}|,\s*[A-Z]{{2}}\b|{_CAP}(?:[ -]{_CAP})*(?:\s+\d{{3,6}}(?:-\d{{3,4}})?)?|[{_U}]{{2,}}|\d{{4,6}}(?:-\d{{3,4}})?)"
+)
+_ADDR_MORE = rf"(?:[ \t]*\n[ \t]*(?:>[ \t]*)?{_ADDR_LINE}){{0,4}}"
+_ADDR_CONTEXT = (
+    r"address|live[sd]?|located|street|moved|return|send|ship|deliver|billing|corner|station|reside|visit|"
+    r"meet|place|office|apartment|house|home|here they are|it'?s in|is on|is at|off at|at|to"
+)
+_PHONE_CONTEXT = (
+    r"phone|call|tel|mobile|cell|fax|desk|office|reach|text|sms|whats ?app|contact|dial|answer|message|registered|"
+    r"number|ring"
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One pattern for one entity type. ``group`` selects the part of the match that is the value."""
+
+    entity: str
+    pattern: re.Pattern[str]
+    score: float
+    validate: Callable[[str], bool] | None = None
+    group: int = 0
+    context: re.Pattern[str] | None = None
+    context_score: float = 0.0
+    window: int = 48
+
+    def find(self, text: str) -> list[tuple[int, int, float]]:
+        out = []
+        for m in self.pattern.finditer(text):
+            start, end = m.span(self.group)
+            if start < 0 or end <= start:
+                continue
+            value = text[start:end]
+            if self.validate is not None and not self.validate(value):
+                continue
+            score = self.score
+            if self.context is not None and score < self.context_score:
+                around = text[max(0, start - self.window) : start] + " " + text[end : end + self.window // 2]
+                if self.context.search(around):
+                    score = self.context_score
+            out.append((start, end, score))
+        return out
+
+
+def _r(pattern: str, flags: int = 0) -> re.Pattern[str]:
+    return re.compile(pattern, flags)
+
+
+def _ctx(words: str) -> re.Pattern[str]:
+    return re.compile(rf"\b(?:{words})", re.IGNORECASE)
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("EMAIL_ADDRESS", _r(r"(?<![\w.+-])[\w.%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"), 0.95),
+    Rule("CREDIT_CARD", _r(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"), 0.9, luhn_ok),
+    Rule("IBAN_CODE", _r(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", re.IGNORECASE), 0.95, iban_ok),
+    # Short card numbers (Maestro, 12+ digits) and numbers failing Luhn count only right after "card".
+    Rule("CREDIT_CARD", _r(r"\bcard(?:\s+(?:number|no\.?|#))?\s*:?\s*(\d(?:[ -]?\d){11,18})(?![\d-])", re.I), 0.8, group=1),
+    Rule("US_SSN", _r(r"(?<![\d-])\d{3}([- ])\d{2}\1\d{4}(?![\d-])"), 0.7, ssn_ok),
+    Rule("US_SSN", _r(r"(?<![\d-])\d{9}(?![\d-])"), 0.3, ssn_ok, context=_ctx(r"ssn|social security"), context_score=0.8),
+    Rule("IP_ADDRESS", _r(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])"), 0.9, ip_ok),
+    Rule("IP_ADDRESS", _r(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])"), 0.9, ip_ok),
+    # Credentials or tokens in a URL are secrets whatever else the URL is.
+    Rule("URL", _r(r"\b[a-z][a-z0-9+.-]*://[^\s/:@]+:[^\s/@]+@\S+", re.IGNORECASE), 0.95),
+    Rule(
+        "URL",
+        _r(r"\bhttps?://\S+?[?&](?:access_token|token|api_?key|key|sig|signature|password|pwd|auth|session|secret)=\S+", re.I),
+        0.9,
+    ),
+    Rule("URL", _r(r"\b(?:https?://|www\.)[^\s<>\"']+[^\s<>\"'.,;:!?)]", re.IGNORECASE), 0.5),
+    Rule("SOCIAL_HANDLE", _r(r"(?<![\w.@])@[A-Za-z0-9_]{2,30}\b"), 0.6),
+    # Phones: international prefix or >= 2 separators is strong; otherwise a cue word must be near.
+    Rule(
+        "PHONE_NUMBER",
+        _r(r"(?<![\w+])(?:\+|00)\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,5}(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?!\w|-\d)"),
+        0.75,
+        phone_ok,
+    ),
+    Rule(
+        "PHONE_NUMBER",
+        _r(
+            r"(?<![\w+./-])(?:\(\d{2,4}\)\s?|\d{2,5}[ .-])(?:\d{2,4}[ .-]){0,3}\d{2,4}"
+            r"(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?!\w|[/-]\d|\.\d)"
+        ),
+        0.45,
+        phone_ok,
+        context=_ctx(_PHONE_CONTEXT),
+        context_score=0.7,
+    ),
+    Rule(
+        "PHONE_NUMBER",
+        _r(r"(?<![\w+./-])\d{2,5}[ .-]?\d{4,10}(?!\w|[/-]\d|\.\d)"),
+        0.2,
+        phone_ok,
+        context=_ctx(_PHONE_CONTEXT),
+        context_score=0.65,
+    ),
+    # Order / account / ticket numbers in support text: an identifier after its cue word.
+    Rule(
+        "ACCOUNT_NUMBER",
+        _r(
+            r"\b(?:order|account|acct|invoice|tracking|reference|ref|booking|confirmation|ticket|case|policy|"
+            r"membership|member|customer|card ending(?: in)?)(?:\s+(?:no\.?|number|num|id|#))?\s*[:#]?\s*"
+            r"([A-Z]{0,4}-?\d[A-Z0-9-]{4,24})\b",
+            re.IGNORECASE,
+        ),
+        0.8,
+        account_ok,
+        group=1,
+    ),
+    # Street addresses: "12 Main Street", "Koskikatu 25", military, "the corner of X and Y", unit lines.
+    Rule("STREET_ADDRESS", _r(rf"\b\d{{1,6}}[A-Za-z]?(?:\s+{_CAP}){{1,4}}\s+{_STREET}(?!\w){_ADDR_MORE}"), 0.75),
+    Rule(
+        "STREET_ADDRESS",
+        _r(rf"\b\d{{1,6}}\s+(?:(?:ul|al|pl|str|r)\.?\s+)?{_CAP}(?:\s+{_CAP}){{0,2}}\s+\d{{1,5}}\b{_ADDR_MORE}"),
+        0.6,
+    ),
+    Rule(
+        "STREET_ADDRESS",
+        _r(rf"\b(?:\d{{1,6}}\s+)?(?:(?:ul|al|pl|str)\.\s+)?{_CAP}(?:[ -][\w.]+){{0,2}}?\s+\d{{1,5}}[a-z]?\b\.?{_ADDR_MORE}"),
+        0.35,
+        context=_ctx(_ADDR_CONTEXT),
+        context_score=0.75,
+        window=72,
+    ),
+    Rule(
+        "STREET_ADDRESS",
+        _r(rf"\b(?:PSC|CMR|Unit|USNS|USS|USNV|USCGC)\s+[\w ,]+?{_ADDR_MORE}\s*[AFD]PO\s+A[AEP]\s+\d{{5}}\b"),
+        0.85,
+    ),
+    Rule("STREET_ADDRESS", _r(r"\b[AFD]PO\s+A[AEP]\s+\d{5}\b"), 0.8),
+    Rule("STREET_ADDRESS", _r(rf"\bthe corner of [^\n.,;]{{3,60}}? and (?:{_CAP}|ul\.)(?:[ -][\w.]+){{0,3}}"), 0.7),
+    Rule("STREET_ADDRESS", _r(rf"\b{_UNIT}\b{_ADDR_MORE}"), 0.5),
+    Rule(
+        "ZIP_CODE",
+        _r(r"\b(?:zip|postal|post)\s*(?:code)?\s*(?:is|:)?\s*([A-Z0-9]{2,5}(?:[ -][A-Z0-9]{3,4})?)\b", re.IGNORECASE),
+        0.7,
+        group=1,
+    ),
+    Rule(
+        "AGE",
+        _r(r"\b(\d{1,3})(?=[ -]?(?:years?|yrs?)[ -]?old\b|[ -]?y/?o\b|-year-old)", re.IGNORECASE),
+        0.7,
+        group=1,
+    ),
+    Rule(
+        "AGE",
+        _r(
+            r"\b(?:turn(?:s|ed|ing)?|aged?|age of|when (?:he|she|i|they|we) (?:was|were)|i'?m|i am)\s+(\d{1,3})\b"
+            r"(?!\s*(?:%|items?|pcs|units|boxes|orders?|minutes|hours|days|times))",
+            re.I,
+        ),
+        0.6,
+        group=1,
+    ),
+    Rule(
+        "DATE_OF_BIRTH",
+        _r(
+            r"\b(?:born(?: on| in)?|date of birth(?: is|:)?(?:\s*it'?s)?|d\.?o\.?b\.?:?|birthday(?: is)?(?: on)?)[\s.:]*"
+            r"((?:\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4})|(?:\w+ \d{1,2},? \d{4})|(?:\d{1,2} \w+ \d{4})|\d{4})",
+            re.IGNORECASE,
+        ),
+        0.75,
+        group=1,
+    ),
+    Rule(
+        "US_DRIVER_LICENSE",
+        _r(r"\bdriver'?s? licen[cs]e(?: (?:number|no\.?|#))?(?: is|:)?\s*([A-Z0-9][A-Z0-9-]{4,19})\b", re.I),
+        0.8,
+        group=1,
+    ),
+)
+
+# Person names by context: self-introductions, titles, greetings and signatures.
+_NAME = rf"{_CAP}(?:[ -]{_CAP}){{0,2}}"
+NOT_NAMES = frozenset(
+    "team all everyone there support sir madam guys folks customer service sorry thanks thank hello hi dear "
+    "good morning afternoon evening regards best cheers sincerely the a an this that i you we note subject date "
+    "when where what who why how phone mobile desk fax email address zip tel time re fwd question answer agent "
+    "user customer bot assistant system summary update status total price order name website web url title company "
+    "job occupation location city country state dob birthday age gender id account card ssn iban ip when".split()
+)
+_NW = rf"[{_U}][^\W\d_A-ZÀ-ÖØ-ÞΑ-ΩА-Я]+"  # a name word: a capital, then lower-case letters
+_FULL_NAME = rf"{_NW}(?:\s+[{_U}]\.?)?(?:\s+{_NW}){{1,2}}"
+NAME_LIST = re.compile(rf"\b{_NW}(?:,\s+{_NW}){{1,}},?\s+and\s+{_NW}\b")
+_NOT_PLACES = (
+    r"(?!(?:January|February|March|April|May|June|July|August|September|October|November|December|Monday|Tuesday|"
+    r"Wednesday|Thursday|Friday|Saturday|Sunday|The|This|That|My|Our|Your|Order|Customer|Support|Team|Christmas)\b)"
+)
+PLACE_RULES: tuple[Rule, ...] = (
+    Rule(
+        "LOCATION",
+        _r(
+            rf"\b(?:flew|fly|flying|moved|move|travel(?:l?ing|l?ed)?|arrived|based|born|grew up|live[sd]?|living|located|"
+            rf"relocat\w+|visit\w*|stay\w*|trip|city of|home city|from|in|to|at|near)\s+(?:(?:here|there) )?"
+            rf"(?:(?:from|to|in|at)\s+)?{_NOT_PLACES}({_NW}(?:[ -]{_NW}){{0,2}})"
+        ),
+        0.5,
+        group=1,
+    ),
+)
+NAME_RULES: tuple[Rule, ...] = (
+    # Relational cues ("my son Adam", "speak to Ana Silva", "last name? Turgeon").
+    Rule(
+        "PERSON",
+        _r(
+            rf"\b(?:kid|son|daughter|wife|husband|brother|sister|friend|father|mother|dad|mom|mum|partner|boss|"
+            rf"colleague|named|called|directed by|written by|starring|speak to|talk to|ask for|(?:last|first|sur) ?name\??)"
+            rf"\s+({_NAME})"
+        ),
+        0.7,
+        group=1,
+    ),
+    # A line holding only a full name: signature and address blocks, e-mail headers, CVs.
+    Rule("PERSON", _r(rf"(?:^|\n)[ \t]*(?:>[ \t]*)?({_FULL_NAME})[ \t]*(?=\n|$)"), 0.6, group=1),
+    # Two or three name-shaped words inside a sentence ("including Dobroslaw Tomaszewski of ...").
+    Rule("PERSON", _r(rf"(?<=[a-z,;] )({_NW}(?:\s+[{_U}]\.?)?(?:\s+{_NW}){{1,2}})\b"), 0.45, group=1),
+    # Chat transcripts: "Anna: ..." speaker labels.
+    Rule("PERSON", _r(rf"(?:^|\n)[ \t]*({_NW}):\s*\S"), 0.5, group=1),
+    Rule("PERSON", _r(rf"\b(?:[Mm]y name is|[Nn]ame'?s|[Cc]all me|[Tt]his is|I am|I'm)\s+({_NAME})"), 0.75, group=1),
+    Rule("PERSON", _r(r"\bmy name is\s+([a-z][a-z'-]+(?: [a-z][a-z'-]+)?)\b", re.I), 0.7, group=1),
+    Rule("PERSON", _r(rf"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?\s+({_NAME})"), 0.8, group=1),
+    Rule(
+        "PERSON",
+        _r(rf"(?:^|\n)\s*(?:Hi|Hello|Hey|Dear|Good (?:morning|afternoon|evening))\s+(?:(?:Mr|Mrs|Ms|Dr)\.?\s+)?({_NAME})\b"),
+        0.65,
+        group=1,
+    ),
+    Rule(
+        "PERSON",
+        _r(rf"\b(?:Regards|Best|Cheers|Thanks|Thank you|Sincerely|Yours|Warmly|Best wishes),?\s*\n?\s*[-–]?\s*({_NAME})\b"),
+        0.65,
+        group=1,
+    ),
+    Rule("PERSON", _r(rf"(?:^|\n)\s*(?:--|–|-|\^)\s*({_NAME})\s*$"), 0.6, group=1),
+)
+
+
+class RuleRecognizer:
+    """Our rules for one entity type as a Presidio recognizer (built lazily: Presidio is a heavy import)."""
+
+    @staticmethod
+    def create(entity: str, rules: Sequence[Rule]) -> Any:
+        from presidio_analyzer import EntityRecognizer, RecognizerResult
+
+        class _Recognizer(EntityRecognizer):
+            def load(self) -> None:
+                return None
+
+            def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
+                found = []
+                for rule in rules:
+                    for start, end, score in rule.find(text):
+                        if rule.entity == "PERSON" and text[start:end].split()[0].casefold() in NOT_NAMES:
+                            continue
+                        found.append(RecognizerResult(rule.entity, start, end, score))
+                return found
+
+        return _Recognizer(supported_entities=[entity], name=f"Llmops{entity.title().replace('_', '')}Recognizer")
+
+
+def own_recognizers() -> list[Any]:
+    """One Presidio recognizer per entity type that our rules cover."""
+    by_entity: dict[str, list[Rule]] = {}
+    for rule in (*RULES, *NAME_RULES, *PLACE_RULES):
+        by_entity.setdefault(rule.entity, []).append(rule)
+    return [RuleRecognizer.create(entity, rules) for entity, rules in by_entity.items()]

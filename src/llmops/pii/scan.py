@@ -1,0 +1,159 @@
+"""Leak scan: residual personal data in any output (training JSONL, Chroma documents, feedback store,
+reports, logs). The pipeline calls :func:`assert_clean` before it publishes the training set and the
+index; ``llmops pii scan PATH`` runs the same check on any file or directory.
+
+Findings never carry the value itself (only its type, where it is and a masked hint), so the error
+message cannot become the leak.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from llmops.config import RedactParams
+from llmops.errors import PIILeakError
+from llmops.pii.spans import resolve_overlaps
+
+_MAX_FILE = 64 * 1024 * 1024  # bigger files are scanned line by line all the same; this bounds one JSON blob
+
+
+@dataclass(frozen=True)
+class Finding:
+    location: str  # file:line:json.path, collection/id, ...
+    entity_type: str
+    hint: str  # first and last character of the value, the rest masked
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def _hint(value: str) -> str:
+    return value[0] + "*" * max(0, len(value) - 2) + value[-1] if len(value) > 2 else "**"
+
+
+class Scanner:
+    """Our detectors restricted to ``cfg.scan_entities`` above ``cfg.scan_threshold``."""
+
+    def __init__(self, cfg: RedactParams) -> None:
+        from llmops.pii.detect import FastAnalyzer
+
+        self.cfg = cfg.model_copy(update={"score_threshold": cfg.scan_threshold, "workers": 1})
+        self.analyzer = FastAnalyzer(self.cfg)
+
+    def scan(self, items: Iterable[tuple[str, str]], batch: int = 512) -> list[Finding]:
+        """``items``: (location, text) pairs."""
+        findings: list[Finding] = []
+        chunk: list[tuple[str, str]] = []
+        for item in items:
+            chunk.append(item)
+            if len(chunk) >= batch:
+                findings += self._scan(chunk)
+                chunk = []
+        return findings + self._scan(chunk)
+
+    def _scan(self, chunk: list[tuple[str, str]]) -> list[Finding]:
+        if not chunk:
+            return []
+        spans = self.analyzer.analyze([t for _, t in chunk], self.cfg.scan_entities)
+        return [
+            Finding(loc, s.entity_type, _hint(text[s.start : s.end]))
+            for (loc, text), found in zip(chunk, spans, strict=True)
+            for s in resolve_overlaps(found)
+        ]
+
+
+def _strings(obj: Any, path: str = "$") -> Iterator[tuple[str, str]]:
+    """Every string in a JSON value with its path (``$.messages[1].content``)."""
+    if isinstance(obj, str):
+        yield path, obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _strings(v, f"{path}.{k}")
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from _strings(v, f"{path}[{i}]")
+
+
+def record_texts(records: Iterable[BaseModel | dict[str, Any]], source: str) -> Iterator[tuple[str, str]]:
+    """(location, text) for every string field of typed records or dicts."""
+    for i, rec in enumerate(records):
+        data = rec.model_dump(mode="json") if isinstance(rec, BaseModel) else rec
+        for path, text in _strings(data):
+            yield f"{source}#{i}:{path}", text
+
+
+def file_texts(path: Path) -> Iterator[tuple[str, str]]:
+    """(location, text) for a file: JSON lines by field, other text by line; binary files are skipped."""
+    with path.open("rb") as fh:
+        head = fh.read(8192)
+    if b"\x00" in head:
+        return
+    text_lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
+    if path.suffix in {".json"} and path.stat().st_size < _MAX_FILE:
+        try:
+            yield from ((f"{path}:{p}", t) for p, t in _strings(json.loads("\n".join(text_lines))))
+            return
+        except json.JSONDecodeError:
+            pass
+    for n, line in enumerate(text_lines, start=1):
+        if not line.strip():
+            continue
+        if path.suffix == ".jsonl":
+            try:
+                yield from ((f"{path}:{n}:{p}", t) for p, t in _strings(json.loads(line)))
+                continue
+            except json.JSONDecodeError:
+                pass  # a broken line is still scanned as text
+        yield f"{path}:{n}", line
+
+
+def path_texts(path: str | Path) -> Iterator[tuple[str, str]]:
+    """A file, or every file under a directory (hidden ones and .dvc caches included: they are outputs too)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(path)
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for f in files:
+        yield from file_texts(f)
+
+
+def chroma_texts(collection: Any, page: int = 1000) -> Iterator[tuple[str, str]]:
+    """(location, text) for every document and string metadata value in a Chroma collection."""
+    offset = 0
+    while True:
+        got = collection.get(include=["documents", "metadatas"], limit=page, offset=offset)
+        if not got["ids"]:
+            return
+        for i, doc_id in enumerate(got["ids"]):
+            yield f"{collection.name}/{doc_id}:document", got["documents"][i] or ""
+            for key, value in (got["metadatas"][i] or {}).items():
+                if isinstance(value, str):
+                    yield f"{collection.name}/{doc_id}:metadata.{key}", value
+        offset += len(got["ids"])
+
+
+def assert_clean(findings: list[Finding], what: str, show: int = 10) -> None:
+    """Raise :class:`PIILeakError` listing the findings (masked) if there are any."""
+    if not findings:
+        return
+    lines = "\n".join(f"  {f.location}: {f.entity_type} {f.hint}" for f in findings[:show])
+    more = f"\n  ... and {len(findings) - show} more" if len(findings) > show else ""
+    raise PIILeakError(
+        f"{len(findings)} piece(s) of personal data found in {what}; nothing was published.\n{lines}{more}\n"
+        "Fix the source or the redact stage (params.yaml redact.entities / score_threshold) and rerun it."
+    )
+
+
+def scan_records(records: Iterable[BaseModel | dict[str, Any]], cfg: RedactParams, what: str) -> None:
+    """Leak gate for records about to be published (training examples, index documents)."""
+    assert_clean(Scanner(cfg).scan(record_texts(records, what)), what)
+
+
+def scan_path(path: str | Path, cfg: RedactParams) -> list[Finding]:
+    return Scanner(cfg).scan(path_texts(path))
