@@ -97,7 +97,8 @@ def test_trainset_stage_refuses_to_publish_a_leak(workspace: Path) -> None:
     convs[3]["turns"][-1]["text"] += f" Your refund went to card {CARD}."
     (workspace / "data/redacted").mkdir(parents=True)
     (workspace / "data/redacted/conversations.jsonl").write_text("\n".join(json.dumps(c) for c in convs) + "\n")
-    (workspace / "data/redacted/feedback.jsonl").write_text("")
+    (workspace / "data/feedback").mkdir(parents=True)
+    (workspace / "data/feedback/curated.jsonl").write_text("")
     with pytest.raises(PIILeakError, match="training set"):
         trainset.main()
     assert not (workspace / "data/trainset/train.jsonl").exists()
