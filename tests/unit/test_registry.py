@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -71,17 +70,6 @@ def test_concurrent_write_is_detected_not_lost(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="changed while this run"):
         reg._save(state, state.version)
     assert {m.model_id for m in reg.models()} == {"m1", "m2"}
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 def test_s3_registry_lifecycle(s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
