@@ -29,7 +29,8 @@ def _direct(ws: Path, home: Path) -> float:
     env = {**os.environ, "LLMOPS_HOME": str(home)}
     code = (
         "import importlib, time, sys; sys.path.insert(0, '.'); t = time.perf_counter()\n"
-        "for s in ['ingest','clean','redact','index','trainset','finetune','evaluate','monitor']:\n"
+        "from llmops.workspace import STAGES\n"
+        "for s in STAGES:\n"
         "    importlib.import_module(f'pipelines.{s}').main()\n"
         "print('SECONDS', time.perf_counter() - t)\n"
     )
