@@ -6,6 +6,7 @@ model changes the key, so stale answers are never served.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import uuid
@@ -62,20 +63,23 @@ class Answerer:
         self.retriever, self.model, self.log, self.redact = retriever, model, log, redact
         self.cfg, self.base = cfg, base
         self.index_version, self.data_rev = index_version, data_rev
-        self._cache: OrderedDict[tuple[str, str, str], tuple[str, list[str], int, int]] = OrderedDict()
+        # (answer, redacted answer, doc ids, prompt tokens, completion tokens) by (query, index, model)
+        self._cache: OrderedDict[tuple[str, str, str], tuple[str, str, list[str], int, int]] = OrderedDict()
+        # Redaction is deterministic: the same query text is pseudonymised once (NER is the costly part).
+        self._redact_query = functools.lru_cache(maxsize=cfg.cache_size)(lambda q: redact([q])[0])
         self._cache_lock = threading.Lock()
         self._model_lock = threading.Lock()  # generation is not re-entrant on one model instance
         self._known = known_ids if known_ids is not None else set()
         self.stats = {"requests": 0, "cache_hits": 0}
 
-    def _cache_get(self, key: tuple[str, str, str]) -> tuple[str, list[str], int, int] | None:
+    def _cache_get(self, key: tuple[str, str, str]) -> tuple[str, str, list[str], int, int] | None:
         with self._cache_lock:
             hit = self._cache.get(key)
             if hit is not None:
                 self._cache.move_to_end(key)
             return hit
 
-    def _cache_put(self, key: tuple[str, str, str], value: tuple[str, list[str], int, int]) -> None:
+    def _cache_put(self, key: tuple[str, str, str], value: tuple[str, str, list[str], int, int]) -> None:
         with self._cache_lock:
             self._cache[key] = value
             while len(self._cache) > self.cfg.cache_size:
@@ -91,15 +95,15 @@ class Answerer:
             with self._model_lock:
                 res = self.model.chat(messages, max_new_tokens=self.cfg.max_new_tokens)
             doc_ids = list(dict.fromkeys(h["doc_id"] for h in hits))
-            hit = (res.text, doc_ids, res.prompt_tokens, res.completion_tokens)
+            hit = (res.text, self.redact([res.text])[0], doc_ids, res.prompt_tokens, res.completion_tokens)
             self._cache_put(key, hit)
             cached = False
         else:
             cached = True
-        text, doc_ids, prompt_tokens, completion_tokens = hit
+        text, red_answer, doc_ids, prompt_tokens, completion_tokens = hit
         latency = (time.perf_counter() - start) * 1000
         gid = uuid.uuid4().hex
-        red_query, red_answer = self.redact([query, text])
+        red_query = self._redact_query(query)
         self.log.append_generation(
             FeedbackEvent(
                 generation_id=gid,
