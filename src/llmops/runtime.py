@@ -22,6 +22,8 @@ OFFLINE_ENV = {
     "PREFECT_UI_ENABLED": "false",
     "DO_NOT_TRACK": "1",
     "MPLBACKEND": "Agg",
+    # The ephemeral Prefect API gets 20 s to start by default: too little on a busy 2-core machine.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
 }
 
 
