@@ -13,34 +13,9 @@ from llmops.config import FeedbackParams
 from llmops.feedback import FeedbackUpdate, GenerationLog, collect_new, curate_feedback, join_feedback
 from llmops.feedback.log import has_new_data
 from llmops.records import EvalQuestion, FeedbackEvent
+from tests.factories import feedback_event as _ev
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
-
-
-def _ev(
-    gid: str,
-    query: str,
-    answer: str,
-    rating: int | None = None,
-    correction: str | None = None,
-    docs: list[str] | None = None,
-    minutes: int = 0,
-) -> FeedbackEvent:
-    return FeedbackEvent(
-        generation_id=gid,
-        ts=T0 + timedelta(minutes=minutes),
-        query=query,
-        answer=answer,
-        retrieved_doc_ids=docs or [],
-        model_id="m",
-        index_version="i",
-        data_rev="r",
-        latency_ms=1,
-        prompt_tokens=1,
-        completion_tokens=1,
-        rating=rating,
-        correction=correction,
-    )
 
 
 def test_concurrent_writers_never_tear_or_lose_lines(tmp_path: Path) -> None:

@@ -4,30 +4,14 @@ from datetime import UTC, datetime
 
 from llmops.config import BaseParams, TrainsetParams
 from llmops.finetune.trainset import build_trainset, conversation_example
-from llmops.records import Conversation, EvalQuestion, FeedbackEvent, Turn
+from llmops.records import Conversation, EvalQuestion, Turn
+from tests.factories import feedback_event as _event
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _conv(cid: str, *turns: tuple[str, str]) -> Conversation:
     return Conversation(conversation_id=cid, channel="chat", created_at=T0, turns=[Turn(role=r, text=t) for r, t in turns])
-
-
-def _event(gid: str, query: str, answer: str, rating: int | None, correction: str | None = None) -> FeedbackEvent:
-    return FeedbackEvent(
-        generation_id=gid,
-        ts=T0,
-        query=query,
-        answer=answer,
-        model_id="m",
-        index_version="i",
-        data_rev="r",
-        latency_ms=1,
-        prompt_tokens=1,
-        completion_tokens=1,
-        rating=rating,
-        correction=correction,
-    )
 
 
 def test_conversation_turns_merge_and_end_on_agent() -> None:
