@@ -24,19 +24,7 @@ def main() -> None:
     scan_records([e.to_openai() for e in (*result.train, *result.validation)], params.redact, "the training set")
     write_jsonl(ws.TRAINSET / "train.jsonl", (e.to_openai() for e in result.train))
     write_jsonl(ws.TRAINSET / "validation.jsonl", (e.to_openai() for e in result.validation))
-    write_jsonl(
-        ws.TRAINSET / "provenance.jsonl",
-        (
-            {
-                "split": s,
-                "source": e.source,
-                "group_id": e.group_id,
-                "created_at": e.created_at.isoformat() if e.created_at else None,
-            }
-            for s, es in (("train", result.train), ("validation", result.validation))
-            for e in es
-        ),
-    )
+    write_jsonl(ws.TRAINSET / "provenance.jsonl", result.provenance())
     stats = result.stats() | input_revision(inputs)
     write_json(ws.stage_metrics("trainset"), stats)
     print(stats)

@@ -60,6 +60,9 @@ def test_split_is_by_group_and_stable() -> None:
     train_ids = {e.group_id for e in a.train}
     val_ids = {e.group_id for e in a.validation}
     assert not train_ids & val_ids
+    rows = a.provenance()
+    assert len(rows) == len(a.train) + len(a.validation)
+    assert {r["group_id"] for r in rows if r["split"] == "validation"} == val_ids
     assert val_ids == {e.group_id for e in b.validation}
     assert 5 <= len(val_ids) <= 40
 

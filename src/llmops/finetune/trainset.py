@@ -39,6 +39,19 @@ class TrainsetResult:
     validation: list[TrainingExample] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
 
+    def provenance(self) -> list[dict[str, Any]]:
+        """One row per example, in file order: split, source and the id it came from."""
+        return [
+            {
+                "split": split,
+                "source": e.source,
+                "group_id": e.group_id,
+                "created_at": e.created_at.isoformat() if e.created_at else None,
+            }
+            for split, examples in (("train", self.train), ("validation", self.validation))
+            for e in examples
+        ]
+
     def stats(self) -> dict[str, Any]:
         by_source = Counter(e.source for e in self.train + self.validation)
         return {
