@@ -71,6 +71,7 @@ class RedactParams(_Section):
     )
     score_threshold: float = 0.4
     batch_size: int = 64
+    ner_context_words: int = 6
     # issue #3: engine, operators, vault, parallelism, leak scan
     engine: Literal["fast", "presidio"] = "fast"
     operators: dict[str, Literal["pseudonymize", "replace", "redact", "mask", "hash"]] = Field(default_factory=dict)

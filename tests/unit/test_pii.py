@@ -166,3 +166,33 @@ def test_process_pool_gives_the_same_spans_as_one_process() -> None:
         assert pooled.analyze(texts) == single
     finally:
         pooled.close()
+
+
+def test_name_windows_keep_offsets_and_skip_text_without_candidates() -> None:
+    from llmops.pii.detect import _name_windows
+
+    filler = "the parcel was left at the door and nobody answered the bell " * 8
+    text = filler + "then Maria Gonzalez called back " + filler
+    windows = _name_windows(text, 3)
+    assert len(windows) == 1
+    offset, piece = windows[0]
+    assert text[offset : offset + len(piece)] == piece
+    assert "Maria Gonzalez" in piece and len(piece) < len(text) / 4
+    assert _name_windows("please refund the order, it never arrived", 6) == []  # no candidate: no NER at all
+    assert _name_windows(text, 0) == [(0, text)]  # 0 turns windowing off
+
+
+def test_windowed_ner_finds_the_same_names_as_whole_text_ner() -> None:
+    from llmops.pii.detect import FastAnalyzer
+
+    filler = "i ordered two blue cups and the box arrived empty so i would like a refund for the order please. "
+    texts = [
+        filler * 5 + "Regards, Joakim Westgard",
+        "Hello, I am Priya Raman and I live in Toronto. " + filler * 3 + "Priya",
+        filler * 4,
+    ]
+    ents = ["PERSON", "LOCATION"]
+    whole = FastAnalyzer(RedactParams(workers=1, ner_context_words=0, entities=ents)).analyze(texts)
+    windowed = FastAnalyzer(RedactParams(workers=1, entities=ents)).analyze(texts)
+    assert windowed == whole
+    assert {texts[0][s.start : s.end] for s in windowed[0]} >= {"Joakim Westgard"}
