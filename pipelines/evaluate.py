@@ -11,7 +11,7 @@ from llmops.index.embed import make_embedder
 from llmops.index.hybrid import open_retriever
 from llmops.index.store import chroma_client
 from llmops.jsonl import read_jsonl, write_json, write_jsonl
-from llmops.llm.local import LocalChatModel
+from llmops.llm.trained import trained_chat_model
 from llmops.records import EvalQuestion
 from pipelines._stage import setup
 
@@ -23,7 +23,7 @@ def main() -> None:
     retriever = open_retriever(chroma_client(settings), embedder, params.index)
     _, hits = evaluate_retrieval(questions, retriever, params.evaluate.k)  # the retrieval evaluator scores hits
     training = json.loads((ws.ADAPTER / "training.json").read_text(encoding="utf-8"))
-    model = LocalChatModel(settings.base_model_cache, ws.ADAPTER, model_id=training["model_id"])
+    model = trained_chat_model(training.get("backend", "local"), training["model_id"], ws.ADAPTER, settings)
     answers, answered = evaluate_answers(questions, hits, model, params.evaluate, params.base, progress=True)
     evaluators = default_evaluators(params.evaluate, settings, embedder, local_model=model)
     metrics, rows, _ = run_evaluators(evaluators, build_samples(questions, hits, answered))

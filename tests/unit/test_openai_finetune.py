@@ -151,6 +151,20 @@ def make_handler(api: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                     ],
                 }
                 return self._send(200, api.job_view(api.jobs[jid]))
+            if self.path == "/v1/chat/completions":  # the fine-tuned model answering (evaluate / serve)
+                req = json.loads(body)
+                msg = {"role": "assistant", "content": f"answer from {req['model']}"}
+                return self._send(
+                    200,
+                    {
+                        "id": "chat-1",
+                        "object": "chat.completion",
+                        "created": 1,
+                        "model": req["model"],
+                        "choices": [{"index": 0, "finish_reason": "stop", "message": msg}],
+                        "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
+                    },
+                )
             m = re.fullmatch(r"/v1/fine_tuning/jobs/([^/]+)/cancel", self.path)
             if m and m.group(1) in api.jobs:
                 api.jobs[m.group(1)]["status"] = "cancelled"
@@ -315,3 +329,21 @@ def test_cli_cancel_and_validate(api, files, tmp_path, monkeypatch, settings_env
     bad.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
     res = runner.invoke(app, ["finetune", "validate", str(bad), "--params", str(params)])
     assert res.exit_code == 1 and "example_missing_assistant_message" in res.output
+
+
+def test_openai_trained_model_is_evaluated_and_served_as_itself(api, monkeypatch, settings_env) -> None:
+    """An OpenAI-trained record must not fall back to the local base model (evaluate stage, answer service)."""
+    from llmops.llm.openai_chat import OpenAIChatModel
+    from llmops.llm.trained import trained_chat_model
+
+    _, base_url = api
+    model_id = "ft:gpt-4o-mini-2024-07-18:support:ftjob-1"
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
+        trained_chat_model("openai", model_id, None, Settings())
+    with pytest.raises(ConfigError, match="fine_tuned_model"):
+        trained_chat_model("openai", None, None, Settings())
+    _client(base_url, monkeypatch)  # sets the key and base URL
+    model = trained_chat_model("openai", model_id, None, Settings())
+    assert isinstance(model, OpenAIChatModel) and model.model_id == model_id
+    assert model.chat([{"role": "user", "content": "refund?"}]).text == f"answer from {model_id}"

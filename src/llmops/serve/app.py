@@ -69,11 +69,14 @@ def build_answerer(settings: Settings, params: Params, project_dir: Path) -> Ans
             settings.openai_chat_model, api_key=settings.openai_api_key.get_secret_value(), base_url=settings.openai_base_url
         )
     else:
-        from llmops.llm.local import LocalChatModel
+        from llmops.llm.trained import trained_chat_model
 
         champion = Registry(settings.path("registry")).champion()
-        adapter = Path(champion.artifact_path) if champion else None
-        model = LocalChatModel(settings.base_model_cache, adapter, model_id=champion.model_id if champion else None)
+        if champion is None:
+            model = trained_chat_model("local", None, None, settings)  # the base model until a champion exists
+        else:
+            adapter = Path(champion.artifact_path) if champion.artifact_path else None
+            model = trained_chat_model(champion.backend, champion.model_id, adapter, settings)
     retriever = IndexRetriever(settings, params)
     redactor = Redactor(params.redact)
     log_root = settings.path("generation-log")

@@ -1,0 +1,30 @@
+"""The chat model a fine-tuning run produced, whichever backend trained it.
+
+``local`` runs leave a LoRA adapter directory (served on the local base model); ``openai`` runs leave
+a ``fine_tuned_model`` id that only the OpenAI API can serve. The evaluate stage and the answer
+service both go through :func:`trained_chat_model`, so an OpenAI-trained challenger is evaluated and
+served as itself, never as the local base model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from llmops.config import Settings
+from llmops.errors import ConfigError
+from llmops.llm.base import ChatModel
+
+
+def trained_chat_model(backend: str, model_id: str | None, artifact_dir: Path | None, settings: Settings) -> ChatModel:
+    """``openai``: the fine-tuned model through the (keyed) OpenAI client; anything else: base + adapter."""
+    if backend == "openai":
+        if not model_id:
+            raise ConfigError("the OpenAI fine-tuning record has no fine_tuned_model: the job did not succeed")
+        if settings.openai_api_key is None:
+            raise ConfigError(f"{model_id} was trained with the OpenAI backend: set OPENAI_API_KEY to evaluate or serve it")
+        from llmops.llm.openai_chat import OpenAIChatModel
+
+        return OpenAIChatModel(model_id, api_key=settings.openai_api_key.get_secret_value(), base_url=settings.openai_base_url)
+    from llmops.llm.local import LocalChatModel
+
+    return LocalChatModel(settings.base_model_cache, artifact_dir, model_id=model_id)
