@@ -189,6 +189,22 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _serving_index(project_dir: Path, settings: Settings) -> str | None:
+    """The collection version the serving alias points at (what answers are retrieved from), or why not."""
+    from llmops.config import load_params
+    from llmops.errors import LLMOpsError
+    from llmops.index.store import chroma_client
+    from llmops.index.versions import read_alias
+
+    if not (project_dir / "params.yaml").exists():
+        return None
+    try:
+        collection = load_params(project_dir / "params.yaml").index.collection
+        return read_alias(chroma_client(settings), collection).serving
+    except (LLMOpsError, OSError, ValueError) as exc:  # an unreachable Chroma server must not break `status`
+        return f"unknown ({type(exc).__name__}: {exc})"
+
+
 _STATUS_KEYS = {"flow", "run_id", "started", "finished", "data_rev", "reason", "stages"}
 
 
@@ -202,7 +218,8 @@ def status(project_dir: Path, settings: Settings, *, last: int = 5) -> dict[str,
     return {
         "state_dir": str(settings.home_dir),
         "data_rev": data_revision(project_dir),
-        "index_version": manifest_md5[:12] if manifest_md5 else None,
+        "index_version": _serving_index(project_dir, settings),
+        "index_manifest": manifest_md5[:12] if manifest_md5 else None,
         "champion": champion.model_dump(mode="json", exclude={"training", "evaluation", "eval_scores"}) if champion else None,
         "champion_metrics": champion.evaluation if champion else None,
         "last_runs": [{k: v for k, v in json.loads(p.read_text()).items() if k in _STATUS_KEYS} for p in reversed(runs)],

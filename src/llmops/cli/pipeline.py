@@ -128,7 +128,7 @@ def status(
     console = Console()
     console.print(
         f"[bold]state dir[/] {info['state_dir']}   [bold]data rev[/] {info['data_rev']}   "
-        f"[bold]index version[/] {info['index_version']}"
+        f"[bold]index serving[/] {info['index_version'] or 'none yet'} (manifest {info['index_manifest']})"
     )
     champ = info["champion"]
     if champ:
