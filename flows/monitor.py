@@ -23,7 +23,9 @@ def monitor(project_dir: str = ".") -> dict:
     forced = forced_stages(project_dir)
     stage_runs = [run_stage(project_dir, s, force=s in forced) for s in STAGES]
     run_id = str(flow_run.get_id() or "local")
-    trigger = observe(project_dir, "monitor", run_id, evaluated=False, monitored=True)
+    # A skipped monitor stage left an earlier run's drift.json: recording it again would re-fire its trigger.
+    monitored = any(r.ran for r in stage_runs if r.stage == "monitor")
+    trigger = observe(project_dir, "monitor", run_id, evaluated=False, monitored=monitored)
     if trigger["launch"]:
         launched = launch_retrain(f"monitor: {trigger['reason']}", project_dir, trigger["deployment"])
         print(f"retrain triggered ({launched}): {trigger['reason']}")

@@ -23,7 +23,10 @@ def nightly(project_dir: str = ".", force: bool = False) -> dict:
     stage_runs = [run_stage(project_dir, s, force=force or s in forced) for s in STAGES]
     pushed = push(project_dir)
     model, decision = record_model(project_dir, reason="nightly")
-    observe(project_dir, "nightly", str(flow_run.get_id() or "local"), evaluated=True, monitored=True)  # history, trend, alert
+    ran = {r.stage for r in stage_runs if r.ran}  # outputs of skipped stages are an earlier run's: not re-recorded
+    observe(
+        project_dir, "nightly", str(flow_run.get_id() or "local"), evaluated="evaluate" in ran, monitored="monitor" in ran
+    )  # history, trend, alert
     return publish_summary(
         project_dir,
         flow="nightly",

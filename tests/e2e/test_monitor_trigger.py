@@ -65,17 +65,19 @@ def test_shifted_batch_triggers_retrain(workspace: Path, shared_data: Path, webh
         assert first["gate"]["promote"]
         write_jsonl(sample / "conversations.jsonl", banking)  # tomorrow's batch: another domain
         summary = monitor(project_dir=str(workspace))
+        again = monitor(project_dir=str(workspace))  # nothing new: the stage is skipped, its old drift not re-recorded
 
     assert summary["reason"].startswith("retrain triggered: data drift:") and "channel" in summary["reason"]
     settings = Settings()
     entries = History(settings.history).entries()
-    assert [e.flow for e in entries] == ["nightly", "monitor", "retrain"]  # the monitor launched retrain as a subflow
-    nightly_e, monitor_e, retrain_e = entries
+    assert [e.flow for e in entries] == ["nightly", "monitor", "retrain", "monitor"]  # monitor launched retrain as a subflow
+    nightly_e, monitor_e, retrain_e, again_e = entries
+    assert again["reason"] is None and not again_e.drift and not again_e.trigger["retrain"]
     assert not nightly_e.drift["drift_detected"] and not nightly_e.trigger["retrain"] and monitor_e.drift["drift_detected"]
     assert monitor_e.trigger["retrain"] and "intent" in monitor_e.trigger["reason"]
     assert "answers.token_f1" in nightly_e.metrics and "answers.token_f1" in retrain_e.metrics
     runs = sorted(settings.path("runs").glob("*-retrain.json"))
     assert json.loads(runs[-1].read_text())["reason"].startswith("monitor: data drift:")
     page = settings.path("trend.html").read_text()
-    assert "data drift:" in page and page.count("<tr>") == 1 + 3
+    assert "data drift:" in page and page.count("<tr>") == 1 + 4
     assert any("retrain triggered" in m["text"] for m in _Hook.received)
