@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
 from llmops.runtime import OFFLINE_ENV  # noqa: E402
+from tests.factories import Webhook, serve_webhook  # noqa: E402
 
 for _k, _v in OFFLINE_ENV.items():
     os.environ.setdefault(_k, _v)
@@ -118,3 +119,10 @@ def s3_endpoint() -> Iterator[str]:
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
+
+
+@pytest.fixture()
+def webhook() -> Iterator[Webhook]:
+    """A loopback Slack-compatible webhook; ``webhook.received`` holds the JSON bodies it was sent."""
+    with serve_webhook() as hook:
+        yield hook

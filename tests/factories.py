@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from llmops.records import FeedbackEvent
 
@@ -34,3 +40,35 @@ def feedback_event(
         rating=rating,
         correction=correction,
     )
+
+
+@dataclass
+class Webhook:
+    """A loopback HTTP endpoint standing in for a Slack-compatible webhook; ``received`` holds the JSON bodies."""
+
+    url: str
+    received: list[dict] = field(default_factory=list)
+
+
+@contextmanager
+def serve_webhook() -> Iterator[Webhook]:
+    hook = Webhook("")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            hook.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    hook.url = f"http://127.0.0.1:{server.server_port}/hook"
+    try:
+        yield hook
+    finally:
+        server.shutdown()
+        server.server_close()

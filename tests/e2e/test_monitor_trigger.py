@@ -4,11 +4,7 @@ recorded, the webhook hears about it and the trend page shows both runs."""
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 from pydantic import ValidationError
@@ -17,33 +13,18 @@ from llmops.config import Settings
 from llmops.data.sources import banking77_conversations
 from llmops.jsonl import write_jsonl
 from llmops.records import Conversation
+from tests.factories import Webhook
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2700)]  # three flow runs on 2 shared cores
 
 
-class _Hook(BaseHTTPRequestHandler):
-    received: ClassVar[list[dict]] = []
-
-    def do_POST(self) -> None:
-        type(self).received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture()
-def webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    server = HTTPServer(("127.0.0.1", 0), _Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}/hook"
-    monkeypatch.setenv("LLMOPS_NOTIFY_WEBHOOK", url)
-    yield url
-    server.shutdown()
+def notify_hook(webhook: Webhook, monkeypatch: pytest.MonkeyPatch) -> Webhook:
+    monkeypatch.setenv("LLMOPS_NOTIFY_WEBHOOK", webhook.url)
+    return webhook
 
 
-def test_shifted_batch_triggers_retrain(workspace: Path, shared_data: Path, webhook: str) -> None:
+def test_shifted_batch_triggers_retrain(workspace: Path, shared_data: Path, notify_hook: Webhook) -> None:
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.monitor import monitor
@@ -80,4 +61,4 @@ def test_shifted_batch_triggers_retrain(workspace: Path, shared_data: Path, webh
     assert json.loads(runs[-1].read_text())["reason"].startswith("monitor: data drift:")
     page = settings.path("trend.html").read_text()
     assert "data drift:" in page and page.count("<tr>") == 1 + 4
-    assert any("retrain triggered" in m["text"] for m in _Hook.received)
+    assert any("retrain triggered" in m["text"] for m in notify_hook.received)

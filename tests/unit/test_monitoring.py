@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
@@ -20,6 +16,7 @@ from llmops.monitoring.monitor import observe_run
 from llmops.monitoring.quality import quality_alerts, quality_report, quality_stats, split_windows
 from llmops.monitoring.triggers import decide_retrain, notify, slack_payload
 from llmops.records import FeedbackEvent
+from tests.factories import Webhook
 
 CFG = MonitorParams(quality_current_days=7, quality_min_answers=5)
 
@@ -92,32 +89,10 @@ def test_decide_retrain_reasons() -> None:
     assert d.reasons == ["quality drop: refusal rate 0.00 -> 0.50 (+0.50 > 0.1)"]
 
 
-class _Hook(BaseHTTPRequestHandler):
-    received: ClassVar[list[dict]] = []
-
-    def do_POST(self) -> None:
-        type(self).received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture()
-def webhook() -> Iterator[str]:
-    _Hook.received = []
-    server = HTTPServer(("127.0.0.1", 0), _Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/hook"
-    server.shutdown()
-
-
-def test_notify_posts_slack_json_and_survives_a_dead_webhook(webhook: str) -> None:
+def test_notify_posts_slack_json_and_survives_a_dead_webhook(webhook: Webhook) -> None:
     d = decide_retrain({"drift_detected": True, "drift_share": 1.0, "drifted_signals": ["intent"]}, CFG)
-    assert notify(webhook, slack_payload(d, flow="monitor", run_id="r1", report_url="file:///x.html"))
-    msg = _Hook.received[0]
+    assert notify(webhook.url, slack_payload(d, flow="monitor", run_id="r1", report_url="file:///x.html"))
+    msg = webhook.received[0]
     assert msg["text"].startswith("llmops monitor run r1: retrain triggered: data drift: intent")
     assert "<file:///x.html|trend report>" in msg["blocks"][1]["text"]["text"]
     with socket.socket() as s:  # a port nobody listens on
@@ -126,7 +101,7 @@ def test_notify_posts_slack_json_and_survives_a_dead_webhook(webhook: str) -> No
     assert notify(dead, {"text": "x"}, timeout=2) is False
 
 
-def test_history_trend_and_trigger_across_runs(tmp_path: Path, webhook: str) -> None:
+def test_history_trend_and_trigger_across_runs(tmp_path: Path, webhook: Webhook) -> None:
     history = History(str(tmp_path / "history"))
     report = tmp_path / "report.html"
     report.write_text("<html>evidently</html>")
@@ -134,12 +109,12 @@ def test_history_trend_and_trigger_across_runs(tmp_path: Path, webhook: str) -> 
     evaluation = {"answers": {"token_f1": 0.30}, "retrieval": {"recall@5": 0.8}, "slices": {}}
     trend = tmp_path / "trend.html"
     e1, d1 = observe_run(history, CFG, flow="nightly", run_id="r1", drift=calm, evaluation=evaluation,
-                         reports={"drift_html": report}, trend_page=trend, webhook=webhook)  # fmt: skip
-    assert not d1.retrain and _Hook.received == []  # nothing to tell
+                         reports={"drift_html": report}, trend_page=trend, webhook=webhook.url)  # fmt: skip
+    assert not d1.retrain and webhook.received == []  # nothing to tell
     shifted = {"drift_detected": True, "drift_share": 0.8, "drifted_signals": ["channel", "intent"], "new_vocab_share": 0.5,
                "embeddings": {"queries": {"score": 0.97, "detected": True}}}  # fmt: skip
     e2, d2 = observe_run(history, CFG, flow="monitor", run_id="r2", drift=shifted, reports={"drift_html": report},
-                         trend_page=trend, webhook=webhook)  # fmt: skip
+                         trend_page=trend, webhook=webhook.url)  # fmt: skip
     assert d2.retrain and "channel, intent" in d2.reason
     entries = history.entries()
     assert [e.run_id for e in entries] == ["r1", "r2"]
@@ -149,7 +124,7 @@ def test_history_trend_and_trigger_across_runs(tmp_path: Path, webhook: str) -> 
     page = trend.read_text()
     assert page.count("data:image/png;base64,") == 3 and "data drift: channel, intent" in page
     assert entries[1].reports["drift_html"].endswith("report.html") and Path(entries[1].reports["drift_html"]).name in page
-    assert len(_Hook.received) == 1 and "retrain triggered" in _Hook.received[0]["text"]
+    assert len(webhook.received) == 1 and "retrain triggered" in webhook.received[0]["text"]
     assert key_metrics({"answers": {"token_f1": 0.5, "answers": 3}}) == {"answers.token_f1": 0.5}
     assert isinstance(e1, HistoryEntry) and e2.key.endswith("-monitor-r2")
 
