@@ -65,7 +65,7 @@ def run() -> dict:
     if os.environ.get("BENCH_TUNE") == "1":
         tcfg = cfg.tune.model_copy(update={"max_pairs": int(os.environ.get("BENCH_TUNE_PAIRS", cfg.tune.max_pairs))})
         chunks = chunk_documents(docs, cfg.chunk_words, cfg.chunk_overlap, cfg.chunk_mode)
-        tuned = tune_embedder(chunks, train, held_out, cfg.embedder, home / "embedders", tcfg, seed=42)
+        tuned = tune_embedder(chunks, train, held_out, cfg.embedder, home / "embedders", tcfg, seed=42, progress=True)
         t = evaluate_corpus(docs, held_out, client, LocalEmbedder(tuned.tuned_path), cfg, alias="bench-d2d-tuned")
         rows = {k: half[k] for k in keys} | {"dense tuned": t["dense"], "hybrid tuned": t["hybrid"]}
         _table(f"held-out first turns ({len(held_out)}; tuned on {tuned.pairs} pairs, {tuned.seconds} s)", rows)

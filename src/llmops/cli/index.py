@@ -152,6 +152,7 @@ def tune(
             cfg.tune,
             feedback=read_input(feedback, FeedbackEvent) if feedback else (),
             seed=params.base.seed,
+            progress=True,  # tqdm on stderr; stdout stays the JSON summary
         )
         out: dict[str, Any] = result.as_dict()
         if result.promoted and rebuild:

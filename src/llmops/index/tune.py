@@ -56,7 +56,9 @@ def training_pairs(
     return pairs
 
 
-def train_embedder(pairs: Sequence[tuple[str, str]], base: str, out_dir: Path, cfg: EmbedTuneParams, seed: int = 42) -> Path:
+def train_embedder(
+    pairs: Sequence[tuple[str, str]], base: str, out_dir: Path, cfg: EmbedTuneParams, seed: int = 42, *, progress: bool = False
+) -> Path:
     """Fine-tune ``base`` on ``pairs`` with MultipleNegativesRankingLoss; saves the model to ``out_dir``."""
     import torch
     from sentence_transformers import SentenceTransformer
@@ -74,7 +76,7 @@ def train_embedder(pairs: Sequence[tuple[str, str]], base: str, out_dir: Path, c
     rng.shuffle(pairs)
     pairs = pairs[: cfg.max_pairs]
     path = packaged_minilm_path() if base == DEFAULT_EMBEDDER else Path(base)
-    model = SentenceTransformer(str(path), device="cpu")
+    model = SentenceTransformer(str(path), device="cuda" if torch.cuda.is_available() else "cpu")
     model.max_seq_length = cfg.max_seq_len
     loss = MultipleNegativesRankingLoss(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate)
@@ -83,11 +85,15 @@ def train_embedder(pairs: Sequence[tuple[str, str]], base: str, out_dir: Path, c
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))
     )
+    from tqdm import tqdm
+
     model.train()
+    bar = tqdm(total=steps, desc="embedder tune", unit="step", disable=not progress)
     for _ in range(cfg.epochs):
         rng.shuffle(pairs)
         for i in range(0, len(pairs), cfg.batch_size):
             batch = pairs[i : i + cfg.batch_size]
+            bar.update(1)
             if len(batch) < 2:
                 continue
             encode = getattr(model, "preprocess", None) or model.tokenize  # tokenize is deprecated in v6
@@ -98,6 +104,8 @@ def train_embedder(pairs: Sequence[tuple[str, str]], base: str, out_dir: Path, c
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
+            bar.set_postfix(loss=round(float(value.detach()), 4))
+    bar.close()
     model.eval()
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(str(out_dir))
@@ -142,6 +150,7 @@ def tune_embedder(
     *,
     feedback: Sequence[FeedbackEvent] = (),
     seed: int = 42,
+    progress: bool = False,
 ) -> TuneResult:
     """Train on pairs from ``train`` questions and positive ``feedback``, compare base and tuned on
     ``held_out`` (recall@5, then MRR), and register the tuned model under ``registry_dir`` as the current
@@ -161,7 +170,7 @@ def tune_embedder(
     feedback = [f for f in feedback if f.query.casefold().strip() not in held_queries]
     pairs = training_pairs(train, chunks, feedback)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    out = train_embedder(pairs, base, registry_dir / f"minilm-tuned-{stamp}", cfg, seed)
+    out = train_embedder(pairs, base, registry_dir / f"minilm-tuned-{stamp}", cfg, seed, progress=progress)
     base_m = dense_metrics(LocalEmbedder(base), chunks, held_out)
     tuned_m = dense_metrics(LocalEmbedder(str(out)), chunks, held_out)
     gain = (tuned_m["recall@5"] - base_m["recall@5"], tuned_m["mrr"] - base_m["mrr"])
