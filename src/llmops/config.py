@@ -135,6 +135,7 @@ class FinetuneParams(_Section):
     max_examples: int = 64
     eval_examples: int = 16
     eval_every: int = Field(default=6, ge=0)  # validation loss every N steps (0: before/after only)
+    compile: bool = True  # torch.compile the model on a GPU (batches padded to max_seq_len: one graph); never on CPU
     # Validation and cost (checked before any training or upload).
     epochs: int = Field(default=1, ge=1)
     context_limit: int = Field(default=2048, ge=16)

@@ -6,6 +6,8 @@ import json
 import math
 from pathlib import Path
 
+import torch
+
 from llmops.config import FinetuneParams
 from llmops.finetune.lora import encode_example, plot_loss, train_lora
 from llmops.llm.local import LocalChatModel, ensure_base_model
@@ -43,6 +45,9 @@ def test_train_two_steps_saves_a_working_adapter(tmp_path: Path, model_cache: Pa
     assert report.steps == 2 and len(report.train_loss) == 2
     assert all(math.isfinite(x) for x in report.train_loss)
     assert report.tokens_seen > 0 and report.model_id.startswith("SmolLM2-135M-Instruct-lora-")
+    assert len(report.step_seconds) == 2 and sum(report.step_tokens) == report.tokens_seen
+    assert report.device == ("cuda+compile" if torch.cuda.is_available() else "cpu")  # compile: GPU only
+    assert report.steady_tokens_per_s == report.step_tokens[1] / report.step_seconds[1]
     assert (out / "adapter_model.safetensors").exists()
     assert json.loads((out / "training.json").read_text())["model_id"] == report.model_id
     plot_loss(report, tmp_path / "loss.png")
@@ -51,3 +56,14 @@ def test_train_two_steps_saves_a_working_adapter(tmp_path: Path, model_cache: Pa
     model = LocalChatModel(model_cache / "base", out)
     res = model.chat([{"role": "user", "content": "How do I reset my password?"}], max_new_tokens=8)
     assert res.completion_tokens > 0 and res.text
+
+
+def test_compiled_runs_pad_every_batch_to_one_width() -> None:
+    from llmops.finetune.lora import _batches
+
+    encoded = [([1, 2, 3], [-100, 2, 3]), ([4, 5], [-100, 5]), ([6], [6])]
+    eager = _batches(encoded, 2, pad_id=0)
+    static = _batches(encoded, 2, pad_id=0, pad_to=8)
+    assert [b["input_ids"].shape[1] for b in eager] == [3, 1]
+    assert [b["input_ids"].shape[1] for b in static] == [8, 8]
+    assert static[0]["attention_mask"].sum() == 5 and (static[0]["labels"][:, 3:] == -100).all()

@@ -34,14 +34,23 @@ class TrainReport:
     val_loss_before: float | None = None
     val_loss_after: float | None = None
     val_loss: list[tuple[int, float]] = field(default_factory=list)  # (step, loss) every cfg.eval_every steps
+    step_seconds: list[float] = field(default_factory=list)  # wall time of each training step (loss synced)
+    step_tokens: list[int] = field(default_factory=list)  # non-padding tokens of each step
 
     @property
     def tokens_per_s(self) -> float:
         return self.tokens_seen / self.seconds if self.seconds else 0.0
 
+    @property
+    def steady_tokens_per_s(self) -> float:
+        """Tokens/s after the first step (allocation, kernel selection and any compile are paid there)."""
+        rest = self.step_seconds[1:]
+        return sum(self.step_tokens[1:]) / sum(rest) if rest and sum(rest) else self.tokens_per_s
+
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["tokens_per_s"] = round(self.tokens_per_s, 1)
+        d["steady_tokens_per_s"] = round(self.steady_tokens_per_s, 1)
         d["examples_per_s"] = round(self.examples_seen / self.seconds, 3) if self.seconds else 0.0
         return d
 
@@ -60,13 +69,16 @@ def encode_example(tokenizer: Any, ex: TrainingExample, max_len: int) -> tuple[l
     return full[:max_len], labels[:max_len]
 
 
-def _batches(encoded: list[tuple[list[int], list[int]]], size: int, pad_id: int) -> list[dict[str, Any]]:
+def _batches(
+    encoded: list[tuple[list[int], list[int]]], size: int, pad_id: int, *, pad_to: int | None = None
+) -> list[dict[str, Any]]:
+    """Right-padded tensors; ``pad_to`` fixes the width (static shapes for a compiled model)."""
     import torch
 
     out = []
     for i in range(0, len(encoded), size):
         chunk = encoded[i : i + size]
-        width = max(len(ids) for ids, _ in chunk)
+        width = pad_to or max(len(ids) for ids, _ in chunk)
         ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
         labels = torch.full((len(chunk), width), -100, dtype=torch.long)
         mask = torch.zeros((len(chunk), width), dtype=torch.long)
@@ -138,18 +150,30 @@ def train_lora(
     encoded = [e for e in encoded if any(label != -100 for label in e[1])]
     if not encoded:
         raise EmptyDatasetError(f"no example keeps an answer within max_seq_len={cfg.max_seq_len}: raise it")
+    compiled = cfg.compile and device == "cuda"
+    pad_to = cfg.max_seq_len if compiled else None
     val_batches = _batches(
         [encode_example(tokenizer, ex, cfg.max_seq_len) for ex in list(validation)[: cfg.eval_examples]],
         cfg.batch_size,
         pad_id,
+        pad_to=pad_to,
     )
-    batches = _batches(encoded, cfg.batch_size, pad_id)
+    batches = _batches(encoded, cfg.batch_size, pad_id, pad_to=pad_to)
+    # The compiled module shares parameters with ``model``: optimiser, eval and save use ``model``.
+    forward = torch.compile(model) if compiled else model
     report = TrainReport(
-        model_id="", base_model=BASE_MODEL_NAME, device=device, steps=0, examples_seen=0, tokens_seen=0, seconds=0.0
+        model_id="",
+        base_model=BASE_MODEL_NAME,
+        device=f"{device}+compile" if compiled else device,
+        steps=0,
+        examples_seen=0,
+        tokens_seen=0,
+        seconds=0.0,
     )
     report.val_loss_before = _mean_loss(model, val_batches, device)
 
-    optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optim = torch.optim.AdamW(trainable, lr=cfg.learning_rate)
     steps = cfg.max_steps
     bar: Any = None
     if progress:
@@ -159,20 +183,23 @@ def train_lora(
     model.train()
     start = time.perf_counter()
     for step in range(steps):
+        step_start = time.perf_counter()
         batch = batches[step % len(batches)]
         lr = cfg.learning_rate * 0.5 * (1 + math.cos(math.pi * step / steps))  # cosine decay
         for group in optim.param_groups:
             group["lr"] = lr
         # bf16 autocast on a GPU (weights and LoRA params stay fp32); plain fp32 on CPU.
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
-            out = model(**{k: v.to(device) for k, v in batch.items()})
+            out = forward(**{k: v.to(device, non_blocking=True) for k, v in batch.items()})
         out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optim.step()
         optim.zero_grad(set_to_none=True)
-        report.train_loss.append(round(float(out.loss.detach()), 4))
+        report.train_loss.append(round(float(out.loss.detach()), 4))  # also waits for the GPU: honest step times
+        report.step_seconds.append(round(time.perf_counter() - step_start, 4))
+        report.step_tokens.append(int(batch["attention_mask"].sum()))
         report.examples_seen += int(batch["input_ids"].shape[0])
-        report.tokens_seen += int(batch["attention_mask"].sum())
+        report.tokens_seen += report.step_tokens[-1]
         if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < steps:
             mid = _mean_loss(model, val_batches, device)
             if mid is not None:

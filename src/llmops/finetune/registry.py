@@ -28,6 +28,9 @@ Status = Literal["challenger", "champion", "retired", "rejected"]
 LINEAGE_FIELDS = ("model_id", "status", "base_model", "backend", "data_rev", "params_hash", "created_at", "reason")
 
 
+_PER_STEP = {"train_loss", "step_seconds", "step_tokens"}  # curves: in training.json, not in the lineage listing
+
+
 class ModelRecord(BaseModel):
     model_id: str
     base_model: str
@@ -47,7 +50,7 @@ class ModelRecord(BaseModel):
     def lineage(self) -> dict[str, Any]:
         """What ``llmops models list --json`` prints: lineage, training and evaluation metrics."""
         out = self.model_dump(mode="json", include=set(LINEAGE_FIELDS))
-        out["training"] = {k: v for k, v in self.training.items() if k != "train_loss"}
+        out["training"] = {k: v for k, v in self.training.items() if k not in _PER_STEP}
         out["evaluation"] = self.evaluation
         out["artifact_path"] = self.artifact_path
         out["gate_reasons"] = self.gate_reasons
