@@ -67,3 +67,24 @@ def test_compiled_runs_pad_every_batch_to_one_width() -> None:
     assert [b["input_ids"].shape[1] for b in eager] == [3, 1]
     assert [b["input_ids"].shape[1] for b in static] == [8, 8]
     assert static[0]["attention_mask"].sum() == 5 and (static[0]["labels"][:, 3:] == -100).all()
+
+
+def test_answer_only_logits_give_the_models_own_loss(model_cache: Path) -> None:
+    """The training loss skips the prompt's vocab projection; it must equal transformers' full-logits loss."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from llmops.finetune.lora import _batches, answer_loss
+
+    base = ensure_base_model(model_cache / "base")
+    tok = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32).eval()
+    encoded = [
+        encode_example(tok, _ex("Where is my order?", "It ships today from the Leeds warehouse."), 128),
+        encode_example(tok, _ex("Can I change the delivery address of order 12?", "Yes, until it ships."), 128),
+    ]
+    (batch,) = _batches(encoded, 2, pad_id=tok.eos_token_id)
+    with torch.inference_mode():
+        ours = float(answer_loss(model, batch, "cpu"))
+        full = float(model(**batch).loss)
+        static = float(answer_loss(model, batch, "cpu", static=True))
+    assert math.isfinite(ours) and abs(ours - full) < 1e-4 and static == full

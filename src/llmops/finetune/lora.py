@@ -90,6 +90,25 @@ def _batches(
     return out
 
 
+def answer_loss(forward: Any, batch: dict[str, Any], device: str, *, static: bool = False) -> Any:
+    """Mean next-token cross-entropy over the answer tokens (labels != -100), as transformers computes it,
+    but with logits only where a label follows: the prompt's logits (a 49k-vocab projection per token,
+    forward and backward) are never computed. ``static``: full logits and the model's own loss (fixed
+    shapes for a compiled model)."""
+    import torch
+    import torch.nn.functional as F
+
+    inputs = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    if static:
+        return forward(**inputs).loss
+    labels = inputs.pop("labels")
+    follows = labels[:, 1:] != -100  # position t is scored on token t+1
+    keep = torch.zeros_like(labels, dtype=torch.bool)
+    keep[:, :-1] = follows
+    logits = forward(**inputs, logits_to_keep=keep).logits  # (answer tokens, vocab)
+    return F.cross_entropy(logits.float(), labels[:, 1:][follows])
+
+
 def _mean_loss(model: Any, batches: list[dict[str, Any]], device: str) -> float | None:
     import torch
 
@@ -99,7 +118,7 @@ def _mean_loss(model: Any, batches: list[dict[str, Any]], device: str) -> float 
     model.eval()
     with torch.inference_mode():
         for b in batches:
-            total += float(model(**{k: v.to(device) for k, v in b.items()}).loss)
+            total += float(answer_loss(model, b, device))
             n += 1
     model.train()
     return round(total / n, 4)
@@ -190,12 +209,12 @@ def train_lora(
             group["lr"] = lr
         # bf16 autocast on a GPU (weights and LoRA params stay fp32); plain fp32 on CPU.
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
-            out = forward(**{k: v.to(device, non_blocking=True) for k, v in batch.items()})
-        out.loss.backward()
+            loss = answer_loss(forward, batch, device, static=compiled)
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optim.step()
         optim.zero_grad(set_to_none=True)
-        report.train_loss.append(round(float(out.loss.detach()), 4))  # also waits for the GPU: honest step times
+        report.train_loss.append(round(float(loss.detach()), 4))  # also waits for the GPU: honest step times
         report.step_seconds.append(round(time.perf_counter() - step_start, 4))
         report.step_tokens.append(int(batch["attention_mask"].sum()))
         report.examples_seen += int(batch["input_ids"].shape[0])
