@@ -192,16 +192,17 @@ def summary_markdown(summary: dict[str, Any]) -> str:
 def _serving_index(project_dir: Path, settings: Settings) -> str | None:
     """The collection version the serving alias points at (what answers are retrieved from), or why not."""
     from llmops.config import load_params
-    from llmops.errors import LLMOpsError
     from llmops.index.store import chroma_client
     from llmops.index.versions import read_alias
 
     if not (project_dir / "params.yaml").exists():
         return None
+    if not settings.chroma_url and not settings.chroma_dir.exists():
+        return None  # nothing was ever indexed here (and `status` must not create the store)
     try:
         collection = load_params(project_dir / "params.yaml").index.collection
         return read_alias(chroma_client(settings), collection).serving
-    except (LLMOpsError, OSError, ValueError) as exc:  # an unreachable Chroma server must not break `status`
+    except Exception as exc:  # an unreachable server (httpx, chromadb errors) must not break `status`
         return f"unknown ({type(exc).__name__}: {exc})"
 
 

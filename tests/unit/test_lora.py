@@ -70,21 +70,25 @@ def test_compiled_runs_pad_every_batch_to_one_width() -> None:
 
 
 def test_answer_only_logits_give_the_models_own_loss(model_cache: Path) -> None:
-    """The training loss skips the prompt's vocab projection; it must equal transformers' full-logits loss."""
+    """The training loss skips the prompt's vocab projection; it must equal transformers' full-logits loss,
+    through the peft wrapper as training uses it, and carry gradients to the LoRA weights."""
+    from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from llmops.finetune.lora import _batches, answer_loss
 
     base = ensure_base_model(model_cache / "base")
     tok = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
     encoded = [
         encode_example(tok, _ex("Where is my order?", "It ships today from the Leeds warehouse."), 128),
         encode_example(tok, _ex("Can I change the delivery address of order 12?", "Yes, until it ships."), 128),
     ]
     (batch,) = _batches(encoded, 2, pad_id=tok.eos_token_id)
-    with torch.inference_mode():
-        ours = float(answer_loss(model, batch, "cpu"))
-        full = float(model(**batch).loss)
-        static = float(answer_loss(model, batch, "cpu", static=True))
-    assert math.isfinite(ours) and abs(ours - full) < 1e-4 and static == full
+    ours = answer_loss(model, batch, "cpu")
+    full = float(model(**batch).loss)
+    assert math.isfinite(float(ours)) and abs(float(ours) - full) < 1e-4
+    ours.backward()
+    lora_grads = [p.grad for n, p in model.named_parameters() if "lora_B" in n]
+    assert lora_grads and all(g is not None and g.abs().sum() > 0 for g in lora_grads)

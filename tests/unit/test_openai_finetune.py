@@ -347,3 +347,23 @@ def test_openai_trained_model_is_evaluated_and_served_as_itself(api, monkeypatch
     model = trained_chat_model("openai", model_id, None, Settings())
     assert isinstance(model, OpenAIChatModel) and model.model_id == model_id
     assert model.chat([{"role": "user", "content": "refund?"}]).text == f"answer from {model_id}"
+
+
+def test_service_serves_an_openai_champion_through_the_api(api, tmp_path, monkeypatch, settings_env) -> None:
+    from llmops.finetune.registry import ModelRecord, Registry
+    from llmops.llm.openai_chat import OpenAIChatModel
+    from llmops.serve.app import serving_model
+
+    _, base_url = api
+    _client(base_url, monkeypatch)
+    model_id = "ft:gpt-4o-mini-2024-07-18:support:ftjob-7"
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "job.json").write_text('{"job_id": "ftjob-7"}')
+    registry = Registry.from_settings(Settings())
+    record = ModelRecord(model_id=model_id, base_model="gpt-4o-mini-2024-07-18", backend="openai", data_rev="d1")
+    registry.register(record, job)
+    registry.promote(model_id, reason="test")
+    model = serving_model(Settings())
+    assert isinstance(model, OpenAIChatModel) and model.model_id == model_id
+    assert model.chat([{"role": "user", "content": "hi"}]).text == f"answer from {model_id}"

@@ -189,10 +189,11 @@ def test_windowed_ner_finds_the_same_names_as_whole_text_ner() -> None:
     texts = [
         filler * 5 + "Regards, Joakim Westgard",
         "Hello, I am Priya Raman and I live in Toronto. " + filler * 3 + "Priya",
-        filler * 4,
+        filler * 2 + "It was sent from Chicago, Illinois on Monday. " + filler * 2,  # a window mid-text
     ]
     ents = ["PERSON", "LOCATION"]
     whole = FastAnalyzer(RedactParams(workers=1, ner_context_words=0, entities=ents)).analyze(texts)
     windowed = FastAnalyzer(RedactParams(workers=1, entities=ents)).analyze(texts)
     assert windowed == whole
     assert {texts[0][s.start : s.end] for s in windowed[0]} >= {"Joakim Westgard"}
+    assert {texts[2][s.start : s.end] for s in windowed[2]} >= {"Chicago", "Illinois"}  # offsets map back

@@ -95,7 +95,6 @@ def answer_loss(forward: Any, batch: dict[str, Any], device: str, *, static: boo
     but with logits only where a label follows: the prompt's logits (a 49k-vocab projection per token,
     forward and backward) are never computed. ``static``: full logits and the model's own loss (fixed
     shapes for a compiled model)."""
-    import torch
     import torch.nn.functional as F
 
     inputs = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
@@ -103,9 +102,11 @@ def answer_loss(forward: Any, batch: dict[str, Any], device: str, *, static: boo
         return forward(**inputs).loss
     labels = inputs.pop("labels")
     follows = labels[:, 1:] != -100  # position t is scored on token t+1
-    keep = torch.zeros_like(labels, dtype=torch.bool)
-    keep[:, :-1] = follows
-    logits = forward(**inputs, logits_to_keep=keep).logits  # (answer tokens, vocab)
+    # The decoder and head of the (peft-wrapped) causal LM, through transformers' generic accessors:
+    # no reliance on a particular version's ``logits_to_keep`` semantics.
+    lm = forward.get_base_model() if hasattr(forward, "get_base_model") else forward
+    hidden = lm.get_decoder()(**inputs).last_hidden_state[:, :-1][follows]  # (scored tokens, hidden)
+    logits = lm.get_output_embeddings()(hidden)
     return F.cross_entropy(logits.float(), labels[:, 1:][follows])
 
 
@@ -171,12 +172,11 @@ def train_lora(
         raise EmptyDatasetError(f"no example keeps an answer within max_seq_len={cfg.max_seq_len}: raise it")
     compiled = cfg.compile and device == "cuda"
     pad_to = cfg.max_seq_len if compiled else None
-    val_batches = _batches(
-        [encode_example(tokenizer, ex, cfg.max_seq_len) for ex in list(validation)[: cfg.eval_examples]],
-        cfg.batch_size,
-        pad_id,
-        pad_to=pad_to,
-    )
+    val_encoded = [encode_example(tokenizer, ex, cfg.max_seq_len) for ex in list(validation)[: cfg.eval_examples]]
+    val_encoded = [e for e in val_encoded if any(label != -100 for label in e[1])]  # an empty answer scores nothing
+    val_batches = _batches(val_encoded, cfg.batch_size, pad_id, pad_to=pad_to)
+    if compiled and len(encoded) > cfg.batch_size:  # a smaller last batch would compile a second graph
+        encoded = encoded[: len(encoded) - len(encoded) % cfg.batch_size]
     batches = _batches(encoded, cfg.batch_size, pad_id, pad_to=pad_to)
     # The compiled module shares parameters with ``model``: optimiser, eval and save use ``model``.
     forward = torch.compile(model) if compiled else model

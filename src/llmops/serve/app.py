@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmops.config import Params, Settings
+from llmops.errors import ConfigError
 from llmops.serve.answerer import Answerer, UnknownGeneration
 
 
@@ -53,30 +54,42 @@ class IndexRetriever:
         return self._retriever.search([query], k=k)[0]
 
 
+def serving_model(settings: Settings) -> Any:
+    """``OPENAI_CHAT_MODEL`` when keyed; else the registry's champion as it was trained (an OpenAI
+    fine-tuned model through the API, or the base model + its LoRA adapter, fetched from an S3 registry
+    when needed); the base model until a champion exists."""
+    from llmops.finetune.registry import Registry
+    from llmops.llm.trained import trained_chat_model
+    from llmops.storage import is_remote
+
+    if settings.openai_api_key and settings.openai_chat_model:
+        from llmops.llm.openai_chat import OpenAIChatModel
+
+        return OpenAIChatModel(
+            settings.openai_chat_model, api_key=settings.openai_api_key.get_secret_value(), base_url=settings.openai_base_url
+        )
+    registry = Registry.from_settings(settings)  # LLMOPS_REGISTRY_URI: local or s3://
+    champion = registry.champion()
+    if champion is None:
+        return trained_chat_model("local", None, None, settings)
+    if champion.backend == "openai":
+        return trained_chat_model("openai", champion.model_id, None, settings)
+    if not champion.artifact_path:
+        raise ConfigError(f"champion {champion.model_id} has no artifact in the registry: promote another model")
+    adapter = Path(champion.artifact_path)
+    if is_remote(champion.artifact_path):  # an S3 registry: serve from a local copy of the adapter
+        adapter = registry.fetch_artifact(champion.model_id, settings.path("serve", "models", champion.model_id))
+    return trained_chat_model("local", champion.model_id, adapter, settings)
+
+
 def build_answerer(settings: Settings, params: Params, project_dir: Path) -> Answerer:
     """The real components: Chroma + MiniLM retriever, champion model (or OpenAI when configured),
     Presidio redaction, the generation log under ``<LLMOPS_HOME>/generation-log``."""
     from llmops.feedback.log import GenerationLog
-    from llmops.finetune.registry import Registry
     from llmops.pii import Redactor
     from llmops.versioning import data_revision
 
-    model: Any
-    if settings.openai_api_key and settings.openai_chat_model:
-        from llmops.llm.openai_chat import OpenAIChatModel
-
-        model = OpenAIChatModel(
-            settings.openai_chat_model, api_key=settings.openai_api_key.get_secret_value(), base_url=settings.openai_base_url
-        )
-    else:
-        from llmops.llm.trained import trained_chat_model
-
-        champion = Registry(settings.path("registry")).champion()
-        if champion is None:
-            model = trained_chat_model("local", None, None, settings)  # the base model until a champion exists
-        else:
-            adapter = Path(champion.artifact_path) if champion.artifact_path else None
-            model = trained_chat_model(champion.backend, champion.model_id, adapter, settings)
+    model = serving_model(settings)
     retriever = IndexRetriever(settings, params)
     redactor = Redactor(params.redact)
     log_root = settings.path("generation-log")
