@@ -7,10 +7,10 @@ written its outputs (:meth:`FeedbackRun.commit`), so a crash re-reads the same l
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from llmops.config import FeedbackParams
 from llmops.feedback.curate import CurateResult, curate_feedback, join_feedback
@@ -18,7 +18,13 @@ from llmops.feedback.log import FeedbackUpdate, NewLogData, collect_new, load_wa
 from llmops.jsonl import read_jsonl
 from llmops.records import EvalQuestion, FeedbackEvent
 
-Redact = Callable[[Sequence[FeedbackEvent]], list[FeedbackEvent]]
+
+class FeedbackRedactor(Protocol):
+    """What ingestion needs from :class:`llmops.pii.Redactor`."""
+
+    def redact_feedback(self, events: Sequence[FeedbackEvent]) -> list[FeedbackEvent]: ...
+
+    def redact_corrections(self, generation_ids: Sequence[str], corrections: Sequence[str]) -> list[str]: ...
 
 
 @dataclass
@@ -58,32 +64,17 @@ def ingest_feedback(
     eval_questions: Sequence[EvalQuestion],
     doc_texts: Mapping[str, str],
     cfg: FeedbackParams,
-    redact: Redact,
+    redactor: FeedbackRedactor,
 ) -> FeedbackRun:
-    """Collect, redact, join and curate (see module docstring). ``redact`` pseudonymises events."""
+    """Collect, redact, join and curate (see module docstring)."""
     new = collect_new(log_root, load_watermark(store / "watermark.json"))
     run = FeedbackRun(store=store, new=new)
-    if new.generations or new.updates:
-        run._new_generations = redact(new.generations) if new.generations else []
-        # Corrections are free text from users: they go through the same redaction as generations.
-        carriers = [
-            FeedbackEvent(
-                generation_id=u.generation_id,
-                ts=u.ts,
-                query="",
-                answer="",
-                correction=u.correction,
-                model_id="-",
-                index_version="-",
-                data_rev="-",
-                latency_ms=0,
-                prompt_tokens=0,
-                completion_tokens=0,
-            )
-            for u in new.updates
-        ]
-        redacted = redact(carriers) if carriers else []
-        run._new_updates = [u.model_copy(update={"correction": r.correction}) for u, r in zip(new.updates, redacted, strict=True)]
+    if new.generations:
+        run._new_generations = redactor.redact_feedback(new.generations)
+    if new.updates:  # corrections are free text from users: redacted like the generations
+        ids, texts = [u.generation_id for u in new.updates], [u.correction or "" for u in new.updates]
+        corrections = redactor.redact_corrections(ids, texts)
+        run._new_updates = [u.model_copy(update={"correction": c or None}) for u, c in zip(new.updates, corrections, strict=True)]
     old_generations = read_jsonl(store / "generations.jsonl", FeedbackEvent) if (store / "generations.jsonl").exists() else []
     old_updates = read_jsonl(store / "updates.jsonl", FeedbackUpdate) if (store / "updates.jsonl").exists() else []
     run.joined, run.orphan_updates = join_feedback(

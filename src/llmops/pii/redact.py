@@ -127,37 +127,47 @@ class Redactor:
         """Redact independent texts (each gets its own placeholder numbering)."""
         return [Pseudonymizer(self.cfg.operators).apply(t, s) for t, s in zip(texts, self.detect(texts, entities), strict=True)]
 
-    def redact_conversations(self, conversations: Sequence[Conversation], *, progress: bool = False) -> list[Conversation]:
-        texts = [t.text for c in conversations for t in c.turns]
+    def redact_groups(
+        self, groups: Sequence[tuple[str, Sequence[str]]], *, progress: bool = False, desc: str = "pseudonymise"
+    ) -> list[list[str]]:
+        """Redact ``(scope, texts)`` groups in one detection pass; the texts of a group share one
+        pseudonymiser (same value -> same placeholder), and the vault files its values under ``scope``."""
+        texts = [t for _, group in groups for t in group]
         spans = iter(self.detect(texts))
-        text_iter = iter(texts)
-        out, pseudos = [], []
-        items: Iterable[Conversation] = conversations
+        items: Iterable[tuple[str, Sequence[str]]] = groups
         if progress:
             from tqdm import tqdm
 
-            items = tqdm(conversations, desc="pseudonymise", unit="conv")
-        for conv in items:
-            pseudo = self._pseudonymizer(f"conversation:{conv.conversation_id}")
-            turns = [t.model_copy(update={"text": pseudo.apply(next(text_iter), next(spans))}) for t in conv.turns]
-            out.append(conv.model_copy(update={"turns": turns}))
+            items = tqdm(groups, desc=desc, unit="item")
+        out, pseudos = [], []
+        for scope, group in items:
+            pseudo = self._pseudonymizer(scope)
+            out.append([pseudo.apply(t, next(spans)) for t in group])
             pseudos.append(pseudo)
         self._store(pseudos)
         return out
+
+    def redact_conversations(self, conversations: Sequence[Conversation], *, progress: bool = False) -> list[Conversation]:
+        groups = [(f"conversation:{c.conversation_id}", [t.text for t in c.turns]) for c in conversations]
+        redacted = self.redact_groups(groups, progress=progress)
+        return [
+            c.model_copy(update={"turns": [t.model_copy(update={"text": x}) for t, x in zip(c.turns, texts, strict=True)]})
+            for c, texts in zip(conversations, redacted, strict=True)
+        ]
 
     def redact_documents(self, documents: Sequence[Document]) -> list[Document]:
         texts = self.redact_texts([d.text for d in documents], self.cfg.document_entities)
         return [d.model_copy(update={"text": t}) for d, t in zip(documents, texts, strict=True)]
 
     def redact_feedback(self, events: Sequence[FeedbackEvent]) -> list[FeedbackEvent]:
-        fields = [(e.query, e.answer, e.correction or "") for e in events]
-        flat = [x for triple in fields for x in triple]
-        spans = self.detect(flat)
-        out, pseudos = [], []
-        for i, ev in enumerate(events):
-            pseudo = self._pseudonymizer(f"feedback:{ev.generation_id}")
-            q, a, c = (pseudo.apply(flat[3 * i + j], spans[3 * i + j]) for j in range(3))
-            out.append(ev.model_copy(update={"query": q, "answer": a, "correction": c or None}))
-            pseudos.append(pseudo)
-        self._store(pseudos)
-        return out
+        """Query, answer and correction of each event, scoped by its generation id."""
+        groups = [(f"feedback:{e.generation_id}", [e.query, e.answer, e.correction or ""]) for e in events]
+        return [
+            e.model_copy(update={"query": q, "answer": a, "correction": c or None})
+            for e, (q, a, c) in zip(events, self.redact_groups(groups), strict=True)
+        ]
+
+    def redact_corrections(self, generation_ids: Sequence[str], corrections: Sequence[str]) -> list[str]:
+        """Free-text corrections that arrive after their generation, scoped like it (``feedback:<id>``)."""
+        groups = [(f"feedback:{g}", [c]) for g, c in zip(generation_ids, corrections, strict=True)]
+        return [texts[0] for texts in self.redact_groups(groups)]
