@@ -58,6 +58,24 @@ def _measure(name: str, cfg: object, settings: object, n_examples: int, words: i
     }
 
 
+def _reference_shape(batch: int, seq: int, steps: int, **extra: object) -> object:
+    """The reference figures' LoRA: r=16 on all linear layers, no evaluation passes."""
+    from llmops.config import FinetuneParams
+
+    return FinetuneParams(
+        lora_r=16,
+        lora_alpha=32,
+        target_modules=ALL_LINEAR,
+        batch_size=batch,
+        max_seq_len=seq,
+        max_steps=steps,
+        max_examples=batch * steps,
+        eval_examples=0,
+        eval_every=0,
+        **extra,
+    )
+
+
 def run() -> dict:
     import torch
 
@@ -68,33 +86,12 @@ def run() -> dict:
     load = os.getloadavg()[0]  # the machine is shared: a loaded CPU explains low figures
     rows = []
     if torch.cuda.is_available():
+        gpu_steps = max(steps, 6)
         for compiled in (False, True):
-            gpu = FinetuneParams(
-                lora_r=16,
-                lora_alpha=32,
-                target_modules=ALL_LINEAR,
-                batch_size=64,
-                max_seq_len=512,
-                max_steps=max(steps, 6),
-                max_examples=64 * max(steps, 6),
-                eval_examples=0,
-                eval_every=0,
-                compile=compiled,
-            )
+            gpu = _reference_shape(64, 512, gpu_steps, compile=compiled)
             name = f"r16 all-linear, 64x512, bf16{' compiled' if compiled else ' eager'}"
-            rows.append(_measure(name, gpu, settings, 64 * max(steps, 6), 600))
-    ref = FinetuneParams(
-        lora_r=16,
-        lora_alpha=32,
-        target_modules=ALL_LINEAR,
-        batch_size=4,
-        max_seq_len=256,
-        max_steps=steps,
-        max_examples=4 * steps,
-        eval_examples=0,
-        eval_every=0,
-    )
-    rows.append(_measure("r16 all-linear, 4x256 (reference shape)", ref, settings, 4 * steps, 300))
+            rows.append(_measure(name, gpu, settings, 64 * gpu_steps, 600))
+    rows.append(_measure("r16 all-linear, 4x256 (reference shape)", _reference_shape(4, 256, steps), settings, 4 * steps, 300))
     sample = FinetuneParams(max_steps=steps, eval_examples=0, eval_every=0, max_examples=2 * steps)
     rows.append(_measure("params.yaml default: r8 q/v, 2x192", sample, settings, 2 * steps, 220))
 

@@ -16,7 +16,7 @@ from llmops.pii import Redactor
 from llmops.pii.evaluate import GoldSample, load_gold, score
 from llmops.pii.spans import Span
 from llmops.pii.vault import Vault, open_vault
-from llmops.records import FeedbackEvent
+from tests.factories import feedback_event
 
 
 def _write(args: tuple[str, str, int]) -> None:
@@ -28,11 +28,7 @@ def test_vault_round_trip_through_the_redactor(tmp_path: Path) -> None:
     key = Vault.generate_key()
     vault = Vault(tmp_path / "vault.jsonl", key)
     red = Redactor(RedactParams(vault=True, entities=["EMAIL_ADDRESS", "CREDIT_CARD"]), vault=vault)
-    ev = FeedbackEvent.model_validate(
-        {"generation_id": "g1", "ts": "2026-01-01T00:00:00Z", "query": "card 4111 1111 1111 1111, mail a@b.io",
-         "answer": "ok a@b.io", "model_id": "m", "index_version": "i", "data_rev": "d", "latency_ms": 1,
-         "prompt_tokens": 1, "completion_tokens": 1}
-    )  # fmt: skip
+    ev = feedback_event("g1", "card 4111 1111 1111 1111, mail a@b.io", "ok a@b.io")
     out = red.redact_feedback([ev])[0]
     assert out.query == "card <CREDIT_CARD_1>, mail <EMAIL_ADDRESS_1>"
     assert "4111" not in (tmp_path / "vault.jsonl").read_text()  # encrypted at rest

@@ -14,7 +14,8 @@ from llmops.errors import DataContractError
 from llmops.index.chunk import chunk_documents
 from llmops.index.embed import LocalEmbedder
 from llmops.index.tune import current_embedder, gold_chunk, training_pairs, tune_embedder
-from llmops.records import Document, EvalQuestion, FeedbackEvent
+from llmops.records import Document, EvalQuestion
+from tests.factories import feedback_event
 
 DOCS = [
     Document(doc_id="plates", text="Plates are issued at the counter.\n\nForm MV-82 registers a new vehicle."),
@@ -37,20 +38,7 @@ def _chunks() -> list:
 def test_pairs_pick_the_chunk_that_covers_the_answer() -> None:
     chunks = _chunks()
     assert gold_chunk([c for c in chunks if c.doc_id == "plates"], "Form MV-82 registers").text.startswith("Form MV-82")
-    fb = FeedbackEvent(
-        generation_id="g",
-        ts="2026-01-01T00:00:00Z",
-        query="pause payments?",
-        answer="Deferment pauses payments.",
-        retrieved_doc_ids=["loans"],
-        model_id="m",
-        index_version="v",
-        data_rev="r",
-        latency_ms=1,
-        prompt_tokens=1,
-        completion_tokens=1,
-        rating=1,
-    )
+    fb = feedback_event("g", "pause payments?", "Deferment pauses payments.", rating=1, docs=["loans"])
     negative = fb.model_copy(update={"rating": -1})
     pairs = training_pairs(TRAIN[:1], chunks, [fb, negative])
     assert pairs == [
