@@ -76,6 +76,11 @@ def record_model(project_dir: Path, settings: Settings, params: Params, *, reaso
     champion = registry.champion()
     if champion is not None and champion.model_id == record.model_id:
         return champion, GateDecision(True, [f"{record.model_id} is already the champion (unchanged model)"])
+    judged = registry.get(record.model_id)
+    if judged is not None:  # an unchanged adapter the gate (or a person: promote/rollback) already decided on
+        return judged, GateDecision(
+            False, [f"{record.model_id} was already judged ({judged.status}); not re-gated: `llmops models promote` overrides"]
+        )
     record = registry.register(record, project_dir / ws.ADAPTER)
     decision = decide(
         evaluation,

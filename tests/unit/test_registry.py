@@ -106,3 +106,27 @@ def test_cli_models_list_promote_rollback(settings_env: Path, tmp_path: Path) ->
     assert res.exit_code == 0 and "m1 is champion again" in res.output
     res = runner.invoke(app, ["models", "promote", "ghost", "--reason", "x"])
     assert res.exit_code == 1 and "no model 'ghost'" in res.output
+
+
+def test_gate_never_re_judges_a_model_a_person_overruled(settings_env: Path, tmp_path: Path) -> None:
+    """Nightly runs re-offer the workspace's unchanged adapter; once judged, only `models promote` changes it."""
+    from llmops import workspace as ws
+    from llmops.config import Params, Settings
+    from llmops.runs import record_model
+
+    project = tmp_path / "project"
+    (project / ws.ADAPTER).mkdir(parents=True)
+    (project / ws.ADAPTER / "adapter_model.safetensors").write_bytes(b"a" * 10)
+    (project / ws.ADAPTER / "training.json").write_text(json.dumps({"model_id": "good", "base_model": "b"}))
+    (project / ws.EVAL_METRICS).write_text(json.dumps({"answers": {"token_f1": 0.9}}))
+    params, settings = Params(), Settings()
+
+    first, decision = record_model(project, settings, params, reason="nightly")
+    assert decision.promote and first.status == "champion"
+    reg = Registry.from_settings(settings)
+    reg.register(_record("hand-picked", 0.1), _artifact(tmp_path, "hand-picked"))
+    reg.promote("hand-picked", reason="legal asked for it")  # worse on the metric, chosen by a person
+
+    again, decision = record_model(project, settings, params, reason="nightly")
+    assert not decision.promote and "already judged (retired)" in decision.reasons[0]
+    assert again.model_id == "good" and reg.champion().model_id == "hand-picked"
