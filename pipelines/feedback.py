@@ -21,7 +21,7 @@ def main() -> None:
         read_jsonl(params.evaluate.questions, EvalQuestion),
         {d.doc_id: d.text for d in docs},
         params.feedback,
-        Redactor(params.redact),
+        Redactor.from_settings(params.redact, settings),
     )
     write_jsonl(ws.FEEDBACK / "events.jsonl", run.joined)
     write_jsonl(ws.FEEDBACK / "curated.jsonl", run.curated.sft)

@@ -7,7 +7,6 @@ import time
 from llmops import workspace as ws
 from llmops.jsonl import read_jsonl, write_json, write_jsonl
 from llmops.pii import Redactor
-from llmops.pii.vault import open_vault
 from llmops.records import Conversation, Document, FeedbackEvent
 from pipelines._stage import setup
 
@@ -15,7 +14,7 @@ from pipelines._stage import setup
 def main() -> None:
     params, settings = setup("redact")
     start = time.perf_counter()
-    redactor = Redactor(params.redact, vault=open_vault(params.redact, settings))
+    redactor = Redactor.from_settings(params.redact, settings)
     convs = redactor.redact_conversations(read_jsonl(ws.CLEAN / "conversations.jsonl", Conversation), progress=True)
     events = redactor.redact_feedback(read_jsonl(ws.CLEAN / "feedback.jsonl", FeedbackEvent))
     docs = redactor.redact_documents(read_jsonl(ws.CLEAN / "documents.jsonl", Document))

@@ -53,6 +53,12 @@ def test_vault_is_off_by_default_and_needs_a_key(tmp_path: Path, monkeypatch: py
         open_vault(RedactParams(vault=True), Settings())
     with pytest.raises(ConfigError, match="Fernet"):
         Vault(tmp_path / "v", "not-a-key")
+    with pytest.raises(ConfigError, match="LLMOPS_PII_VAULT_KEY"):  # every sink builds its redactor this way
+        Redactor.from_settings(RedactParams(vault=True), Settings())
+    monkeypatch.setenv("LLMOPS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LLMOPS_PII_VAULT_KEY", Vault.generate_key())
+    assert Redactor.from_settings(RedactParams(vault=True), Settings()).vault is not None
+    assert Redactor.from_settings(RedactParams(), Settings()).vault is None
 
 
 def test_score_is_entity_agnostic_overlap_and_ignores_non_personal_types() -> None:

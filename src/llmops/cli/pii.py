@@ -98,11 +98,10 @@ def redact(
     from llmops.config import Settings
     from llmops.pii import Redactor
     from llmops.pii.textfile import redact_file
-    from llmops.pii.vault import open_vault
 
     try:
         cfg = _cfg(params)
-        counts = redact_file(in_path, out_path, Redactor(cfg, vault=open_vault(cfg, Settings())))
+        counts = redact_file(in_path, out_path, Redactor.from_settings(cfg, Settings()))
         typer.echo(json.dumps(counts))
     except LLMOpsError as exc:
         fail(exc)

@@ -89,6 +89,13 @@ class Redactor:
         self.vault = vault if cfg.vault else None
         self.stats = RedactStats()
 
+    @classmethod
+    def from_settings(cls, cfg: RedactParams, settings: Any) -> Redactor:
+        """The redactor every sink uses: with the vault the settings point at when ``redact.vault`` is on."""
+        from llmops.pii.vault import open_vault
+
+        return cls(cfg, vault=open_vault(cfg, settings))
+
     def detect(self, texts: Sequence[str], entities: Sequence[str] | None = None) -> list[list[Span]]:
         """Spans per text, batched."""
         entities = list(entities or self.cfg.entities)

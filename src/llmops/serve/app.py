@@ -91,7 +91,7 @@ def build_answerer(settings: Settings, params: Params, project_dir: Path) -> Ans
 
     model = serving_model(settings)
     retriever = IndexRetriever(settings, params)
-    redactor = Redactor(params.redact)
+    redactor = Redactor.from_settings(params.redact, settings)
     log_root = settings.path("generation-log")
     return Answerer(
         retriever,
