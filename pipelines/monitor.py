@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from llmops import workspace as ws
-from llmops.index.embed import LocalEmbedder
+from llmops.index.embed import make_embedder
 from llmops.jsonl import read_jsonl
 from llmops.monitoring.monitor import monitor_batch
 from llmops.records import Conversation, Document, FeedbackEvent
@@ -14,7 +14,7 @@ from pipelines._stage import setup
 
 
 def main() -> None:
-    params, _ = setup("monitor")
+    params, settings = setup("monitor")
     cfg = params.monitor
     result = monitor_batch(
         read_jsonl(cfg.reference, Conversation),
@@ -24,7 +24,8 @@ def main() -> None:
         feedback=read_jsonl(ws.REDACTED / "feedback.jsonl", FeedbackEvent),
         reference_documents=read_jsonl(cfg.reference_documents, Document),
         current_documents=read_jsonl(ws.REDACTED / "documents.jsonl", Document),
-        embedder=LocalEmbedder(params.index.embedder, batch_size=params.index.batch_size) if cfg.embedding_drift else None,
+        # the index's embedder (local or openai:), loaded only when embedding drift is on
+        embedder=make_embedder(params.index.embedder, params.index, settings) if cfg.embedding_drift else None,
     )
     keys = ("drift_detected", "drift_share", "drifted_signals", "new_vocab_share", "current_rows")
     print(json.dumps({k: result[k] for k in keys}))
