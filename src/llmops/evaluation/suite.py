@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from llmops.config import EvaluateParams, Settings
+from llmops.config import EvaluateParams, Params, Settings
 from llmops.evaluation.base import EvalResult, EvalSample, Evaluator, combine
 from llmops.index.embed import Embedder
 from llmops.llm.base import ChatModel
@@ -93,3 +93,25 @@ def default_evaluators(
         model = judge_model(cfg, settings, local_model)
         evaluators.append(JudgeEvaluator(model, repeats=cfg.judge_repeats, max_questions=cfg.judge_questions))
     return evaluators
+
+
+def evaluate_model(
+    questions: Sequence[EvalQuestion],
+    retriever: Any,
+    model: ChatModel,
+    embedder: Embedder,
+    params: Params,
+    settings: Settings,
+    *,
+    progress: bool = False,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Retrieve and answer every frozen eval question, then run every evaluator: the ``metrics.json``
+    body (with ``model_id``; answer latency and refusals added to ``answers``) and the per-sample rows."""
+    from llmops.evaluation.rag import evaluate_answers, evaluate_retrieval
+
+    _, hits = evaluate_retrieval(questions, retriever, params.evaluate.k)  # the retrieval evaluator scores hits
+    answers, answered = evaluate_answers(questions, hits, model, params.evaluate, params.base, progress=progress)
+    evaluators = default_evaluators(params.evaluate, settings, embedder, local_model=model)
+    metrics, rows, _ = run_evaluators(evaluators, build_samples(questions, hits, answered))
+    metrics["answers"].update({k: v for k, v in answers.items() if k not in metrics["answers"]})
+    return {"model_id": model.model_id, **metrics}, rows

@@ -8,6 +8,7 @@ served as itself, never as the local base model.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from llmops.config import Settings
@@ -28,3 +29,9 @@ def trained_chat_model(backend: str, model_id: str | None, artifact_dir: Path | 
     from llmops.llm.local import LocalChatModel
 
     return LocalChatModel(settings.base_model_cache, artifact_dir, model_id=model_id)
+
+
+def model_in(artifact_dir: Path, settings: Settings, *, default_backend: str = "local") -> ChatModel:
+    """The model a fine-tuning run left in ``artifact_dir`` (its ``training.json`` names backend and id)."""
+    record = json.loads((artifact_dir / "training.json").read_text(encoding="utf-8"))
+    return trained_chat_model(record.get("backend", default_backend), record["model_id"], artifact_dir, settings)
