@@ -10,8 +10,7 @@ from prefect.runtime import flow_run
 from flows.tasks import forced_stages, launch_retrain, observe, publish_summary, run_stage
 from llmops.config import Settings
 from llmops.runtime import prepare_environment
-
-STAGES = ["ingest", "clean", "redact", "monitor"]
+from llmops.workspace import MONITORING
 
 
 @flow(name="monitor", log_prints=True, timeout_seconds=3 * 3600)
@@ -21,7 +20,7 @@ def monitor(project_dir: str = ".") -> dict:
     prepare_environment(Settings())  # deployments start here, not in the CLI: same edge set-up
     started = datetime.now(UTC)
     forced = forced_stages(project_dir)
-    stage_runs = [run_stage(project_dir, s, force=s in forced) for s in STAGES]
+    stage_runs = [run_stage(project_dir, s, force=s in forced) for s in MONITORING]
     run_id = str(flow_run.get_id() or "local")
     # A skipped monitor stage left an earlier run's drift.json: recording it again would re-fire its trigger.
     monitored = any(r.ran for r in stage_runs if r.stage == "monitor")

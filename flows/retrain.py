@@ -26,8 +26,7 @@ from flows.tasks import (
 from llmops.config import Settings, apply_overrides
 from llmops.finetune.triggers import run_lock
 from llmops.runtime import prepare_environment
-
-UPSTREAM = ["ingest", "clean", "redact", "feedback", "index", "trainset"]
+from llmops.workspace import BEFORE_TRAINING, TRAINING
 
 
 @flow(name="retrain", log_prints=True, timeout_seconds=12 * 3600)
@@ -45,12 +44,12 @@ def retrain(
             print(f"params.yaml overrides: {changed}")
         configure_remote(project_dir)
         forced = forced_stages(project_dir)
-        stage_runs = [run_stage(project_dir, s, force=s in forced) for s in UPSTREAM]
+        stage_runs = [run_stage(project_dir, s, force=s in forced) for s in BEFORE_TRAINING]
         decision = retrain_check(project_dir, force=force)
         print(f"retrain decision: {decision.reason}")
         model = gate = None
         if decision.run:
-            stage_runs += [run_stage(project_dir, s, force=True) for s in ("finetune", "evaluate")]
+            stage_runs += [run_stage(project_dir, s, force=True) for s in TRAINING]
         pushed = push(project_dir)
         if decision.run:
             model, gate = record_model(project_dir, reason=reason)

@@ -9,6 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 STAGES = ["ingest", "clean", "redact", "feedback", "index", "trainset", "finetune", "evaluate", "monitor"]
+# What each flow runs, as slices of the one DAG order (dvc.yaml): retrain refreshes everything training
+# reads, then trains; monitor only refreshes the current batch.
+BEFORE_TRAINING = STAGES[: STAGES.index("finetune")]
+TRAINING = ["finetune", "evaluate"]
+MONITORING = [*STAGES[: STAGES.index("redact") + 1], "monitor"]
 KINDS = ["conversations", "documents", "feedback"]
 
 RAW = Path("data/raw")
