@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -126,3 +127,11 @@ def webhook() -> Iterator[Webhook]:
     """A loopback Slack-compatible webhook; ``webhook.received`` holds the JSON bodies it was sent."""
     with serve_webhook() as hook:
         yield hook
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Any:
+    """The packaged all-MiniLM-L6-v2, loaded once for the whole run."""
+    from llmops.index.embed import LocalEmbedder
+
+    return LocalEmbedder()

@@ -42,7 +42,8 @@ def test_nightly_runs_every_stage_then_skips_them_all(
     assert {m["doc_id"] for m in collection.get(include=["metadatas"])["metadatas"]} == docs
 
     metrics = json.loads((workspace / "metrics.json").read_text())
-    assert 0.0 <= metrics["retrieval"]["recall@5"] <= 1.0 and metrics["answers"]["answers"] == 2
+    # the workspace keeps only eval questions whose gold document is indexed: retrieval must find most
+    assert metrics["retrieval"]["recall@5"] > 0.5 and metrics["answers"]["answers"] == 2
     assert (workspace / ws.DRIFT_DIR / "report.html").exists()
     assert summary["gate"]["promote"] is True and summary["model"]["status"] == "champion"
     assert summary["pushed_files"] > 0

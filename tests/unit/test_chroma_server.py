@@ -61,7 +61,8 @@ def chroma_url(tmp_path: Path) -> Iterator[str]:
 def test_refresh_switch_and_rollback_on_a_chroma_server(chroma_url: str, tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "home", chroma_url=chroma_url)
     client, cfg, embedder = chroma_client(settings), IndexParams(), LocalEmbedder()
-    assert type(client).__name__ != "PersistentClient" and not settings.chroma_dir.exists()
+    assert client.get_settings().chroma_api_impl == "chromadb.api.fastapi.FastAPI"  # an HTTP client, not local
+    assert not settings.chroma_dir.exists()
     docs = [Document(doc_id="a", text="Renew a licence online."), Document(doc_id="b", text="Office hours are 9 to 5.")]
     first, _ = refresh_index(docs, client, embedder, cfg)
     second, chunks = refresh_index(docs[:1], client, embedder, cfg)

@@ -52,6 +52,8 @@ def test_margin_and_guarded_metrics_without_scores() -> None:
     assert decide(_metrics(0.30), None).promote
     assert decide(_metrics(0.31), CHAMP).promote
     assert not decide(_metrics(0.31), CHAMP, GateParams(margin=0.05)).promote
+    worse = decide(_metrics(0.20), CHAMP)
+    assert not worse.promote and "0.2000 <= champion 0.3000" in worse.reasons[0]
     d = decide(_metrics(0.40, recall=0.70), CHAMP)
     assert not d.promote and any("recall@5 regressed: 0.7000 < champion 0.8000" in r for r in d.reasons)
     assert not decide({"retrieval": {"recall@5": 0.9}}, CHAMP).promote  # no primary metric -> never promoted
@@ -68,7 +70,8 @@ def test_bootstrap_is_deterministic_and_brackets_the_mean() -> None:
     first = bootstrap_diff(a, b, samples=500, confidence=0.9, seed=1)
     assert first == bootstrap_diff(a, b, samples=500, confidence=0.9, seed=1)
     mean, low, high, n = first
-    assert n == 20 and low <= mean <= high
+    # by hand: i % 3 over 0..19 gives seven 0s, seven 1s (0.5) and six 2s (1.0): (7*0.5 + 6*1.0)/20 - 0.4
+    assert n == 20 and mean == pytest.approx(0.075) and low < mean < high
 
 
 def test_planted_regression_shuffled_answers_is_rejected() -> None:

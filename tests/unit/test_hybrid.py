@@ -29,11 +29,6 @@ QUESTIONS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def embedder() -> LocalEmbedder:
-    return LocalEmbedder()
-
-
 @pytest.mark.parametrize(
     ("rankings", "weights", "expected"),
     [

@@ -31,11 +31,6 @@ class CountingEmbedder:
         return self.inner.embed(texts)
 
 
-@pytest.fixture(scope="module")
-def embedder() -> LocalEmbedder:
-    return LocalEmbedder()
-
-
 DOCS = [
     Document(doc_id="renew", text="To renew a driver license, visit the DMV website and pay the renewal fee online."),
     Document(doc_id="benefits", text="Social Security retirement benefits can start at age 62, reduced before full age."),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from llmops.config import FinetuneParams
 from llmops.evaluation.answers import token_f1
@@ -63,7 +64,8 @@ def test_shuffled_answer_challenger_is_rejected(tmp_path: Path, model_cache: Pat
     train_lora(_examples(PAIRS), [], cfg, base_cache=base, out_dir=tmp_path / "champion", seed=1)
     train_lora(_examples(shuffled), [], cfg, base_cache=base, out_dir=tmp_path / "challenger", seed=1)
 
-    champ, chall = _scores(LocalChatModel(base, tmp_path / "champion")), _scores(LocalChatModel(base, tmp_path / "challenger"))
+    champion = LocalChatModel(base, tmp_path / "champion")
+    champ, chall = _scores(champion), _scores(LocalChatModel(base, tmp_path / "challenger"))
     mean = lambda s: sum(v[0] for v in s.values()) / len(s)  # noqa: E731
     decision = decide(
         {"answers": {"token_f1": mean(chall)}},
@@ -79,5 +81,8 @@ def test_shuffled_answer_challenger_is_rejected(tmp_path: Path, model_cache: Pat
     merged = merge_adapter(base, tmp_path / "champion", tmp_path / "merged")
     from transformers import AutoModelForCausalLM
 
-    plain = AutoModelForCausalLM.from_pretrained(merged)
+    plain = AutoModelForCausalLM.from_pretrained(merged).eval()
     assert not hasattr(plain, "peft_config")
+    ids = champion.tokenizer(PAIRS[0][0], return_tensors="pt").input_ids
+    with torch.inference_mode():
+        assert torch.allclose(plain(ids).logits, champion.model(ids).logits, atol=1e-3)  # the same function
