@@ -20,6 +20,7 @@ from typing import Any
 from llmops.config import FeedbackParams
 from llmops.evaluation.answers import is_refusal
 from llmops.feedback.log import FeedbackUpdate
+from llmops.finetune.neardup import jaccard, shingles
 from llmops.records import EvalQuestion, FeedbackEvent
 
 _WORD = re.compile(r"\w+")
@@ -28,15 +29,6 @@ _STOP = frozenset("a an the and or of to in on for is are was were be it you you
 
 def _norm(text: str) -> str:
     return " ".join(_WORD.findall(text.casefold()))
-
-
-def _shingles(text: str, n: int = 3) -> set[str]:
-    words = _norm(text).split()
-    return {" ".join(words[i : i + n]) for i in range(max(1, len(words) - n + 1))}
-
-
-def jaccard(a: set[str], b: set[str]) -> float:
-    return len(a & b) / len(a | b) if a and b else 0.0
 
 
 def support(answer: str, context: str) -> float:
@@ -84,14 +76,14 @@ def curate_feedback(
 ) -> CurateResult:
     """Select training material from rated generations (see module docstring)."""
     result = CurateResult()
-    eval_shingles = [_shingles(q.query) for q in eval_questions]
+    eval_shingles = [shingles(q.query) for q in eval_questions]
     eval_exact = {_norm(q.query) for q in eval_questions}
-    kept_shingles: list[set[str]] = []
+    kept_shingles: list[set[int]] = []
     by_query: dict[str, list[FeedbackEvent]] = defaultdict(list)
 
     for ev in events:
         qn = _norm(ev.query)
-        if qn in eval_exact or any(jaccard(_shingles(ev.query), s) >= cfg.near_duplicate for s in eval_shingles):
+        if qn in eval_exact or any(jaccard(shingles(ev.query), s) >= cfg.near_duplicate for s in eval_shingles):
             result.dropped["eval_overlap"] += 1
             continue
         by_query[qn].append(ev)
@@ -112,7 +104,7 @@ def curate_feedback(
         if not ev.correction and context and support(ev.answer, context) < cfg.min_support:
             result.dropped["unsupported_by_context"] += 1
             continue
-        sh = _shingles(ev.query + " " + gold)
+        sh = shingles(ev.query + " " + gold)
         if any(jaccard(sh, k) >= cfg.near_duplicate for k in kept_shingles):
             result.dropped["near_duplicate"] += 1
             continue
