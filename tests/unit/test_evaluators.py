@@ -47,8 +47,8 @@ def test_reference_evaluator_skips_unanswered() -> None:
 
 
 def test_heuristics() -> None:
-    assert residual_pii("mail me at jane.doe@example.com or 555-123-4567") == ["email", "phone"]
-    assert residual_pii("your order <PHONE_NUMBER_1> is on its way") == []
+    texts = ["mail jane.doe@example.com or call 555-123-4567", "your order <PHONE_NUMBER_1> is on its way"]
+    assert residual_pii(texts) == [["EMAIL_ADDRESS", "PHONE_NUMBER"], []]  # the leak scan's detectors
     assert cites_document("See Borrower Defense to Repayment for details.", ["Borrower Defense to Repayment | FSA#1_0"])
     assert cites_document("As stated in [1], yes.", [])
     assert not cites_document("Yes you can.", ["Borrower Defense to Repayment | FSA#1_0"])

@@ -5,24 +5,23 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from llmops.config import RedactParams
 from llmops.evaluation.answers import _REFUSAL
 from llmops.evaluation.base import EvalResult, EvalSample, mean_metrics
+from llmops.pii.scan import Scanner
 
-# Structured identifiers a redacted pipeline must never emit (names need NER: see llmops.pii for that).
-PII_PATTERNS = {
-    "email": re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b"),
-    "phone": re.compile(r"(?<!\w)(?:\+\d{1,3}[ .-]?)?(?:\(\d{3}\)|\d{3})[ .-]\d{3}[ .-]\d{4}\b"),
-    "credit_card": re.compile(r"\b(?:\d[ -]?){13,16}\b"),
-    "us_ssn": re.compile(r"\b\d{3}-\d{2}-\d{4}\b"),
-    "ip_address": re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b"),
-}
 _KEYS = ["answer_words", "empty_rate", "refusal_rate", "cites_document_rate", "residual_pii_rate"]
 _CITATION = re.compile(r"\[(?:\d+|doc[^\]]*)\]|\bsource:", re.I)
 
 
-def residual_pii(text: str) -> list[str]:
-    """Names of the PII patterns found in ``text``."""
-    return [name for name, pattern in PII_PATTERNS.items() if pattern.search(text)]
+def residual_pii(texts: Sequence[str], scanner: Scanner | None = None) -> list[list[str]]:
+    """Entity types of structured PII in each text, found by the pipeline's own leak scan (same detectors,
+    checksums and threshold as the gate before the training set and the index are published)."""
+    scanner = scanner or Scanner(RedactParams())
+    found: list[set[str]] = [set() for _ in texts]
+    for f in scanner.scan((str(i), t) for i, t in enumerate(texts)):
+        found[int(f.location)].add(f.entity_type)
+    return [sorted(x) for x in found]
 
 
 def doc_title(doc_id: str) -> str:
@@ -43,8 +42,12 @@ class HeuristicsEvaluator:
 
     name = "heuristics"
 
+    def __init__(self, scanner: Scanner | None = None) -> None:
+        self.scanner = scanner
+
     def evaluate(self, samples: Sequence[EvalSample]) -> EvalResult:
         per_example: list[dict[str, float]] = []
+        pii = iter(residual_pii([s.answer for s in samples if s.answer is not None], self.scanner))
         for s in samples:
             if s.answer is None:
                 per_example.append({})
@@ -56,7 +59,7 @@ class HeuristicsEvaluator:
                     "empty_rate": float(not s.answer.strip()),
                     "refusal_rate": float(bool(_REFUSAL.search(s.answer))),
                     "cites_document_rate": float(cites_document(s.answer, s.retrieved_doc_ids)),
-                    "residual_pii_rate": float(bool(residual_pii(s.answer))),
+                    "residual_pii_rate": float(bool(next(pii))),
                 }
             )
         metrics = mean_metrics(per_example, _KEYS)

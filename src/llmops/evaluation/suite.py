@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from llmops.config import EvaluateParams, Params, Settings
+from llmops.config import EvaluateParams, Params, RedactParams, Settings
 from llmops.evaluation.base import EvalResult, EvalSample, Evaluator, combine
 from llmops.index.embed import Embedder
 from llmops.llm.base import ChatModel
@@ -74,7 +74,12 @@ def judge_model(cfg: EvaluateParams, settings: Settings, local_model: ChatModel 
 
 
 def default_evaluators(
-    cfg: EvaluateParams, settings: Settings, embedder: Embedder, *, local_model: ChatModel | None = None
+    cfg: EvaluateParams,
+    settings: Settings,
+    embedder: Embedder,
+    *,
+    local_model: ChatModel | None = None,
+    redact: RedactParams | None = None,
 ) -> list[Evaluator]:
     """Retrieval, reference answers, heuristics, groundedness and (when ``judge_questions`` > 0) the judge."""
     from llmops.evaluation.answers import ReferenceEvaluator
@@ -82,11 +87,12 @@ def default_evaluators(
     from llmops.evaluation.heuristics import HeuristicsEvaluator
     from llmops.evaluation.judge import JudgeEvaluator
     from llmops.evaluation.retrieval import RetrievalEvaluator
+    from llmops.pii.scan import Scanner
 
     evaluators: list[Evaluator] = [
         RetrievalEvaluator(cfg.k),
         ReferenceEvaluator(),
-        HeuristicsEvaluator(),
+        HeuristicsEvaluator(Scanner(redact) if redact is not None else None),  # the project's leak-scan settings
         GroundednessEvaluator(embedder, threshold=cfg.groundedness_threshold),
     ]
     if cfg.judge_questions > 0:
@@ -111,7 +117,7 @@ def evaluate_model(
 
     _, hits = evaluate_retrieval(questions, retriever, params.evaluate.k)  # the retrieval evaluator scores hits
     answers, answered = evaluate_answers(questions, hits, model, params.evaluate, params.base, progress=progress)
-    evaluators = default_evaluators(params.evaluate, settings, embedder, local_model=model)
+    evaluators = default_evaluators(params.evaluate, settings, embedder, local_model=model, redact=params.redact)
     metrics, rows, _ = run_evaluators(evaluators, build_samples(questions, hits, answered))
     metrics["answers"].update({k: v for k, v in answers.items() if k not in metrics["answers"]})
     return {"model_id": model.model_id, **metrics}, rows
