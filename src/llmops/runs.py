@@ -184,7 +184,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         lines += [
             "",
             f"**Drift detected:** {drift.get('drift_detected')} "
-            f"(drifted: {', '.join(drift.get('drifted_columns', [])) or 'none'})",
+            f"(drifted: {', '.join(drift.get('drifted_signals', [])) or 'none'})",
         ]
     lines += [
         "",
