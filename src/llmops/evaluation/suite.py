@@ -63,9 +63,7 @@ def judge_model(cfg: EvaluateParams, settings: Settings, local_model: ChatModel 
     if settings.openai_api_key is not None:
         from llmops.llm.openai_chat import OpenAIChatModel
 
-        return OpenAIChatModel(
-            cfg.judge_model, api_key=settings.openai_api_key.get_secret_value(), base_url=settings.openai_base_url
-        )
+        return OpenAIChatModel.from_settings(cfg.judge_model, settings)
     if local_model is None:
         from llmops.llm.local import LocalChatModel
 

@@ -17,6 +17,12 @@ class OpenAIChatModel:
         self._client = client
         self.model_id = model
 
+    @classmethod
+    def from_settings(cls, model: str, settings: Any) -> OpenAIChatModel:
+        """``model`` on the endpoint the settings name (OPENAI_API_KEY, optional OPENAI_BASE_URL)."""
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key is not None else None
+        return cls(model, api_key=key, base_url=settings.openai_base_url)
+
     def chat(self, messages: list[dict[str, str]], *, max_new_tokens: int = 128) -> ChatResult:
         start = time.perf_counter()
         resp = self._client.chat.completions.create(

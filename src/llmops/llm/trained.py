@@ -25,7 +25,7 @@ def trained_chat_model(backend: str, model_id: str | None, artifact_dir: Path | 
             raise ConfigError(f"{model_id} was trained with the OpenAI backend: set OPENAI_API_KEY to evaluate or serve it")
         from llmops.llm.openai_chat import OpenAIChatModel
 
-        return OpenAIChatModel(model_id, api_key=settings.openai_api_key.get_secret_value(), base_url=settings.openai_base_url)
+        return OpenAIChatModel.from_settings(model_id, settings)
     from llmops.llm.local import LocalChatModel
 
     return LocalChatModel(settings.base_model_cache, artifact_dir, model_id=model_id)

@@ -65,9 +65,7 @@ def serving_model(settings: Settings) -> Any:
     if settings.openai_api_key and settings.openai_chat_model:
         from llmops.llm.openai_chat import OpenAIChatModel
 
-        return OpenAIChatModel(
-            settings.openai_chat_model, api_key=settings.openai_api_key.get_secret_value(), base_url=settings.openai_base_url
-        )
+        return OpenAIChatModel.from_settings(settings.openai_chat_model, settings)
     registry = Registry.from_settings(settings)  # LLMOPS_REGISTRY_URI: local or s3://
     champion = registry.champion()
     if champion is None:
