@@ -7,13 +7,15 @@ from datetime import UTC, datetime
 from prefect import flow
 from prefect.runtime import flow_run
 
+from flows.retrain import retrain
 from flows.tasks import forced_stages, launch_retrain, observe, publish_summary, run_stage
 from llmops.config import Settings
 from llmops.runtime import prepare_environment
 from llmops.workspace import MONITORING
 
 
-@flow(name="monitor", log_prints=True, timeout_seconds=3 * 3600)
+# Without a Prefect server deployment the triggered retrain runs as a subflow, inside this flow's time limit.
+@flow(name="monitor", log_prints=True, timeout_seconds=3 * 3600 + (retrain.timeout_seconds or 0))
 def monitor(project_dir: str = ".") -> dict:
     """Drift of the current batch against the reference window (Evidently HTML + JSON), history and trend
     page; when a threshold is crossed, alert and retrain with the reason recorded."""
