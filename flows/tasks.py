@@ -20,6 +20,7 @@ STAGE_POLICY: dict[str, dict[str, int]] = {
     "redact": {"retries": 0, "timeout_seconds": 3600},
     "feedback": {"retries": 1, "retry_delay_seconds": 10, "timeout_seconds": 1800},
     "index": {"retries": 1, "retry_delay_seconds": 10, "timeout_seconds": 3600},
+    "gateset": {"retries": 0, "timeout_seconds": 600},
     "trainset": {"retries": 0, "timeout_seconds": 1800},
     "finetune": {"retries": 0, "timeout_seconds": 6 * 3600},
     "evaluate": {"retries": 1, "retry_delay_seconds": 10, "timeout_seconds": 3600},

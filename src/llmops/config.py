@@ -162,12 +162,21 @@ class GateParams(_Section):
     min_paired_examples: int = Field(default=3, ge=1)
 
 
+class GatesetParams(_Section):
+    """The frozen gate set (stage ``gateset``): answered questions of ``evaluate.questions``, one per dialogue."""
+
+    min_answer_chars: int = Field(default=10, ge=1)
+    near_duplicate: float = Field(default=0.8, ge=0.0, le=1.0)
+    max_questions: int = Field(default=0, ge=0)
+
+
 class RetrainParams(_Section):
     min_new_examples: int = Field(default=20, ge=0)
 
 
 class EvaluateParams(_Section):
     questions: str = "data/sample/eval_questions.jsonl"
+    gate_questions: str = "data/gateset/questions.jsonl"
     k: list[int] = Field(default_factory=lambda: [1, 5, 10])
     answer_questions: int = 6
     max_new_tokens: int = 48
@@ -222,6 +231,7 @@ class Params(_Section):
     trainset: TrainsetParams = Field(default_factory=TrainsetParams)
     finetune: FinetuneParams = Field(default_factory=FinetuneParams)
     gate: GateParams = Field(default_factory=GateParams)
+    gateset: GatesetParams = Field(default_factory=GatesetParams)
     retrain: RetrainParams = Field(default_factory=RetrainParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     monitor: MonitorParams = Field(default_factory=MonitorParams)

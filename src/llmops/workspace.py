@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-STAGES = ["ingest", "clean", "redact", "feedback", "index", "trainset", "finetune", "evaluate", "monitor"]
+STAGES = ["ingest", "clean", "redact", "feedback", "index", "gateset", "trainset", "finetune", "evaluate", "monitor"]
 # What each flow runs, as slices of the one DAG order (dvc.yaml): retrain refreshes everything training
 # reads, then trains; monitor only refreshes the current batch.
 BEFORE_TRAINING = STAGES[: STAGES.index("finetune")]
