@@ -1,0 +1,111 @@
+"""Hostile-text normalisation for detection: a *shadow* of a text in which invisible format characters are
+gone, compatibility forms are folded (NFKC: fullwidth digits, ligatures, superscripts), dash look-alikes are
+``-`` and placeholders are inert, with an offset map back to the original so a span found in the shadow covers
+the whole original value, invisible characters inside it included.
+
+``strip_invisible`` / ``is_invisible`` are the same definition of "invisible" for the clean stage.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+import unicodedata
+from dataclasses import dataclass
+
+# Not category Cf but invisible all the same: combining grapheme joiner, Hangul fillers, braille blank.
+_EXTRA_INVISIBLE = frozenset("\u034f\u115f\u1160\u3164\uffa0\u2800")
+# Dash and minus look-alikes (non-breaking hyphen, figure dash, en/em dash, minus, small/fullwidth hyphen-minus).
+_DASHES = frozenset("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d")
+# A pseudonym we wrote (``<PERSON_1>``, ``<EMAIL_ADDRESS>``) or a template slot in real data (``{{Order Number}}``).
+PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*>|\{\{[^{}\n]{1,80}\}\}")
+# What a placeholder becomes in the shadow: one symbol that is no letter, digit, space, or cue word.
+INERT = "\u00a4"
+
+
+def is_invisible(ch: str) -> bool:
+    """True for a character that renders as nothing: Unicode format characters (category Cf: zero-width
+    space/joiners, word joiner U+2060, soft hyphen U+00AD, bidi controls U+202A-202E and U+2066-2069, BOM,
+    tag characters) and a few other blank fillers."""
+    return unicodedata.category(ch) == "Cf" or ch in _EXTRA_INVISIBLE
+
+
+@functools.cache
+def _invisible_class() -> re.Pattern[str]:
+    chars = "".join(chr(c) for c in range(sys.maxunicode + 1) if is_invisible(chr(c)))  # ~170 code points
+    return re.compile("[" + re.escape(chars) + "]")
+
+
+def strip_invisible(text: str) -> str:
+    """``text`` without its invisible characters (see :func:`is_invisible`)."""
+    return text if text.isascii() else _invisible_class().sub("", text)
+
+
+@dataclass(frozen=True)
+class Shadow:
+    """A normalised copy of ``original``; ``offsets[i]`` is the original index of shadow character ``i``
+    (``offsets[len(text)] == len(original)``). ``offsets`` is ``None`` when the shadow is the original."""
+
+    original: str
+    text: str
+    offsets: tuple[int, ...] | None = None
+
+    def to_original(self, start: int, end: int) -> tuple[int, int]:
+        """The original ``[start, end)`` for shadow ``[start, end)``: from the first character's origin to just
+        after the last one's, so invisible characters inside the value are covered too."""
+        if self.offsets is None:
+            return start, end
+        if end <= start:
+            return self.offsets[start], self.offsets[start]
+        return self.offsets[start], self.offsets[end - 1] + 1  # a folded character (ligature) is covered whole
+
+    def inert_positions(self) -> list[int]:
+        """Shadow positions of the placeholders (each one :data:`INERT` character)."""
+        if self.offsets is None:
+            return []
+        out, i = [], self.text.find(INERT)
+        while i >= 0:
+            if self.original[self.offsets[i]] != INERT:
+                out.append(i)
+            i = self.text.find(INERT, i + 1)
+        return out
+
+
+def _needs_work(text: str) -> bool:
+    if "<" in text or "{{" in text:
+        return PLACEHOLDER.search(text) is not None or not text.isascii()
+    return not text.isascii()
+
+
+def shadow(text: str) -> Shadow:
+    """The detection shadow of ``text`` (pure; ASCII text without placeholders is returned as is)."""
+    if not _needs_work(text):
+        return Shadow(text, text)
+    out: list[str] = []
+    offsets: list[int] = []
+    holders = {m.start(): m.end() for m in PLACEHOLDER.finditer(text)}
+    i, n = 0, len(text)
+    while i < n:
+        if i in holders:
+            out.append(INERT)
+            offsets.append(i)
+            i = holders[i]
+            continue
+        ch = text[i]
+        if ch.isascii():
+            out.append(ch)
+            offsets.append(i)
+        elif is_invisible(ch):
+            pass
+        elif ch in _DASHES:
+            out.append("-")
+            offsets.append(i)
+        else:
+            folded = unicodedata.normalize("NFKC", ch)
+            for f in folded if not any(is_invisible(c) for c in folded) else strip_invisible(folded):
+                out.append(f)
+                offsets.append(i)
+        i += 1
+    offsets.append(n)
+    return Shadow(text, "".join(out), tuple(offsets))
