@@ -10,15 +10,8 @@ from llmops.evaluation.answers import answer_metrics
 from llmops.evaluation.retrieval import retrieval_metrics
 from llmops.index.hybrid import HybridRetriever
 from llmops.llm.base import ChatModel
+from llmops.llm.prompts import rag_messages
 from llmops.records import EvalQuestion
-
-
-def rag_messages(question: str, contexts: Sequence[str], system_prompt: str, context_chars: int) -> list[dict[str, str]]:
-    context = "\n\n".join(contexts)[:context_chars]
-    return [
-        {"role": "system", "content": system_prompt},
-        {"role": "user", "content": f"Context:\n{context}\n\nQuestion: {question}"},
-    ]
 
 
 def evaluate_retrieval(

@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from llmops.config import BaseParams, ServeParams
-from llmops.evaluation.rag import rag_messages
 from llmops.feedback.log import FeedbackUpdate, GenerationLog
 from llmops.llm.base import ChatModel
+from llmops.llm.prompts import rag_messages
 from llmops.records import FeedbackEvent
 
 
