@@ -62,6 +62,11 @@ class FeedbackEvent(_Record):
     rating: Literal[-1, 0, 1] | None = None
     correction: str | None = None
     simulated: bool = False
+    # Lineage (names only, never secrets): the API key that asked, and the key + role whose rating or
+    # correction was applied. All None for feedback imported from files by the operator.
+    key_name: str | None = None
+    feedback_key_name: str | None = None
+    feedback_role: Literal["user", "reviewer"] | None = None
 
 
 class Chunk(_Record):
