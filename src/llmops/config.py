@@ -211,6 +211,11 @@ class FeedbackParams(_Section):
     near_duplicate: float = 0.8
     max_answer_chars: int = 2000
     min_support: float = 0.3
+    gold_roles: list[Literal["user", "reviewer"]] = Field(default_factory=lambda: ["reviewer"])
+    max_share_per_key: float = Field(default=0.05, gt=0, lt=1)
+    max_dpo_pairs_per_query: int = Field(default=4, ge=0)
+    allowed_link_domains: list[str] = Field(default_factory=list)
+    moderation: bool = True
 
 
 class ServeParams(_Section):
@@ -220,6 +225,11 @@ class ServeParams(_Section):
     cache_size: int = 2048
     max_body_bytes: int = 65536
     fsync: bool = False
+    rate_limit_per_minute: int = Field(default=120, ge=1)
+    max_queue: int = Field(default=32, ge=1)
+    single_flight: bool = True
+    protect_metrics: bool = True
+    anonymous_role: Literal["user", "reviewer"] = "user"
 
 
 class Params(_Section):
@@ -278,6 +288,10 @@ class Settings(BaseSettings):
     registry_uri: str | None = None
     # Key of the reversible PII vault (Fernet, urlsafe base64 of 32 bytes); only read when redact.vault is on.
     pii_vault_key: SecretStr | None = None
+    # API keys of the answer service: comma-separated ``name[@role]:secret`` (secret may be ``sha256:<hex>``),
+    # or a file with one entry a line. See README, "The answer service".
+    api_keys: SecretStr | None = None
+    api_keys_file: Path | None = None
 
     @property
     def pii_vault_path(self) -> Path:
