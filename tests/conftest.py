@@ -89,8 +89,12 @@ def _shrink(sample: Path) -> None:
             docs = {json.loads(d)["doc_id"] for d in (sample / "documents.jsonl").read_text().splitlines()}
             lines = [q for q in lines if json.loads(q)["gold_doc_ids"][0] in docs] or lines
         (sample / name).write_text("\n".join(lines[:n]) + "\n", encoding="utf-8")
+    import json
+
     convs = (sample / "conversations.jsonl").read_text(encoding="utf-8").splitlines()
-    picked = convs[:20] + convs[240:260] + convs[-2:]  # bitext, twitter, the malformed pair
+    docs = {json.loads(d)["doc_id"] for d in (sample / "documents.jsonl").read_text().splitlines()}
+    dialogues = [c for c in convs[360:-2] if json.loads(c)["metadata"].get("doc_id") in docs][:8]
+    picked = convs[:20] + convs[240:260] + dialogues + convs[-2:]  # bitext, twitter, doc2dial, the malformed pair
     (sample / "conversations.jsonl").write_text("\n".join(picked) + "\n", encoding="utf-8")
 
 

@@ -3,7 +3,9 @@
     python data/sample/build.py [--shared ../shared/data]
 
 Writes documents, eval questions, feedback events, a current conversation batch and a reference batch
-(for drift; already cleaned and redacted, as a processed earlier window) to data/sample/.
+(for drift; already cleaned and redacted, as a processed earlier window) to data/sample/. The current
+batch holds in-domain doc2dial dialogues about the sample's knowledge-base pages, never a dialogue an
+eval question (the gate set) or a feedback event was taken from.
 See data/sample/README.md for sources and licences.
 """
 
@@ -13,6 +15,7 @@ import argparse
 import collections
 import hashlib
 import json
+from collections.abc import Collection
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,7 +30,7 @@ from llmops.data.sources import (
 )
 from llmops.jsonl import write_jsonl
 from llmops.pii import Redactor
-from llmops.records import FeedbackEvent
+from llmops.records import Conversation, FeedbackEvent, Turn
 
 OUT = Path(__file__).resolve().parent
 DOCS_PER_DOMAIN = 20
@@ -35,11 +38,48 @@ EVAL_QUESTIONS = 120
 FEEDBACK_EVENTS = 40
 BITEXT_STRIDE, BITEXT_N = 15, 240
 TWITTER_N = 120
+DOC2DIAL_DIALOGUES = 120
 # Two malformed lines ship with the sample on purpose: `make run` shows quarantine at work.
 MALFORMED = [
     b'{"conversation_id": "broken-001", "channel": "chat", "created_at": "2026-02-01T10:00:00Z", "turns": []}',
     b'{"conversation_id": "broken-002", "channel": "email", "turns": [{"role": "customer", "text": "hi"',
 ]
+
+
+def dialogue_of(question_id: str) -> str:
+    """doc2dial question ids are ``<dialogue id>_<turn>``."""
+    return question_id.rsplit("_", 1)[0]
+
+
+def doc2dial_conversations(questions_path: Path, kb: Collection[str], exclude: Collection[str], n: int) -> list[Conversation]:
+    """Whole doc2dial dialogues grounded in a ``kb`` page, as support conversations (text unchanged).
+
+    A dialogue is its last user turn's history plus that turn; dialogues in ``exclude`` are left out.
+    The ``n`` kept are the first by a hash of the dialogue id (stable across rebuilds).
+    """
+    last: dict[str, dict] = {}
+    with questions_path.open(encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            if row["doc_id"] in kb and row["dial_id"] not in exclude:
+                if row["dial_id"] not in last or row["turn_id"] > last[row["dial_id"]]["turn_id"]:
+                    last[row["dial_id"]] = row
+    picked = sorted(last, key=lambda d: hashlib.sha256(d.encode()).hexdigest())[:n]
+    out = []
+    for dial_id in sorted(picked):
+        row = last[dial_id]
+        turns = [Turn(role="customer" if h["role"] == "user" else "agent", text=h["text"]) for h in row["history"]]
+        turns.append(Turn(role="customer", text=row["query"]))
+        out.append(
+            Conversation(
+                conversation_id=dial_id,
+                channel="chat",
+                created_at=_stable_ts(dial_id),
+                turns=turns,
+                metadata={"source": "doc2dial", "domain": row["domain"], "doc_id": row["doc_id"]},
+            )
+        )
+    return out
 
 
 def main() -> None:
@@ -98,7 +138,10 @@ def main() -> None:
 
     bitext = list(bitext_conversations(shared / "bitext-customer-support/Bitext_Sample_Customer_Support_Training_Dataset.csv"))
     twitter = list(twitter_conversations(shared / "twitter-customer-care-cdp/dev.json"))
-    current = bitext[0::BITEXT_STRIDE][:BITEXT_N] + twitter[:TWITTER_N]
+    # Gate-set and feedback dialogues never become training conversations.
+    used = {dialogue_of(q.id) for q in eval_qs} | {dialogue_of(q.id) for q in rest[:FEEDBACK_EVENTS]}
+    dialogues = doc2dial_conversations(shared / "doc2dial-rag/questions.jsonl", keep, used, DOC2DIAL_DIALOGUES)
+    current = bitext[0::BITEXT_STRIDE][:BITEXT_N] + twitter[:TWITTER_N] + dialogues
     reference = bitext[7::BITEXT_STRIDE][:BITEXT_N] + twitter[TWITTER_N : 2 * TWITTER_N]
     # The drift reference is a processed window (as the monitor compares it with redacted data):
     # cleaned and pseudonymised with the default params, like an earlier nightly batch.
@@ -110,7 +153,7 @@ def main() -> None:
         fh.write(b"\n".join(MALFORMED) + b"\n")
     print(
         f"documents={len(docs)} eval_questions={len(eval_qs)} feedback={len(events)} "
-        f"conversations={len(current)}+{len(MALFORMED)} malformed reference={len(reference)}"
+        f"conversations={len(current)} (doc2dial {len(dialogues)})+{len(MALFORMED)} malformed reference={len(reference)}"
     )
 
 

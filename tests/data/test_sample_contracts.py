@@ -35,8 +35,19 @@ def test_sample_files_follow_their_contracts() -> None:
 
 def test_sample_conversations_have_exactly_the_two_planted_bad_lines() -> None:
     result = parse_jsonl((SAMPLE / "conversations.jsonl").read_bytes(), Conversation, "sample")
-    assert result.counts() == {"in": 362, "out": 360, "quarantined": 2}
+    assert result.counts() == {"in": 482, "out": 480, "quarantined": 2}
     assert {c.channel for c in result.records} == {"chat", "twitter"}
+
+
+def test_sample_doc2dial_dialogues_are_about_the_kb_and_never_a_gate_dialogue() -> None:
+    convs = parse_jsonl((SAMPLE / "conversations.jsonl").read_bytes(), Conversation, "sample").records
+    dialogues = [c for c in convs if c.metadata.get("source") == "doc2dial"]
+    doc_ids = {d.doc_id for d in read_jsonl(SAMPLE / "documents.jsonl", Document)}
+    eval_dialogues = {q.id.rsplit("_", 1)[0] for q in read_jsonl(SAMPLE / "eval_questions.jsonl", EvalQuestion)}
+    assert len(dialogues) == 120
+    assert all(c.metadata["doc_id"] in doc_ids for c in dialogues)
+    assert not {c.conversation_id for c in dialogues} & eval_dialogues
+    assert all({t.role for t in c.turns} == {"customer", "agent"} for c in dialogues)
 
 
 def test_sample_size_stays_small() -> None:
