@@ -37,10 +37,25 @@ def prepare_environment(settings: Settings) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     os.environ["LLMOPS_HOME"] = str(home)  # stage processes started by DVC inherit it
     os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
-    for key, value in OFFLINE_ENV.items():
+    for key, value in (OFFLINE_ENV | s3_environment(settings)).items():
         os.environ.setdefault(key, value)
     # DVC runs `python -m pipelines.<stage>` through a shell: make `python` this interpreter.
     bindir = str(Path(sys.executable).parent)
     if os.environ.get("PATH", "").split(os.pathsep)[0] != bindir:
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
     return home
+
+
+def s3_environment(settings: Settings) -> dict[str, str]:
+    """Environment that makes every S3 client of the process reach the configured endpoint.
+
+    Our own clients (ingest, registry, history) take ``LLMOPS_S3_ENDPOINT_URL`` directly, and the DVC remote
+    gets it in ``.dvc/config.local``; but DVC hashes an ``s3://`` stage dependency (``ingest.conversations:
+    s3://...``) with its own client, which only botocore's standard variables reach.
+    """
+    env = {}
+    if settings.s3_endpoint_url:
+        env["AWS_ENDPOINT_URL_S3"] = settings.s3_endpoint_url
+    if settings.s3_region:
+        env["AWS_DEFAULT_REGION"] = settings.s3_region
+    return env
