@@ -156,12 +156,22 @@ class FastAnalyzer:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
 
+    def scan(self, texts: Sequence[str]) -> list[list[Span]]:
+        """The leak gate's view: ``cfg.scan_entities`` at ``cfg.scan_threshold`` or above, same detector and
+        shadow as redaction (placeholders are inert), whole non-overlapping values. The scanner calls this."""
+        found = self.analyze(texts, self.cfg.scan_entities)
+        return [[s for s in spans if s.score >= self.cfg.scan_threshold] for spans in found]
+
     def _analyze(self, texts: Sequence[str], entities: list[str]) -> list[list[Span]]:
+        from llmops.pii.normalize import shadow
+
         wanted = set(entities)
+        shadows = [shadow(t) for t in texts]
+        seen = [sh.text for sh in shadows]
         ruled = [e for e in entities if e in self._rule_entities]
         recognizers = self.registry.get_recognizers(language=self.cfg.language, entities=ruled) if ruled else []
         out: list[list[Span]] = []
-        for text in texts:
+        for text in seen:
             spans = [
                 Span(r.entity_type, r.start, r.end, r.score)
                 for rec in recognizers
@@ -170,10 +180,13 @@ class FastAnalyzer:
             ]
             out.append(spans)
         if wanted & set(NER_LABELS.values()):
-            self._add_ner(texts, wanted, out)
-        return [sorted(spans, key=lambda x: (x.start, x.end, x.entity_type, -x.score)) for spans in out]  # deterministic
+            self._add_ner(seen, wanted, out)
+        return [_to_original(sh, spans) for sh, spans in zip(shadows, out, strict=True)]
 
     def _add_ner(self, texts: Sequence[str], wanted: set[str], out: list[list[Span]]) -> None:
+        from llmops.pii.names import is_name_word
+        from llmops.pii.rules import NOT_NAMES
+
         context = self.cfg.ner_context_words
         pieces = [
             (i, off + w_off, w)
@@ -188,8 +201,8 @@ class FastAnalyzer:
             docs = self.nlp.pipe((p for _, _, p in pieces), batch_size=self.cfg.batch_size)
             for (i, off, _), doc in zip(pieces, docs, strict=True):
                 for ent in doc.ents:
-                    entity = NER_LABELS.get(ent.label_)
-                    if entity in wanted and NER_SCORE >= self.cfg.score_threshold:
+                    entity = NER_LABELS.get(ent.label_) or _relabel(ent.label_, ent.text, is_name_word)
+                    if entity in wanted and NER_SCORE >= self.cfg.score_threshold and ent.text.casefold() not in NOT_NAMES:
                         out[i].append(Span(entity, off + ent.start_char, off + ent.end_char, NER_SCORE))
         finally:
             if gc_was_on:
@@ -197,6 +210,54 @@ class FastAnalyzer:
         if "PERSON" in wanted:
             for i, text in enumerate(texts):
                 out[i].extend(_spread_names(text, out[i]))
+
+
+_US_STATE_CODES = frozenset(
+    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND OH OK OR PA "
+    "RI SC SD TN TX UT VT VA WA WV WI WY".split()
+)
+
+
+def _relabel(label: str, text: str, is_name_word: Any) -> str | None:
+    """The small model calls many single names an organisation or a group ("Brett", "Jay & Trish"): such a
+    span whose every word is a lexicon name is a person; a bare US state code is a location."""
+    if label not in {"ORG", "NORP"}:
+        return None
+    if text in _US_STATE_CODES:
+        return "LOCATION"
+    words = _LETTERS.findall(text)
+    if words and len(words) <= 3 and all(is_name_word(w) for w in words) and any(w[0].isupper() for w in words):
+        return "PERSON"
+    return None
+
+
+def _to_original(sh: Any, spans: list[Span]) -> list[Span]:
+    """Shadow spans -> whole, non-overlapping original spans; no span covers a placeholder."""
+    from llmops.pii.spans import consolidate
+
+    spans = consolidate(sh.text, spans)
+    inert = sh.inert_positions()
+    if inert:
+        spans = [piece for s in spans for piece in _cut(sh.text, s, inert)]
+    if sh.offsets is None:
+        return spans
+    return [Span(s.entity_type, *sh.to_original(s.start, s.end), s.score) for s in spans]
+
+
+def _cut(text: str, s: Span, inert: list[int]) -> list[Span]:
+    """``s`` without the placeholders inside it: the pieces around them that still hold a letter or digit."""
+    inside = [p for p in inert if s.start <= p < s.end]
+    if not inside:
+        return [s]
+    out, start = [], s.start
+    for p in [*inside, s.end]:
+        piece = text[start:p]
+        lead = len(piece) - len(piece.lstrip(" ,.;:-"))
+        piece = piece.strip(" ,.;:-")
+        if any(c.isalnum() for c in piece):
+            out.append(Span(s.entity_type, start + lead, start + lead + len(piece), s.score))
+        start = p + 1
+    return out
 
 
 _WORD = re.compile(r"\b([a-z])([a-z'-]+)")
@@ -245,9 +306,14 @@ def _name_windows(text: str, context: int) -> list[tuple[int, str]]:
 
 def _truecase(text: str) -> str:
     """All-lowercase text (chat, tweets) hides names from the NER model: capitalise its content words,
-    keeping every offset (only single ASCII letters change case)."""
-    if len(text) > 5000 or any(c.isupper() for c in text):  # chat-length text only
+    keeping every offset (only single ASCII letters change case). In mixed-case text only the lower-case
+    words of the name lexicon are capitalised (a cheap cue: NER still decides)."""
+    if len(text) > 5000:
         return text
+    if any(c.isupper() for c in text):  # chat-length text only
+        from llmops.pii.names import truecase_names
+
+        return truecase_names(text)
     from spacy.lang.en.stop_words import STOP_WORDS
 
     return _WORD.sub(lambda m: m.group(0) if m.group(0) in STOP_WORDS else m.group(1).upper() + m.group(2), text)

@@ -131,7 +131,7 @@ RULES: tuple[Rule, ...] = (
     Rule("IBAN_CODE", _r(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", re.IGNORECASE), 0.95, iban_ok),
     # Short card numbers (Maestro, 12+ digits) and numbers failing Luhn count only right after "card".
     Rule("CREDIT_CARD", _r(r"\bcard(?:\s+(?:number|no\.?|#))?\s*:?\s*(\d(?:[ -]?\d){11,18})(?![\d-])", re.I), 0.8, group=1),
-    Rule("US_SSN", _r(r"(?<![\d-])\d{3}([- ])\d{2}\1\d{4}(?![\d-])"), 0.7, ssn_ok),
+    Rule("US_SSN", _r(r"(?<![\d-])\d{3}([- .])\d{2}\1\d{4}(?![\d-])"), 0.7, ssn_ok),
     Rule("US_SSN", _r(r"(?<![\d-])\d{9}(?![\d-])"), 0.3, ssn_ok, context=_ctx(r"ssn|social security"), context_score=0.8),
     Rule("IP_ADDRESS", _r(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])"), 0.9, ip_ok),
     Rule("IP_ADDRESS", _r(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])"), 0.9, ip_ok),
@@ -336,7 +336,10 @@ class RuleRecognizer:
 
 def own_recognizers() -> list[Any]:
     """One Presidio recognizer per entity type that our rules cover."""
+    from llmops.pii.informal import INFORMAL_RULES
+    from llmops.pii.names import LOWERCASE_NAME_RULE
+
     by_entity: dict[str, list[Rule]] = {}
-    for rule in (*RULES, *NAME_RULES, *PLACE_RULES):
+    for rule in (*RULES, *INFORMAL_RULES, *NAME_RULES, LOWERCASE_NAME_RULE, *PLACE_RULES):
         by_entity.setdefault(rule.entity, []).append(rule)
     return [RuleRecognizer.create(entity, rules) for entity, rules in by_entity.items()]

@@ -1,0 +1,93 @@
+"""Rules for informal and obfuscated writing, where the values the structured rules look for are written
+to dodge them or in chat style: e-mail addresses spelled "zorblat99 at gmail dot com" or "x [at] y (dot) com",
+phone numbers in digit groups behind odd separators or spelled out ("five five five ..."), and street
+addresses typed in lower case ("1423 quimbly road apt 5b austin tx 78701").
+
+They are :class:`~llmops.pii.rules.Rule` s like the others and run on the detection shadow, where invisible
+characters are already gone and fullwidth digits are ASCII.
+"""
+
+from __future__ import annotations
+
+import re
+
+from llmops.pii.rules import _PHONE_CONTEXT, Rule, _ctx
+
+_TLD = r"(?:com|net|org|edu|gov|io|co|uk|de|fr|es|it|nl|ca|au|in|info|biz|me|us|ru|br|jp|cn|pl|se|ch|be|eu|mx)"
+_AT_BRACKET = r"(?:\s*[\[({<]\s*at\s*[\])}>]\s*|\s*@\s+)"  # no "x @handle": a space after the @
+_DOT = r"(?:\s*[\[({<]\s*dot\s*[\])}>]\s*|\s+dot\s+|\s*\.\s*)"
+_SPOKEN_DOT = r"(?:\s*[\[({<]\s*dot\s*[\])}>]\s*|\s+dot\s+)"
+_MAIL_HOSTS = r"(?:gmail|googlemail|yahoo|hotmail|outlook|live|msn|icloud|me|mac|aol|proton(?:mail)?|gmx|mail|ymail|zoho|yandex)"
+_USER = r"(?<![\w.@+-])[A-Za-z0-9][\w.+-]{0,63}"
+
+_DIGIT_WORDS = "zero|oh|o|one|two|three|four|five|six|seven|eight|nine"
+_DIGIT_WORD = rf"(?:{_DIGIT_WORDS})"
+
+_STATES = (
+    "al|ak|az|ar|ca|co|ct|de|dc|fl|ga|hi|id|il|in|ia|ks|ky|la|me|md|ma|mi|mn|ms|mo|mt|ne|nv|nh|nj|nm|ny|nc|nd|oh|ok|or|pa|"
+    "ri|sc|sd|tn|tx|ut|vt|va|wa|wv|wi|wy"
+)
+_SUFFIX = r"(?:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|terrace|parkway|pkwy|highway|hwy|crescent)\.?"
+# Suffixes that are also ordinary words ("2 hard drive"): an address only with a unit or city-state tail.
+_WEAK_SUFFIX = r"(?:drive|dr|court|ct|way|place|pl|circle|cir|trail|close|alley|plaza|loop)\.?"
+# Words that never name a street: a number followed by them is a quantity ("5 minutes down the road").
+_NOT_STREET = (
+    r"(?!(?:the|a|an|of|on|in|at|to|and|or|for|from|by|my|your|our|his|her|their|this|that|minutes?|hours?|days?|weeks?|"
+    r"months?|years?|times?|items?|miles?|km|blocks?|more|other|down|up|off|out|across|along|over|per|times)\b)"
+)
+_LOWER_WORD = rf"{_NOT_STREET}[a-z][a-z'-]*"
+_UNIT = r"(?:apt|apartment|suite|ste|unit|flat|#)\.?\s*#?\s*[a-z0-9-]{1,6}"
+_STREET_HEAD = rf"\b\d{{1,6}}[a-z]?\s+(?:{_LOWER_WORD}\s+){{1,3}}"
+_CITY_STATE = rf"[ ,]+(?:[a-z]+[ ,]+){{1,3}}(?:{_STATES})(?:[ ,]+\d{{5}}(?:-\d{{4}})?)?\b"
+_TAIL = rf"(?:[ ,]+{_UNIT}\b)?(?:{_CITY_STATE})?"
+
+
+def _spelled_digits(value: str) -> int:
+    return sum(1 for w in re.findall(rf"\d|{_DIGIT_WORD}\b", value, re.IGNORECASE))
+
+
+def spelled_phone_ok(value: str) -> bool:
+    """7-15 digits, at least three of them written as words (a spelled-out number, not a list of figures)."""
+    words = re.findall(rf"\b{_DIGIT_WORD}\b", value, re.IGNORECASE)
+    spelled = [w for w in words if w.casefold() not in {"o", "oh"}]
+    return 7 <= _spelled_digits(value) <= 15 and len(spelled) >= 3
+
+
+def split_phone_ok(value: str) -> bool:
+    digits = sum(c.isdigit() for c in value)
+    return 9 <= digits <= 15
+
+
+def _r(pattern: str, flags: int = re.IGNORECASE) -> re.Pattern[str]:
+    return re.compile(pattern, flags)
+
+
+INFORMAL_RULES: tuple[Rule, ...] = (
+    # "x [at] y [dot] com", "x (at) y.com", "x @ y . com": the brackets or spaces are the obfuscation.
+    Rule("EMAIL_ADDRESS", _r(rf"{_USER}{_AT_BRACKET}[a-z0-9-]+(?:{_DOT}[a-z0-9-]+)*?{_DOT}{_TLD}\b"), 0.85),
+    # "x at y dot com": a spoken dot, or a well-known mail host ("zorblat99 at gmail.com").
+    Rule("EMAIL_ADDRESS", _r(rf"{_USER}\s+at\s+[a-z0-9-]+(?:{_DOT}[a-z0-9-]+)*?{_SPOKEN_DOT}{_TLD}\b"), 0.85),
+    Rule("EMAIL_ADDRESS", _r(rf"{_USER}\s+at\s+{_MAIL_HOSTS}{_DOT}{_TLD}\b"), 0.8),
+    # Phone digits in small groups behind any separators ("555 . 012 . 3456", "5-5-5-0-1-2-3-4-5-6").
+    Rule(
+        "PHONE_NUMBER",
+        _r(
+            r"(?<![\w+])\(?\d{1,4}\)?(?:\s*[-./_|*~,:]\s*|\s{2,}|\s)(?:\(?\d{1,4}\)?(?:\s*[-./_|*~,:]\s*|\s{2,}|\s)){1,8}\d{1,4}(?![\w])"
+        ),
+        0.3,
+        split_phone_ok,
+        context=_ctx(_PHONE_CONTEXT),
+        context_score=0.7,
+    ),
+    # Digits spelled as words, mixed with figures or not ("five five five, oh one two ...").
+    Rule(
+        "PHONE_NUMBER",
+        _r(rf"\b(?:(?:{_DIGIT_WORD}|\d{{1,4}})\b[\s,.-]{{0,3}}){{3,14}}(?:{_DIGIT_WORD}|\d{{1,4}})\b"),
+        0.7,
+        spelled_phone_ok,
+    ),
+    # Lower-case US street address: number, street words, suffix, optional unit, optional city + state + ZIP.
+    # Scored above NER (0.7), so a truecased street name read as a person does not take the address over.
+    Rule("STREET_ADDRESS", _r(rf"{_STREET_HEAD}{_SUFFIX}(?![\w-]){_TAIL}"), 0.72),
+    Rule("STREET_ADDRESS", _r(rf"{_STREET_HEAD}{_WEAK_SUFFIX}(?:[ ,]+{_UNIT}\b{_TAIL}|{_CITY_STATE})"), 0.72),
+)

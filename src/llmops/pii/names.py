@@ -1,0 +1,136 @@
+"""Person names where the NER model cannot see them: lower-case chat ("thanks maria gonzalez", "i'm maria"),
+and single names the small model calls an organisation ("Brett", "Jay & Trish").
+
+The cue is a name lexicon: the first and last names of Faker's person providers for the locales below
+(census- and registry-derived lists shipped in the ``faker`` package), less the names that are also ordinary
+words (:data:`AMBIGUOUS`: "will", "grace", "bill", ... as they occur in lower case in customer-support
+text). A lexicon name in lower case is truecased for NER (the model decides), and a lexicon first name after
+a greeting or self-introduction, or followed by a lexicon surname, is a name by itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import re
+
+from llmops.pii.rules import Rule
+
+# Locales whose names our users' customers carry; each is a list of real given names and surnames.
+_LOCALES = (
+    "en_US en_GB en_IE en_IN en_CA en_AU en_NZ es_ES es_MX fr_FR de_DE it_IT pt_BR pt_PT nl_NL pl_PL tr_TR sv_SE fi_FI "
+    "ru_RU uk_UA ar_AA hi_IN zu_ZA yo_NG tw_GH vi_VN id_ID fil_PH ja_JP zh_CN ko_KR"
+).split()
+
+# Lexicon names that are also ordinary English words in lower case (from the words of the Bitext
+# customer-support corpus and spaCy's stop words; see data/pii-gold/README.md). Never a cue on their own.
+AMBIGUOUS = frozenset(
+    """
+    a ability able about above access account act add address after again age ah ai al all am an and angel any april
+    are art as ask at august autumn b baby back bad ball bank bar bay be bear bell best big bill bird black blue bond
+    book boss box boy brand bright brown buck bush but buy by c call can cap card care carry case cash chance change
+    charity chase cherry child christian church city clay clear close cole cook cool cost could court cover crane
+    cross crystal d dale dawn day de dean dear del delivery di do dollar don dot down dr duke e earl early east easy
+    eden edge else em email en end ever eve faith fall far fast fee field fine fish fisher flower for ford fox frank
+    free friend from fry gale game gay gem gene get gift glad glen glory gold golden good grace grant gray green grey
+    guy hale hall happy hardy harmony hart have hay he heart heaven help her here hill him his hope how hunt hunter i
+    if in iris is it ivy jack jade james jay jewel joy jr judge july june just justice kay key kind king knight la lake
+    lane law lee legend les lily link little long look lord love low luck lucky ma mac main major man march mark marsh
+    mason master matter max may me mercy merry might miles mill miller mint miss mo moon more moss most much my n
+    name nash new next nice night no noble north not now oak ocean of official oh ok on one or order other our page
+    paid park parker pay pearl penny pierce pin pink plain plan please poor post power price prince queen quick rain
+    ran range ray read reed rich ride right river rock rose rowan royal ruby rush s sage sale say sea see send shaw
+    she ship short should sky small smart snow so son south spring star steel stone storm strong summer sun sunny
+    sweet t tag tan tell than that the them then there these they this thomas those to today top town tracy true
+    try tu un under up us use van very via victory vienna view wall ward was way we well west what when where which
+    white who why wild will win winter wise with wood would wright yet you young your
+    among bo cant cases company date edit ek eta fair fields fo ho holder house jo junk le li lo lot made nee noone
+    om pages per pi real seven street swift tailor vi weeks wu yu
+    """.split()
+)
+
+_NAME_WORD = r"[a-z][a-z'-]{1,20}"
+# Greetings, thanks and self-introductions that a name follows in chat.
+_NAME_CUE = re.compile(
+    r"\b(?:thanks|thank you|thx|ty|hi|hello|hey|hiya|dear|bye|cheers|regards|i'?m|i am|im|my name is|my name'?s|name'?s|"
+    r"this is|call me|it'?s|speak to|talk to|ask for|mr|mrs|ms|miss|dr|sorry)[,.!]?\s+"
+    rf"({_NAME_WORD}(?:\s+{_NAME_WORD})?)\b",
+    re.IGNORECASE,
+)
+_PAIR = re.compile(rf"\b({_NAME_WORD})\s+({_NAME_WORD})\b")
+
+
+@functools.cache
+def lexicon() -> tuple[frozenset[str], frozenset[str]]:
+    """(first names, last names), case-folded, ambiguous words removed."""
+    first: set[str] = set()
+    last: set[str] = set()
+    for locale in _LOCALES:
+        try:
+            provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
+        except ModuleNotFoundError:
+            continue
+        for attr, into in (
+            ("first_names", first),
+            ("first_names_female", first),
+            ("first_names_male", first),
+            ("last_names", last),
+        ):
+            into.update(n.casefold() for n in getattr(provider, attr, ()) if isinstance(n, str) and n.isalpha())
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    def usable(names: set[str]) -> frozenset[str]:
+        return frozenset(n for n in names if len(n) > 2 and n not in AMBIGUOUS and n not in STOP_WORDS)
+
+    return usable(first), usable(last)
+
+
+def is_name_word(word: str) -> bool:
+    """A word of the lexicon (first or last name) that is not also an ordinary word."""
+    first, last = lexicon()
+    w = word.casefold()
+    return w in first or w in last
+
+
+def find_lowercase_names(text: str) -> list[tuple[int, int, float]]:
+    """(start, end, score) of lower-case names: a lexicon first name after a cue ("thanks maria",
+    "i'm maria") with its lexicon surname if one follows, and first name + surname pairs ("paul walker")."""
+    first, last = lexicon()
+    out: list[tuple[int, int, float]] = []
+    for m in _NAME_CUE.finditer(text):
+        words = m.group(1).split()
+        if words[0].casefold() not in first or not words[0].islower():
+            continue
+        end = m.start(1) + len(words[0])
+        if len(words) == 2 and words[1].islower() and words[1].casefold() in last | first:
+            end = m.end(1)
+        out.append((m.start(1), end, 0.7))
+    for m in _PAIR.finditer(text):
+        a, b = m.group(1), m.group(2)
+        if a.islower() and b.islower() and a in first and b in last and b not in first:
+            out.append((m.start(), m.end(), 0.6))
+    return out
+
+
+def truecase_names(text: str) -> str:
+    """``text`` with its lower-case lexicon names capitalised (same length), so NER can judge them."""
+    if text.isupper():
+        return text
+    first, last = lexicon()
+    return re.sub(
+        r"\b[a-z][a-z'-]+\b",
+        lambda m: m.group(0).capitalize() if m.group(0) in first or m.group(0) in last else m.group(0),
+        text,
+    )
+
+
+class _NameFinder:
+    """The lower-case name finder as a :class:`Rule` (``find`` only)."""
+
+    entity = "PERSON"
+
+    def find(self, text: str) -> list[tuple[int, int, float]]:
+        return find_lowercase_names(text)
+
+
+LOWERCASE_NAME_RULE: Rule = _NameFinder()  # type: ignore[assignment]
