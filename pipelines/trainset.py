@@ -21,7 +21,8 @@ def main() -> None:
         params.base,
     )
     # Leak gate: nothing is published if personal data survived the redact stage.
-    scan_records([e.to_openai() for e in (*result.train, *result.validation)], params.redact, "the training set")
+    examples = [e.to_openai() for e in (*result.train, *result.validation)]
+    scan_records([*examples, *result.provenance()], params.redact, "the training set (provenance included)")
     write_jsonl(ws.TRAINSET / "train.jsonl", (e.to_openai() for e in result.train))
     write_jsonl(ws.TRAINSET / "validation.jsonl", (e.to_openai() for e in result.validation))
     write_jsonl(ws.TRAINSET / "provenance.jsonl", result.provenance())

@@ -81,7 +81,13 @@ class RedactParams(_Section):
     scan_entities: list[str] = Field(
         default_factory=lambda: ["EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "PHONE_NUMBER"]
     )
-    scan_threshold: float = 0.6
+    # The redaction boundary: a record with a residual finding is quarantined; the stage fails above this share.
+    max_leak_share: float = Field(default=0.01, ge=0.0, le=1.0)
+    # Metadata keys kept (their values redacted like text); every other metadata key is dropped.
+    metadata_allow: list[str] = Field(default_factory=lambda: ["source", "intent", "category", "company", "language", "product"])
+    # Identifiers (conversation_id, generation_id) replaced by a keyed hash: "pii" when one looks like
+    # personal data, "all" always, "none" never.
+    hash_ids: Literal["pii", "all", "none"] = "pii"
 
 
 class EmbedTuneParams(_Section):
@@ -288,6 +294,9 @@ class Settings(BaseSettings):
     registry_uri: str | None = None
     # Key of the reversible PII vault (Fernet, urlsafe base64 of 32 bytes); only read when redact.vault is on.
     pii_vault_key: SecretStr | None = None
+    # Key of the keyed hash (HMAC-SHA256) that replaces identifiers that look like personal data; default:
+    # a random key created once under <home>/pii-vault/id-hash.key (ids stay stable on this state directory).
+    pii_hash_key: SecretStr | None = None
     # API keys of the answer service: comma-separated ``name[@role]:secret`` (secret may be ``sha256:<hex>``),
     # or a file with one entry a line. See README, "The answer service".
     api_keys: SecretStr | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Record(BaseModel):
@@ -79,18 +79,18 @@ class Chunk(_Record):
 
 
 class Quarantined(_Record):
-    """A record that failed validation, kept with the reason so nothing is lost silently."""
+    """A record held back with the reason, whole, so nothing is lost silently (see ``llmops.data.quarantine``).
+
+    ``raw_encoding``: ``base64`` for bytes that are not UTF-8 text. ``sealed``: ``raw`` is a Fernet token of
+    it (the vault key), not the record itself.
+    """
 
     source: str
     line_no: int
     reason: str
     raw: str
-
-    @field_validator("raw")
-    @classmethod
-    def _truncate(cls, value: str) -> str:
-        # A quarantined 1 MB line should not make the quarantine file unreadable.
-        return value if len(value) <= 4000 else value[:4000] + "…[truncated]"
+    raw_encoding: Literal["text", "base64"] = "text"
+    sealed: bool = False
 
 
 class ChatMessage(_Record):

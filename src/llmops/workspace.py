@@ -18,6 +18,7 @@ KINDS = ["conversations", "documents", "feedback"]
 
 RAW = Path("data/raw")
 QUARANTINE = Path("data/quarantine")
+REDACT_QUARANTINE = Path("data/redact-quarantine")  # records with residual PII after redaction
 CLEAN = Path("data/clean")
 REDACTED = Path("data/redacted")
 FEEDBACK = Path("data/feedback")

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from llmops.data.ingest import parse_jsonl
+from llmops.data.quarantine import original
 from llmops.records import Conversation, Document, FeedbackEvent
 
 GOOD = {
@@ -52,11 +53,12 @@ def test_counts_balance_on_mixed_batch() -> None:
     assert counts["in"] == counts["out"] + counts["quarantined"]
 
 
-def test_huge_line_is_kept_truncated_in_quarantine() -> None:
-    raw = b'{"doc_id": "d", "text": ' + b'"' + b"x" * 1_000_000  # unterminated 1 MB string
-    result = parse_jsonl(raw, Document, source="s")
-    assert len(result.quarantined) == 1
-    assert len(result.quarantined[0].raw) < 5000
+def test_huge_and_non_utf8_lines_are_kept_whole_in_quarantine() -> None:
+    huge = b'{"doc_id": "d", "text": ' + b'"' + b"x" * 1_000_000  # unterminated 1 MB string
+    latin1 = '{"doc_id": "e", "text": "café"}'.encode("latin-1")
+    result = parse_jsonl(huge + b"\n" + latin1, Document, source="s")
+    assert [original(q) for q in result.quarantined] == [huge, latin1]  # byte for byte, nothing truncated
+    assert result.quarantined[1].raw_encoding == "base64"
 
 
 def test_feedback_rating_must_be_in_range() -> None:

@@ -1,28 +1,64 @@
 """Text normalisation and exact de-duplication.
 
-Normalisation is conservative: Unicode form (NFKC by default), control characters removed, runs of
+Normalisation is conservative: invisible format characters (Unicode Cf) removed everywhere, ids and
+metadata included, Unicode form (NFKC by default), control characters removed, runs of
 spaces collapsed, paragraph breaks kept (chunking uses them). Duplicates are detected on the
 normalised, case-folded content, so the same conversation delivered twice is kept once.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+import sys
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from llmops.config import CleanParams
 from llmops.records import Conversation, Document, FeedbackEvent, Turn
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u2028\u2029\ufeff]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u2028\u2029]")
 _SPACES = re.compile(r"[ \t\u00a0]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 
 
+@functools.cache
+def format_chars() -> re.Pattern[str]:
+    """Every Unicode format character (category Cf): zero-width space/joiners, word joiner, soft hyphen,
+    bidi controls (U+202A-U+202E, U+2066-U+2069), BOM, invisible operators, tag characters.
+
+    They are invisible, so they can split a card number or a name for a detector, flip how a text reads
+    (U+202E) or hide instructions; no training text needs them. Built once from ``unicodedata``.
+    """
+    ranges: list[str] = []
+    start = prev = -2
+    for cp in range(sys.maxunicode + 1):
+        if unicodedata.category(chr(cp)) != "Cf":
+            continue
+        if cp != prev + 1:
+            if start >= 0:
+                ranges.append(_range(start, prev))
+            start = cp
+        prev = cp
+    ranges.append(_range(start, prev))
+    return re.compile("[" + "".join(ranges) + "]")
+
+
+def _range(first: int, last: int) -> str:
+    return re.escape(chr(first)) if first == last else f"{re.escape(chr(first))}-{re.escape(chr(last))}"
+
+
+def strip_format_chars(text: str) -> tuple[str, int]:
+    """``text`` without format characters, and how many were removed."""
+    return format_chars().subn("", text)
+
+
 def normalize_text(text: str, form: str = "NFKC") -> str:
-    """Normalise Unicode, drop control/zero-width characters, collapse spaces, keep paragraphs."""
+    """Drop format (Cf) and control characters, normalise Unicode, collapse spaces, keep paragraphs."""
+    text, _ = strip_format_chars(text)
     text = unicodedata.normalize(form, text).replace("\r\n", "\n").replace("\r", "\n")
     text = _CONTROL.sub("", text)
     text = _SPACES.sub(" ", text)
@@ -44,19 +80,38 @@ class CleanStats:
     records_out: int = 0
     duplicates: int = 0
     emptied: int = 0
+    format_chars: int = 0  # invisible format characters removed (zero-width, bidi controls, soft hyphens ...)
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
 
 
+def _strip(value: Any, stats: CleanStats) -> Any:
+    """Format characters out of every string in a JSON-like value (metadata, ids)."""
+    if isinstance(value, str):
+        value, n = strip_format_chars(value)
+        stats.format_chars += n
+        return value
+    if isinstance(value, dict):
+        return {_strip(k, stats): _strip(v, stats) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strip(v, stats) for v in value]
+    return value
+
+
+def _normalize(text: str, form: str, stats: CleanStats) -> str:
+    return normalize_text(_strip(text, stats), form)
+
+
 def clean_conversations(conversations: Iterable[Conversation], cfg: CleanParams) -> tuple[list[Conversation], CleanStats]:
-    """Normalise every turn, drop empty turns and conversations left without any, drop exact duplicates."""
+    """Normalise every turn (format characters out of ids and metadata too), drop empty turns and
+    conversations left without any, drop exact duplicates."""
     stats, seen, out = CleanStats(), set(), []
     for conv in conversations:
         stats.records_in += 1
         turns = []
         for turn in conv.turns:
-            text = normalize_text(turn.text, cfg.unicode_form)[: cfg.max_turn_chars]
+            text = _normalize(turn.text, cfg.unicode_form, stats)[: cfg.max_turn_chars]
             if len(text) >= cfg.min_turn_chars:
                 turns.append(Turn(role=turn.role, text=text, ts=turn.ts))
         if not turns:
@@ -67,7 +122,8 @@ def clean_conversations(conversations: Iterable[Conversation], cfg: CleanParams)
             stats.duplicates += 1
             continue
         seen.add(key)
-        out.append(conv.model_copy(update={"turns": turns}))
+        ids = {"conversation_id": _strip(conv.conversation_id, stats), "metadata": _strip(conv.metadata, stats)}
+        out.append(conv.model_copy(update={"turns": turns, **ids}))
     stats.records_out = len(out)
     return out, stats
 
@@ -77,13 +133,14 @@ def clean_documents(documents: Iterable[Document], cfg: CleanParams) -> tuple[li
     stats, by_id = CleanStats(), {}
     for doc in documents:
         stats.records_in += 1
-        text = normalize_text(doc.text, cfg.unicode_form)
+        text = _normalize(doc.text, cfg.unicode_form, stats)
         if not text:
             stats.emptied += 1
             continue
         if doc.doc_id in by_id:
             stats.duplicates += 1
-        by_id[doc.doc_id] = doc.model_copy(update={"text": text, "title": doc.title and normalize_text(doc.title)})
+        title = doc.title and _normalize(doc.title, cfg.unicode_form, stats)
+        by_id[doc.doc_id] = doc.model_copy(update={"text": text, "title": title})
     out = list(by_id.values())
     stats.records_out = len(out)
     return out, stats
@@ -95,18 +152,20 @@ def clean_feedback(events: Iterable[FeedbackEvent], cfg: CleanParams) -> tuple[l
     for ev in events:
         stats.records_in += 1
         update = {
-            "query": normalize_text(ev.query, cfg.unicode_form),
-            "answer": normalize_text(ev.answer, cfg.unicode_form),
-            "correction": ev.correction and normalize_text(ev.correction, cfg.unicode_form),
+            "query": _normalize(ev.query, cfg.unicode_form, stats),
+            "answer": _normalize(ev.answer, cfg.unicode_form, stats),
+            "correction": ev.correction and _normalize(ev.correction, cfg.unicode_form, stats),
+            "generation_id": _strip(ev.generation_id, stats),
         }
         if not update["query"]:
             stats.emptied += 1
             continue
-        if ev.generation_id in by_id:
+        gid = update["generation_id"]
+        if gid in by_id:
             stats.duplicates += 1
-            if by_id[ev.generation_id].ts > ev.ts:
+            if by_id[gid].ts > ev.ts:
                 continue
-        by_id[ev.generation_id] = ev.model_copy(update=update)
+        by_id[gid] = ev.model_copy(update=update)
     out = sorted(by_id.values(), key=lambda e: e.ts)
     stats.records_out = len(out)
     return out, stats

@@ -9,6 +9,7 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from llmops.data.quarantine import hold
 from llmops.records import Quarantined
 from llmops.storage import ObjectStore
 
@@ -39,7 +40,7 @@ def _validation_reason(exc: ValidationError) -> str:
 
 
 def parse_jsonl(data: bytes, model: type[M], source: str) -> IngestResult[M]:
-    """Validate every non-blank line of ``data`` as ``model``; bad lines go to quarantine with a reason."""
+    """Validate every non-blank line of ``data`` as ``model``; bad lines go to quarantine, whole, with a reason."""
     result: IngestResult[M] = IngestResult(source=source)
     for line_no, raw in enumerate(data.split(b"\n"), start=1):
         if not raw.strip():
@@ -47,29 +48,21 @@ def parse_jsonl(data: bytes, model: type[M], source: str) -> IngestResult[M]:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            result.quarantined.append(
-                Quarantined(
-                    source=source,
-                    line_no=line_no,
-                    reason=f"not UTF-8: invalid byte at offset {exc.start}",
-                    raw=raw.decode("utf-8", errors="replace"),
-                )
-            )
+            result.quarantined.append(hold(source, line_no, f"not UTF-8: invalid byte at offset {exc.start}", raw))
             continue
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
-            reason = f"malformed JSON: {exc.msg} at column {exc.colno}"
-            result.quarantined.append(Quarantined(source=source, line_no=line_no, reason=reason, raw=text))
+            result.quarantined.append(hold(source, line_no, f"malformed JSON: {exc.msg} at column {exc.colno}", text))
             continue
         if not isinstance(obj, dict):
             reason = f"contract violation: expected a JSON object, got {type(obj).__name__}"
-            result.quarantined.append(Quarantined(source=source, line_no=line_no, reason=reason, raw=text))
+            result.quarantined.append(hold(source, line_no, reason, text))
             continue
         try:
             result.records.append(model.model_validate(obj))
         except ValidationError as exc:
-            result.quarantined.append(Quarantined(source=source, line_no=line_no, reason=_validation_reason(exc), raw=text))
+            result.quarantined.append(hold(source, line_no, _validation_reason(exc), text))
     return result
 
 

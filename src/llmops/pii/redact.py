@@ -5,12 +5,15 @@ placeholder, and the same value gets the same placeholder within one conversatio
 
 from __future__ import annotations
 
+import re
+import secrets
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from llmops.config import RedactParams
+from llmops.pii.scope import metadata_texts, rebuild_metadata, spread_values, whole_value_spans
 from llmops.pii.spans import RedactStats, Span, resolve_overlaps
-from llmops.pii.vault import Vault
+from llmops.pii.vault import Vault, hashed_id
 from llmops.records import Conversation, Document, FeedbackEvent
 
 __all__ = ["Pseudonymizer", "RedactStats", "Redactor", "Span", "resolve_overlaps"]
@@ -20,6 +23,15 @@ _OPERATOR_PARAMS: dict[str, dict[str, Any]] = {
     "hash": {"hash_type": "sha256"},
     "redact": {},
 }
+
+
+_ID_SEPARATORS = re.compile(r"[_\-:/+]+")
+
+
+def _id_words(value: str) -> str:
+    """``maria_gonzalez-1985`` -> ``maria gonzalez 1985`` (an e-mail keeps its dots) for detection."""
+    spaced = _ID_SEPARATORS.sub(" ", value)
+    return spaced if "@" in value else spaced.replace(".", " ")
 
 
 def _operator(name: str) -> Any:
@@ -69,9 +81,12 @@ class Redactor:
     """Detection (fast rules + batched NER by default, or Presidio's AnalyzerEngine) + pseudonyms.
 
     ``vault``: where reversible mappings go when ``cfg.vault`` is on (built at the edge from Settings).
+    ``id_key``: key of the keyed hash for identifiers that look like personal data (``cfg.hash_ids``);
+    without one, a random key for this redactor's lifetime (ids consistent within it only):
+    :meth:`from_settings` gives the stable key every sink uses.
     """
 
-    def __init__(self, cfg: RedactParams, analyzer: Any = None, vault: Vault | None = None) -> None:
+    def __init__(self, cfg: RedactParams, analyzer: Any = None, vault: Vault | None = None, id_key: bytes | None = None) -> None:
         self.cfg = cfg
         self.analyzer = analyzer
         if analyzer is None and cfg.engine == "fast":
@@ -87,24 +102,31 @@ class Redactor:
 
             raise ConfigError("redact.vault is on but no vault was given: set LLMOPS_PII_VAULT_KEY (see README)")
         self.vault = vault if cfg.vault else None
+        self.id_key = id_key if id_key is not None else secrets.token_bytes(32)
         self.stats = RedactStats()
+        self.metadata_dropped = 0
+        self.ids_hashed = 0
 
     @classmethod
     def from_settings(cls, cfg: RedactParams, settings: Any) -> Redactor:
-        """The redactor every sink uses: with the vault the settings point at when ``redact.vault`` is on."""
-        from llmops.pii.vault import open_vault
+        """The redactor every sink uses: the vault the settings point at when ``redact.vault`` is on, and the
+        id-hash key of this state directory."""
+        from llmops.pii.vault import id_hash_key, open_vault
 
-        return cls(cfg, vault=open_vault(cfg, settings))
+        return cls(cfg, vault=open_vault(cfg, settings), id_key=id_hash_key(settings))
 
-    def detect(self, texts: Sequence[str], entities: Sequence[str] | None = None) -> list[list[Span]]:
-        """Spans per text, batched."""
+    def analyze(self, texts: Sequence[str], entities: Sequence[str] | None = None) -> list[list[Span]]:
+        """Spans per text above ``cfg.score_threshold``: the one detection path of redaction and the leak scan."""
         entities = list(entities or self.cfg.entities)
         from llmops.pii.detect import FastAnalyzer
 
         if isinstance(self.analyzer, FastAnalyzer):
-            spans = self.analyzer.analyze(texts, entities)
-        else:
-            spans = self._detect_presidio(texts, entities)
+            return self.analyzer.analyze(texts, entities)
+        return self._detect_presidio(texts, entities)
+
+    def detect(self, texts: Sequence[str], entities: Sequence[str] | None = None) -> list[list[Span]]:
+        """Spans per text, batched, counted in :attr:`stats`."""
+        spans = self.analyze(texts, entities)
         self.stats.texts += len(texts)
         for s in spans:
             self.stats.add(resolve_overlaps(s))
@@ -130,51 +152,93 @@ class Redactor:
         if self.vault is not None:
             self.vault.put_many(e for p in pseudos for e in p.new)
 
+    def public_ids(self, ids: Sequence[str]) -> list[str]:
+        """Identifiers as they may leave the boundary: replaced by a keyed hash (``anon-...``) when
+        ``cfg.hash_ids`` is ``all``, or ``pii`` and the id (or its words, ``maria_gonzalez``) holds personal data."""
+        if self.cfg.hash_ids == "none" or not ids:
+            return list(ids)
+        if self.cfg.hash_ids == "all":
+            flagged = [True] * len(ids)
+        else:
+            spaced = [_id_words(i) for i in ids]
+            spans = self.analyze([*ids, *spaced])
+            flagged = [bool(a) or bool(b) for a, b in zip(spans[: len(ids)], spans[len(ids) :], strict=True)]
+        self.ids_hashed += sum(flagged)
+        return [hashed_id(i, self.id_key) if f else i for i, f in zip(ids, flagged, strict=True)]
+
     def redact_texts(self, texts: Sequence[str], entities: Sequence[str] | None = None) -> list[str]:
         """Redact independent texts (each gets its own placeholder numbering)."""
         return [Pseudonymizer(self.cfg.operators).apply(t, s) for t, s in zip(texts, self.detect(texts, entities), strict=True)]
 
     def redact_groups(
-        self, groups: Sequence[tuple[str, Sequence[str]]], *, progress: bool = False, desc: str = "pseudonymise"
+        self,
+        groups: Sequence[tuple[str, Sequence[str]]],
+        *,
+        progress: bool = False,
+        desc: str = "pseudonymise",
+        known: Sequence[Sequence[Sequence[Span]]] | None = None,
     ) -> list[list[str]]:
         """Redact ``(scope, texts)`` groups in one detection pass; the texts of a group share one
-        pseudonymiser (same value -> same placeholder), and the vault files its values under ``scope``."""
+        pseudonymiser (same value -> same placeholder), a value detected in one of them is redacted in all
+        of them (:func:`~llmops.pii.scope.spread_values`), and the vault files its values under ``scope``.
+        ``known``: spans already known per group and text (metadata keys that name their value's type)."""
         texts = [t for _, group in groups for t in group]
         spans = iter(self.detect(texts))
-        items: Iterable[tuple[str, Sequence[str]]] = groups
+        items: Iterable[tuple[int, tuple[str, Sequence[str]]]] = enumerate(groups)
         if progress:
             from tqdm import tqdm
 
-            items = tqdm(groups, desc=desc, unit="item")
+            items = tqdm(items, total=len(groups), desc=desc, unit="item")
         out, pseudos = [], []
-        for scope, group in items:
+        for n, (scope, group) in items:
+            found = [next(spans) for _ in group]
+            if known is not None:
+                found = [[*f, *k] for f, k in zip(found, known[n], strict=True)]
+            found = spread_values(group, found, self.cfg.entities)
             pseudo = self._pseudonymizer(scope)
-            out.append([pseudo.apply(t, next(spans)) for t in group])
+            out.append([pseudo.apply(t, s) for t, s in zip(group, found, strict=True)])
             pseudos.append(pseudo)
         self._store(pseudos)
         return out
 
     def redact_conversations(self, conversations: Sequence[Conversation], *, progress: bool = False) -> list[Conversation]:
-        groups = [(f"conversation:{c.conversation_id}", [t.text for t in c.turns]) for c in conversations]
-        redacted = self.redact_groups(groups, progress=progress)
-        return [
-            c.model_copy(update={"turns": [t.model_copy(update={"text": x}) for t, x in zip(c.turns, texts, strict=True)]})
-            for c, texts in zip(conversations, redacted, strict=True)
-        ]
+        """Turns and metadata of each conversation as one scope; metadata keys outside ``cfg.metadata_allow``
+        dropped; a conversation id that looks like personal data hashed (:meth:`public_ids`)."""
+        ids = self.public_ids([c.conversation_id for c in conversations])
+        groups, known, layouts = [], [], []
+        for c, cid in zip(conversations, ids, strict=True):
+            meta, hints, slots = metadata_texts(c.metadata)
+            groups.append((f"conversation:{cid}", [*(t.text for t in c.turns), *meta]))
+            known.append([*([] for _ in c.turns), *whole_value_spans(meta, hints, self.cfg.entities)])
+            layouts.append(slots)
+        redacted = self.redact_groups(groups, progress=progress, known=known)
+        out = []
+        for c, cid, texts, slots in zip(conversations, ids, redacted, layouts, strict=True):
+            turns = [t.model_copy(update={"text": x}) for t, x in zip(c.turns, texts, strict=False)]
+            metadata, dropped = rebuild_metadata(c.metadata, slots, texts[len(c.turns) :], self.cfg.metadata_allow)
+            self.metadata_dropped += dropped
+            out.append(c.model_copy(update={"conversation_id": cid, "turns": turns, "metadata": metadata}))
+        return out
 
     def redact_documents(self, documents: Sequence[Document]) -> list[Document]:
         texts = self.redact_texts([d.text for d in documents], self.cfg.document_entities)
         return [d.model_copy(update={"text": t}) for d, t in zip(documents, texts, strict=True)]
 
     def redact_feedback(self, events: Sequence[FeedbackEvent]) -> list[FeedbackEvent]:
-        """Query, answer and correction of each event, scoped by its generation id."""
-        groups = [(f"feedback:{e.generation_id}", [e.query, e.answer, e.correction or ""]) for e in events]
+        """Query, answer and correction of each event, scoped by its (public) generation id."""
+        ids = self.public_ids([e.generation_id for e in events])
+        groups = [(f"feedback:{g}", [e.query, e.answer, e.correction or ""]) for e, g in zip(events, ids, strict=True)]
         return [
-            e.model_copy(update={"query": q, "answer": a, "correction": c or None})
-            for e, (q, a, c) in zip(events, self.redact_groups(groups), strict=True)
+            e.model_copy(update={"generation_id": g, "query": q, "answer": a, "correction": c or None})
+            for e, g, (q, a, c) in zip(events, ids, self.redact_groups(groups), strict=True)
         ]
 
     def redact_corrections(self, generation_ids: Sequence[str], corrections: Sequence[str]) -> list[str]:
         """Free-text corrections that arrive after their generation, scoped like it (``feedback:<id>``)."""
-        groups = [(f"feedback:{g}", [c]) for g, c in zip(generation_ids, corrections, strict=True)]
+        ids = self.public_ids(generation_ids)
+        groups = [(f"feedback:{g}", [c]) for g, c in zip(ids, corrections, strict=True)]
         return [texts[0] for texts in self.redact_groups(groups)]
+
+    def report(self) -> dict[str, Any]:
+        """What this redactor did: texts, entities by type, metadata keys dropped, ids hashed."""
+        return {**self.stats.as_dict(), "metadata_keys_dropped": self.metadata_dropped, "ids_hashed": self.ids_hashed}

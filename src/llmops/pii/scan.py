@@ -12,13 +12,16 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from llmops.config import RedactParams
 from llmops.errors import PIILeakError
 from llmops.pii.spans import resolve_overlaps
+
+if TYPE_CHECKING:
+    from llmops.pii.redact import Redactor
 
 _MAX_FILE = 64 * 1024 * 1024  # bigger files are scanned line by line all the same; this bounds one JSON blob
 
@@ -38,13 +41,20 @@ def _hint(value: str) -> str:
 
 
 class Scanner:
-    """Our detectors restricted to ``cfg.scan_entities`` above ``cfg.scan_threshold``."""
+    """The redactor's detector restricted to ``cfg.scan_entities``: the same analyzer path and the same
+    ``score_threshold`` as redaction, so text the redactor produced is judged by the rules that produced it.
 
-    def __init__(self, cfg: RedactParams) -> None:
-        from llmops.pii.detect import FastAnalyzer
+    ``redactor``: share a loaded redactor (its spaCy model, its worker pool); by default one is built
+    from ``cfg`` (without vault: scanning stores nothing).
+    """
 
-        self.cfg = cfg.model_copy(update={"score_threshold": cfg.scan_threshold, "workers": 1})
-        self.analyzer = FastAnalyzer(self.cfg)
+    def __init__(self, cfg: RedactParams, redactor: Redactor | None = None) -> None:
+        self.cfg = cfg
+        if redactor is None:
+            from llmops.pii.redact import Redactor
+
+            redactor = Redactor(cfg.model_copy(update={"vault": False, "workers": 1}))
+        self.redactor = redactor
 
     def scan(self, items: Iterable[tuple[str, str]], batch: int = 512) -> list[Finding]:
         """``items``: (location, text) pairs."""
@@ -60,7 +70,7 @@ class Scanner:
     def _scan(self, chunk: list[tuple[str, str]]) -> list[Finding]:
         if not chunk:
             return []
-        spans = self.analyzer.analyze([t for _, t in chunk], self.cfg.scan_entities)
+        spans = self.redactor.analyze([t for _, t in chunk], self.cfg.scan_entities)
         return [
             Finding(loc, s.entity_type, _hint(text[s.start : s.end]))
             for (loc, text), found in zip(chunk, spans, strict=True)

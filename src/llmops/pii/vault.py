@@ -1,4 +1,5 @@
-"""Optional reversible vault: placeholder -> original value, per scope (a conversation, a feedback event).
+"""Optional reversible vault: placeholder -> original value, per scope (a conversation, a feedback event);
+and the key of the keyed hash that replaces identifiers that look like personal data.
 
 Off by default (``redact.vault``). Values are encrypted with Fernet (AES-128-CBC + HMAC) under a key
 from the environment (``LLMOPS_PII_VAULT_KEY``); the file holds one JSON line per entry and is
@@ -9,9 +10,12 @@ interleave lines.
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import hmac
 import json
 import os
 import re
+import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -28,6 +32,35 @@ def open_vault(cfg: RedactParams, settings: Settings) -> Vault | None:
     if settings.pii_vault_key is None:
         raise ConfigError("redact.vault is on but LLMOPS_PII_VAULT_KEY is not set: put a Fernet key in the environment")
     return Vault(settings.pii_vault_path, settings.pii_vault_key.get_secret_value())
+
+
+def id_hash_key(settings: Settings) -> bytes:
+    """The key of the keyed id hash: ``LLMOPS_PII_HASH_KEY`` when set, else a random 32-byte key created once
+    (owner-only) under ``<home>/pii-vault/id-hash.key``, so hashed ids stay stable across runs on one state
+    directory and cannot be recomputed from a guessed e-mail without the key."""
+    if settings.pii_hash_key is not None:
+        return settings.pii_hash_key.get_secret_value().encode()
+    path = settings.path("pii-vault", "id-hash.key")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # a concurrent run created it first
+            pass
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+    return path.read_text(encoding="utf-8").strip().encode()
+
+
+def hashed_id(value: str, key: bytes) -> str:
+    """``anon-`` + 20 letters of HMAC-SHA256(key, value): stable for one key, letters only (never mistaken for
+    a phone or card number by a later scan)."""
+    digest = hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:20]
+    return "anon-" + digest.translate(_HEX_TO_LETTERS)
+
+
+_HEX_TO_LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
 
 
 class Vault:
