@@ -89,6 +89,12 @@ class RedactParams(_Section):
     # personal data, "all" always, "none" never.
     hash_ids: Literal["pii", "all", "none"] = "pii"
 
+    @property
+    def scan_threshold(self) -> float:
+        """The leak gate's threshold: the redactor's own ``score_threshold`` (one detector, one threshold, so
+        text the redactor produced never fails the gate on a score the redactor did not act on)."""
+        return self.score_threshold
+
 
 class EmbedTuneParams(_Section):
     epochs: int = Field(default=1, ge=1)

@@ -70,7 +70,12 @@ class Scanner:
     def _scan(self, chunk: list[tuple[str, str]]) -> list[Finding]:
         if not chunk:
             return []
-        spans = self.redactor.analyze([t for _, t in chunk], self.cfg.scan_entities)
+        texts = [t for _, t in chunk]
+        analyzer = self.redactor.analyzer
+        if hasattr(analyzer, "scan") and analyzer.cfg.scan_entities == self.cfg.scan_entities:
+            spans = analyzer.scan(texts)  # the detector's leak-gate entry point (its worker pool, same shadow)
+        else:  # Presidio's engine, or other entities: the redactor's own analysis, filtered the same way
+            spans = self.redactor.analyze(texts, self.cfg.scan_entities)
         return [
             Finding(loc, s.entity_type, _hint(text[s.start : s.end]))
             for (loc, text), found in zip(chunk, spans, strict=True)
