@@ -8,10 +8,8 @@ normalised, case-folded content, so the same conversation delivered twice is kep
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
-import sys
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,35 +23,18 @@ _SPACES = re.compile(r"[ \t\u00a0]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 
 
-@functools.cache
-def format_chars() -> re.Pattern[str]:
-    """Every Unicode format character (category Cf): zero-width space/joiners, word joiner, soft hyphen,
-    bidi controls (U+202A-U+202E, U+2066-U+2069), BOM, invisible operators, tag characters.
-
-    They are invisible, so they can split a card number or a name for a detector, flip how a text reads
-    (U+202E) or hide instructions; no training text needs them. Built once from ``unicodedata``.
-    """
-    ranges: list[str] = []
-    start = prev = -2
-    for cp in range(sys.maxunicode + 1):
-        if unicodedata.category(chr(cp)) != "Cf":
-            continue
-        if cp != prev + 1:
-            if start >= 0:
-                ranges.append(_range(start, prev))
-            start = cp
-        prev = cp
-    ranges.append(_range(start, prev))
-    return re.compile("[" + "".join(ranges) + "]")
-
-
-def _range(first: int, last: int) -> str:
-    return re.escape(chr(first)) if first == last else f"{re.escape(chr(first))}-{re.escape(chr(last))}"
-
-
 def strip_format_chars(text: str) -> tuple[str, int]:
-    """``text`` without format characters, and how many were removed."""
-    return format_chars().subn("", text)
+    """``text`` without invisible characters, and how many were removed.
+
+    Invisible means what the PII detector's shadow ignores (:func:`llmops.pii.normalize.is_invisible`): every
+    Unicode format character (Cf: zero-width space/joiners, word joiner, soft hyphen, bidi controls such as
+    U+202E, BOM, tag characters) and a few blank fillers. They can split a card number or a name for a
+    detector, flip how a text reads or hide instructions; no training text needs them.
+    """
+    from llmops.pii.normalize import strip_invisible
+
+    out = strip_invisible(text)
+    return out, len(text) - len(out)
 
 
 def normalize_text(text: str, form: str = "NFKC") -> str:
