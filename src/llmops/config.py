@@ -84,7 +84,9 @@ class RedactParams(_Section):
     # The redaction boundary: a record with a residual finding is quarantined; the stage fails above this share.
     max_leak_share: float = Field(default=0.01, ge=0.0, le=1.0)
     # Metadata keys kept (their values redacted like text); every other metadata key is dropped.
-    metadata_allow: list[str] = Field(default_factory=lambda: ["source", "intent", "category", "company", "language", "product"])
+    metadata_allow: list[str] = Field(
+        default_factory=lambda: ["source", "intent", "category", "company", "domain", "doc_id", "language", "product"]
+    )
     # Identifiers (conversation_id, generation_id) replaced by a keyed hash: "pii" when one looks like
     # personal data, "all" always, "none" never.
     hash_ids: Literal["pii", "all", "none"] = "pii"
