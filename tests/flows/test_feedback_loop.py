@@ -13,10 +13,12 @@ from llmops.config import Settings, load_params
 from llmops.jsonl import read_jsonl
 from llmops.records import EvalQuestion, FeedbackEvent
 from llmops.serve.app import build_answerer, create_app
+from llmops.serve.auth import KeyRing, parse_key
 from llmops.serve.simulate import simulate
 
 CANARY_CARD = "4111 1111 1111 1111"
 CANARY_EMAIL = "jane.roe@example.com"
+REVIEWER = "reviewer-secret-0123456789"
 
 
 def test_served_feedback_reaches_the_next_training_set(workspace: Path, prefect_api: None) -> None:
@@ -31,8 +33,10 @@ def test_served_feedback_reaches_the_next_training_set(workspace: Path, prefect_
     fresh = [
         EvalQuestion(id=e.generation_id, query=e.query, gold_doc_ids=["-"], answer=e.correction or e.answer) for e in seed[:6]
     ]
-    with TestClient(create_app(build_answerer(Settings(), params, workspace))) as client:
-        counts = simulate(fresh, "", 6, client=client)
+    keys = KeyRing([parse_key(f"support@reviewer:{REVIEWER}", "test")])
+    bearer = {"Authorization": f"Bearer {REVIEWER}"}
+    with TestClient(create_app(build_answerer(Settings(), params, workspace), keys=keys)) as client:
+        counts = simulate(fresh, "", 6, client=client, api_key=REVIEWER)
         assert counts["answers"] == 6
         corrected = []
         for query, correction in [
@@ -42,10 +46,9 @@ def test_served_feedback_reaches_the_next_training_set(workspace: Path, prefect_
             ),
             (evals[0].query, evals[0].answer or "gold"),  # an eval question: must never reach training
         ]:
-            gid = client.post("/answer", json={"query": query}).json()["generation_id"]
-            assert (
-                client.post("/feedback", json={"generation_id": gid, "rating": -1, "correction": correction}).status_code == 202
-            )
+            gid = client.post("/answer", json={"query": query}, headers=bearer).json()["generation_id"]
+            fb = {"generation_id": gid, "rating": -1, "correction": correction}
+            assert client.post("/feedback", json=fb, headers=bearer).status_code == 202
             corrected.append(gid)
 
     summary = nightly(project_dir=str(workspace))

@@ -14,30 +14,56 @@ from llmops.errors import LLMOpsError
 app = typer.Typer()  # commands registered at top level by llmops.cli
 
 
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Interface to bind (non-loopback needs API keys or --no-auth).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8080,
     project_dir: Annotated[Path, typer.Option("--project-dir", "-C", help="DVC workspace.")] = Path("."),
+    no_auth: Annotated[
+        bool, typer.Option("--no-auth", help="Serve without API keys on any interface (every caller is 'anonymous').")
+    ] = False,
 ) -> None:
     """Serve answers: RAG over the index + the champion model; every answer goes to the generation log.
 
     POST /answer {"query": ...}; POST /feedback {"generation_id", "rating": -1|0|1, "correction"?};
-    GET /healthz; GET /metrics (Prometheus).
+    GET /healthz; GET /metrics (Prometheus). With LLMOPS_API_KEYS or LLMOPS_API_KEYS_FILE set
+    (`name\\[@role]:secret`, role user or reviewer), /answer and /feedback need `Authorization: Bearer <secret>`.
+    Without keys the service binds to loopback only, unless --no-auth.
     """
     try:
         from llmops.cli.pipeline import _prepare
         from llmops.config import load_params
         from llmops.serve.app import build_answerer, create_app
+        from llmops.serve.auth import load_keys
 
         settings = _prepare(project_dir)
         params = load_params("params.yaml")
-        app_ = create_app(build_answerer(settings, params, Path(".")), max_body_bytes=params.serve.max_body_bytes)
+        keys = None if no_auth else load_keys(settings)
+        if no_auth:
+            role = params.serve.anonymous_role
+            typer.secho(f"--no-auth: no API keys; every caller is 'anonymous' (role {role})", fg="yellow", err=True)
+        elif keys is None:
+            if host not in LOOPBACK:
+                typer.secho(f"no API keys configured: binding 127.0.0.1 instead of {host}", fg="yellow", err=True)
+                host = "127.0.0.1"
+            typer.secho(
+                "no API keys (LLMOPS_API_KEYS / LLMOPS_API_KEYS_FILE): loopback only, callers are 'anonymous'; "
+                "set keys or pass --no-auth to serve other hosts",
+                fg="yellow",
+                err=True,
+            )
+        else:
+            typer.echo(f"API keys: {', '.join(keys.names)}", err=True)
+        app_ = create_app(build_answerer(settings, params, Path(".")), keys=keys)
     except LLMOpsError as exc:
         fail(exc)
         return
     import uvicorn
 
+    typer.echo(f"serving on http://{host}:{port}", err=True)
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
@@ -49,6 +75,9 @@ def simulate(
     n: Annotated[int, typer.Option(help="How many questions to send.")] = 20,
     url: Annotated[str, typer.Option(help="Base URL of the running service.")] = "http://127.0.0.1:8080",
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="LLMOPS_API_KEY", help="Secret of a service API key (a reviewer's to send corrections).")
+    ] = None,
 ) -> None:
     """Send real questions to a running `llmops serve` and rate the answers against the gold answers."""
     from llmops.jsonl import read_jsonl
@@ -56,7 +85,7 @@ def simulate(
     from llmops.serve.simulate import simulate as run_simulation
 
     try:
-        counts = run_simulation(read_jsonl(questions, EvalQuestion), url, n, seed=seed)
+        counts = run_simulation(read_jsonl(questions, EvalQuestion), url, n, seed=seed, api_key=api_key)
     except LLMOpsError as exc:
         fail(exc)
         return

@@ -43,6 +43,8 @@ class FeedbackUpdate(BaseModel):
     rating: Literal[-1, 0, 1] | None = None
     correction: str | None = None
     simulated: bool = False
+    key_name: str | None = None  # the API key that gave it (its name, never the secret)
+    role: Literal["user", "reviewer"] | None = None  # that key's role when it gave it; absent -> treated as "user"
 
 
 class _Partition:

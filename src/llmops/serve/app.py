@@ -1,24 +1,48 @@
-"""FastAPI app: ``POST /answer``, ``POST /feedback``, ``GET /healthz``, ``GET /metrics`` (Prometheus)."""
+"""FastAPI app: ``POST /answer``, ``POST /feedback``, ``GET /healthz``, ``GET /metrics`` (Prometheus).
+
+Hostile input gets a 4xx, never a 5xx: the :class:`~llmops.serve.guard.Guard` middleware handles keys,
+rate limits and body size; strings with lone surrogates or NUL are 422; validation errors never echo
+the input back (only where it was and what was wrong), and every label of every metric is bounded.
+"""
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi import FastAPI, HTTPException, Request, Security
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.security import HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from llmops.config import Params, Settings
-from llmops.errors import ConfigError
-from llmops.serve.answerer import Answerer, UnknownGeneration
+from llmops.serve.answerer import Answerer, QueueFull, UnknownGeneration
+from llmops.serve.auth import ANONYMOUS, ApiKey, KeyRing
+from llmops.serve.components import IndexRetriever, build_answerer, serving_model
+from llmops.serve.guard import SCOPE_KEY, Guard, GuardConfig, RateLimiter
+
+__all__ = ["IndexRetriever", "build_answerer", "create_app", "serving_model"]
+
+SIMULATED_HEADER = "x-llmops-simulated"
+
+
+def _clean_text(value: str | None) -> str | None:
+    if value is None:
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text is not valid Unicode (lone surrogate); send UTF-8 text") from None
+    if "\x00" in value:
+        raise ValueError("text contains a NUL character")
+    return value
 
 
 class AnswerRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     query: str = Field(min_length=1, max_length=4000)
+
+    _valid = field_validator("query")(_clean_text)
 
 
 class AnswerResponse(BaseModel):
@@ -31,98 +55,34 @@ class AnswerResponse(BaseModel):
 
 class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    generation_id: str = Field(min_length=1, max_length=64)
+    generation_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     rating: Literal[-1, 0, 1] | None = None
     correction: str | None = Field(default=None, max_length=8000)
 
-
-class IndexRetriever:
-    """The configured retriever (hybrid by default) over the version the index alias serves now."""
-
-    def __init__(self, settings: Settings, params: Params) -> None:
-        from llmops.index.embed import make_embedder
-        from llmops.index.hybrid import open_retriever
-        from llmops.index.store import chroma_client
-        from llmops.index.versions import read_alias
-
-        client = chroma_client(settings)
-        embedder = make_embedder(params.index.embedder, params.index, settings)
-        self._retriever = open_retriever(client, embedder, params.index)
-        self.version = read_alias(client, params.index.collection).serving or "unpublished"
-
-    def retrieve(self, query: str, k: int) -> list[dict[str, Any]]:
-        return self._retriever.search([query], k=k)[0]
+    _valid = field_validator("correction")(_clean_text)
 
 
-def serving_model(settings: Settings) -> Any:
-    """``OPENAI_CHAT_MODEL`` when keyed; else the registry's champion as it was trained (an OpenAI
-    fine-tuned model through the API, or the base model + its LoRA adapter, fetched from an S3 registry
-    when needed); the base model until a champion exists."""
-    from llmops.finetune.registry import Registry
-    from llmops.llm.trained import trained_chat_model
-    from llmops.storage import is_remote
-
-    if settings.openai_api_key and settings.openai_chat_model:
-        from llmops.llm.openai_chat import OpenAIChatModel
-
-        return OpenAIChatModel.from_settings(settings.openai_chat_model, settings)
-    registry = Registry.from_settings(settings)  # LLMOPS_REGISTRY_URI: local or s3://
-    champion = registry.champion()
-    if champion is None:
-        return trained_chat_model("local", None, None, settings)
-    if champion.backend == "openai":
-        return trained_chat_model("openai", champion.model_id, None, settings)
-    if not champion.artifact_path:
-        raise ConfigError(f"champion {champion.model_id} has no artifact in the registry: promote another model")
-    adapter = Path(champion.artifact_path)
-    if is_remote(champion.artifact_path):  # an S3 registry: serve from a local copy of the adapter
-        adapter = registry.fetch_artifact(champion.model_id, settings.path("serve", "models", champion.model_id))
-    return trained_chat_model("local", champion.model_id, adapter, settings)
+def _safe(value: object, limit: int) -> str:
+    """A short, encodable rendering of something the client sent (never the whole of it)."""
+    text = str(value)
+    text = text if len(text) <= limit else text[:limit] + "…"
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
-def build_answerer(settings: Settings, params: Params, project_dir: Path) -> Answerer:
-    """The real components: Chroma + MiniLM retriever, champion model (or OpenAI when configured),
-    Presidio redaction, the generation log under ``<LLMOPS_HOME>/generation-log``."""
-    from llmops.feedback.log import GenerationLog
-    from llmops.pii import Redactor
-    from llmops.versioning import data_revision
-
-    model = serving_model(settings)
-    retriever = IndexRetriever(settings, params)
-    redactor = Redactor.from_settings(params.redact, settings)
-    log_root = settings.path("generation-log")
-    return Answerer(
-        retriever,
-        model,
-        GenerationLog(log_root, fsync=params.serve.fsync),
-        redactor.redact_texts,
-        params.serve,
-        params.base,
-        index_version=retriever.version,
-        data_rev=data_revision(project_dir),
-        known_ids=known_generation_ids(log_root),
-    )
+def _caller(request: Request) -> ApiKey:
+    return request.scope[SCOPE_KEY]
 
 
-def known_generation_ids(log_root: Path) -> set[str]:
-    """Ids already in the log, so feedback for answers given before a restart is accepted."""
-    ids: set[str] = set()
-    for part in log_root.glob("generations/date=*/part-*.jsonl"):
-        with part.open(encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                try:
-                    ids.add(json.loads(line)["generation_id"])
-                except (ValueError, KeyError, TypeError):
-                    continue  # a bad line is the nightly ingestion's to quarantine
-    return ids
-
-
-def create_app(answerer: Answerer, *, max_body_bytes: int = 65536) -> FastAPI:
-    # FastAPI resolves endpoint annotations from module globals: its types are imported at the top.
+def create_app(answerer: Answerer, *, keys: KeyRing | None = None) -> FastAPI:
+    """The service over ``answerer``; with ``keys`` /answer and /feedback (and /metrics when
+    ``serve.protect_metrics``) need a bearer key, without them every caller is ``anonymous``."""
     from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+    cfg = answerer.cfg
     registry = CollectorRegistry()
-    requests = Counter("llmops_requests_total", "HTTP requests", ["endpoint", "status"], registry=registry)
+    requests = Counter("llmops_requests_total", "HTTP requests by route template", ["endpoint", "status"], registry=registry)
+    rejected = Counter("llmops_rejected_total", "requests refused before reaching the model", ["reason"], registry=registry)
     cache_hits = Counter("llmops_answer_cache_hits_total", "answers served from the cache", registry=registry)
     latency = Histogram(
         "llmops_answer_latency_seconds",
@@ -131,23 +91,53 @@ def create_app(answerer: Answerer, *, max_body_bytes: int = 65536) -> FastAPI:
         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     )
 
-    app = FastAPI(title="llmops answer service", version="0.1.0")
+    class _Generations:
+        def collect(self) -> Any:
+            yield CounterMetricFamily("llmops_generations", "model generations", value=answerer.stats["generations"])
+            yield CounterMetricFamily(
+                "llmops_answer_shared", "answers that shared an identical in-flight generation", value=answerer.stats["shared"]
+            )
+            yield GaugeMetricFamily("llmops_generation_queue", "generations running or waiting", value=answerer.pending)
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Any) -> Response:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
-            requests.labels(request.url.path, "413").inc()
-            return JSONResponse({"detail": f"request body over {max_body_bytes} bytes"}, status_code=413)
-        response = await call_next(request)
-        requests.labels(request.url.path, str(response.status_code)).inc()
-        return response
+    registry.register(_Generations())
+    bearer = HTTPBearer(auto_error=False, description="an API key from LLMOPS_API_KEYS / LLMOPS_API_KEYS_FILE")
+    secured = [Security(bearer)] if keys is not None else []
 
-    @app.post("/answer", response_model=AnswerResponse)
+    app = FastAPI(title="llmops answer service", version="0.2.0")
+    protected = {"/answer", "/feedback"} | ({"/metrics"} if cfg.protect_metrics else set())
+    app.add_middleware(
+        Guard,
+        routes=lambda: app.router.routes,
+        cfg=GuardConfig(
+            keys=keys,
+            anonymous=ApiKey(ANONYMOUS, cfg.anonymous_role),
+            protected=protected,
+            limited={"/answer", "/feedback"},
+            limiter=RateLimiter(cfg.rate_limit_per_minute),
+            max_body_bytes=cfg.max_body_bytes,
+            count=lambda endpoint, status: requests.labels(endpoint, str(status)).inc(),
+            reject=lambda reason: rejected.labels(reason).inc(),
+        ),
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        rejected.labels("invalid").inc()
+        errors = [
+            {"loc": [_safe(p, 64) for p in e.get("loc", ())], "msg": _safe(e.get("msg", ""), 200), "type": _safe(e["type"], 64)}
+            for e in exc.errors()[:10]
+        ]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.post("/answer", response_model=AnswerResponse, dependencies=secured)
     def answer(req: AnswerRequest, request: Request) -> AnswerResponse:
         start = time.perf_counter()
-        simulated = request.headers.get("x-llmops-simulated") == "1"
-        res = answerer.answer(req.query, simulated=simulated)
+        simulated = request.headers.get(SIMULATED_HEADER) == "1"
+        try:
+            res = answerer.answer(req.query, caller=_caller(request), simulated=simulated)
+        except QueueFull as exc:
+            rejected.labels("queue_full").inc()
+            raise HTTPException(503, "the model is busy; retry later", headers={"Retry-After": str(exc.retry_after)}) from None
         latency.observe(time.perf_counter() - start)
         if res.cached:
             cache_hits.inc()
@@ -159,13 +149,17 @@ def create_app(answerer: Answerer, *, max_body_bytes: int = 65536) -> FastAPI:
             index_version=res.index_version,
         )
 
-    @app.post("/feedback", status_code=202)
+    @app.post("/feedback", status_code=202, dependencies=secured)
     def feedback(req: FeedbackRequest, request: Request) -> dict[str, str]:
         if req.rating is None and not req.correction:
             raise HTTPException(422, "give a rating (-1, 0, 1) and/or a correction")
         try:
             answerer.feedback(
-                req.generation_id, req.rating, req.correction, simulated=request.headers.get("x-llmops-simulated") == "1"
+                req.generation_id,
+                req.rating,
+                req.correction,
+                caller=_caller(request),
+                simulated=request.headers.get(SIMULATED_HEADER) == "1",
             )
         except UnknownGeneration:
             raise HTTPException(404, f"unknown generation_id {req.generation_id!r}") from None
@@ -175,7 +169,7 @@ def create_app(answerer: Answerer, *, max_body_bytes: int = 65536) -> FastAPI:
     def healthz() -> dict[str, Any]:
         return {"status": "ok", "model_id": answerer.model.model_id, "index_version": answerer.index_version}
 
-    @app.get("/metrics", response_class=PlainTextResponse)
+    @app.get("/metrics", response_class=PlainTextResponse, dependencies=secured if cfg.protect_metrics else [])
     def metrics() -> str:
         return generate_latest(registry).decode()
 

@@ -28,9 +28,17 @@ def rate(answer: str, gold: str, *, good: float = 0.3, bad: float = 0.1) -> tupl
 
 
 def simulate(
-    questions: Sequence[EvalQuestion], base_url: str, n: int, *, seed: int = 0, client: Any = None, timeout: float = 120.0
+    questions: Sequence[EvalQuestion],
+    base_url: str,
+    n: int,
+    *,
+    seed: int = 0,
+    client: Any = None,
+    timeout: float = 120.0,
+    api_key: str | None = None,
 ) -> dict[str, Any]:
-    """Send ``n`` questions (sampled with replacement), post a rating for each answer; returns counts."""
+    """Send ``n`` questions (sampled with replacement), post a rating for each answer; returns counts.
+    ``api_key``: the secret sent as ``Authorization: Bearer`` (corrections only train as a reviewer's)."""
     import httpx
 
     usable = [q for q in questions if q.answer]
@@ -39,16 +47,19 @@ def simulate(
     rng = random.Random(seed)
     counts: Counter[str] = Counter()
     own = client is None
-    client = client or httpx.Client(base_url=base_url, timeout=timeout, headers=HEADERS)
+    headers = {**HEADERS, **({"Authorization": f"Bearer {api_key}"} if api_key else {})}
+    client = client or httpx.Client(base_url=base_url, timeout=timeout, headers=headers)
     try:
         for _ in range(n):
             q = rng.choice(usable)
-            resp = client.post("/answer", json={"query": q.query})
+            resp = client.post("/answer", json={"query": q.query}, headers=headers)
             resp.raise_for_status()
             body = resp.json()
             rating, correction = rate(body["answer"], q.answer or "")
             fb = client.post(
-                "/feedback", json={"generation_id": body["generation_id"], "rating": rating, "correction": correction}
+                "/feedback",
+                json={"generation_id": body["generation_id"], "rating": rating, "correction": correction},
+                headers=headers,
             )
             fb.raise_for_status()
             counts["answers"] += 1

@@ -1,0 +1,95 @@
+"""The answer service's real components: the serving retriever, the champion model, the Answerer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from llmops.config import Params, Settings
+from llmops.errors import ConfigError
+from llmops.serve.answerer import Answerer
+
+
+class IndexRetriever:
+    """The configured retriever (hybrid by default) over the version the index alias serves now."""
+
+    def __init__(self, settings: Settings, params: Params) -> None:
+        from llmops.index.embed import make_embedder
+        from llmops.index.hybrid import open_retriever
+        from llmops.index.store import chroma_client
+        from llmops.index.versions import read_alias
+
+        client = chroma_client(settings)
+        embedder = make_embedder(params.index.embedder, params.index, settings)
+        self._retriever = open_retriever(client, embedder, params.index)
+        self.version = read_alias(client, params.index.collection).serving or "unpublished"
+
+    def retrieve(self, query: str, k: int) -> list[dict[str, Any]]:
+        return self._retriever.search([query], k=k)[0]
+
+
+def serving_model(settings: Settings) -> Any:
+    """``OPENAI_CHAT_MODEL`` when keyed; else the registry's champion as it was trained (an OpenAI
+    fine-tuned model through the API, or the base model + its LoRA adapter, fetched from an S3 registry
+    when needed); the base model until a champion exists."""
+    from llmops.finetune.registry import Registry
+    from llmops.llm.trained import trained_chat_model
+    from llmops.storage import is_remote
+
+    if settings.openai_api_key and settings.openai_chat_model:
+        from llmops.llm.openai_chat import OpenAIChatModel
+
+        return OpenAIChatModel.from_settings(settings.openai_chat_model, settings)
+    registry = Registry.from_settings(settings)  # LLMOPS_REGISTRY_URI: local or s3://
+    champion = registry.champion()
+    if champion is None:
+        return trained_chat_model("local", None, None, settings)
+    if champion.backend == "openai":
+        return trained_chat_model("openai", champion.model_id, None, settings)
+    if champion.backend == "base":  # the base model is the champion (no adapter): see evaluation.baseline
+        return trained_chat_model("local", champion.model_id, None, settings)
+    if not champion.artifact_path:
+        raise ConfigError(f"champion {champion.model_id} has no artifact in the registry: promote another model")
+    adapter = Path(champion.artifact_path)
+    if is_remote(champion.artifact_path):  # an S3 registry: serve from a local copy of the adapter
+        adapter = registry.fetch_artifact(champion.model_id, settings.path("serve", "models", champion.model_id))
+    return trained_chat_model("local", champion.model_id, adapter, settings)
+
+
+def build_answerer(settings: Settings, params: Params, project_dir: Path) -> Answerer:
+    """The real components: Chroma + MiniLM retriever, champion model (or OpenAI when configured),
+    Presidio redaction, the generation log under ``<LLMOPS_HOME>/generation-log``."""
+    from llmops.feedback.log import GenerationLog
+    from llmops.pii import Redactor
+    from llmops.versioning import data_revision
+
+    model = serving_model(settings)
+    retriever = IndexRetriever(settings, params)
+    redactor = Redactor.from_settings(params.redact, settings)
+    log_root = settings.path("generation-log")
+    return Answerer(
+        retriever,
+        model,
+        GenerationLog(log_root, fsync=params.serve.fsync),
+        redactor.redact_texts,
+        params.serve,
+        params.base,
+        index_version=retriever.version,
+        data_rev=data_revision(project_dir),
+        known_ids=known_generation_ids(log_root),
+    )
+
+
+def known_generation_ids(log_root: Path) -> dict[str, str | None]:
+    """Ids already in the log with the key that asked, so feedback for answers given before a restart is accepted."""
+    ids: dict[str, str | None] = {}
+    for part in log_root.glob("generations/date=*/part-*.jsonl"):
+        with part.open(encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                try:
+                    record = json.loads(line)
+                    ids[str(record["generation_id"])] = record.get("key_name")
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    continue  # a bad line is the nightly ingestion's to quarantine
+    return ids
