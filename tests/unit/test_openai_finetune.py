@@ -1,8 +1,8 @@
 """The OpenAI fine-tuning backend against a local HTTP server that speaks the files + fine_tuning.jobs endpoints.
 
 The server (loopback only) walks each job through validating_files -> queued -> running -> succeeded
-(or failed with an error.code), answers one 429 on job creation, and counts what it was asked, so the
-tests can tell a resumed job from a second, paid one.
+(or failed with an error.code), answers one 429 on job creation, lists its models, can refuse a job
+(400), and counts what it was asked, so the tests can tell a resumed job from a second, paid one.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import json
 import re
 import threading
 from collections.abc import Iterator
+from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 
 from llmops.config import FinetuneParams, Settings
-from llmops.errors import ConfigError, FineTuneError
+from llmops.errors import ConfigError, FineTuneError, TrainingDataError
 from llmops.finetune.openai_jobs import OpenAIFineTuner, openai_client
 
 STEPS = ["validating_files", "queued", "running", "running", "succeeded"]
@@ -31,6 +32,8 @@ class FakeOpenAI:
         self.calls: list[str] = []
         self.fail_next_create_with_429 = True
         self.fail_jobs = False
+        self.refuse_jobs = False
+        self.models = ["gpt-4o-mini-2024-07-18", "gpt-4.1-mini-2025-04-14"]
 
     def job_view(self, job: dict[str, Any]) -> dict[str, Any]:
         status = job["status"]
@@ -128,6 +131,18 @@ def make_handler(api: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                         {"error": {"message": "Rate limit", "type": "requests", "code": "rate_limit_exceeded"}},
                         {"retry-after-ms": "10"},
                     )
+                if api.refuse_jobs:
+                    return self._send(
+                        400,
+                        {
+                            "error": {
+                                "message": "Model gpt-4o-mini-2024-07-18 is not available for fine-tuning",
+                                "type": "invalid_request_error",
+                                "param": "model",
+                                "code": "model_not_available",
+                            }
+                        },
+                    )
                 req = json.loads(body)
                 jid = f"ftjob-{len(api.jobs) + 1}"
                 api.jobs[jid] = {
@@ -173,6 +188,9 @@ def make_handler(api: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             api.calls.append(f"GET {self.path.split('?')[0]}")
+            if self.path.split("?")[0] == "/v1/models":
+                data = [{"id": m, "object": "model", "created": 1, "owned_by": "system"} for m in api.models]
+                return self._send(200, {"object": "list", "data": data})
             m = re.fullmatch(r"/v1/fine_tuning/jobs/([^/?]+)(/events)?(\?.*)?", self.path)
             if not m or m.group(1) not in api.jobs:
                 return self._send(404, {"error": {"message": "no such job", "code": "not_found"}})
@@ -199,7 +217,7 @@ def api() -> Iterator[tuple[FakeOpenAI, str]]:
 @pytest.fixture()
 def files(tmp_path: Path) -> tuple[Path, Path]:
     row = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
-    (tmp_path / "train.jsonl").write_text(json.dumps(row) + "\n")
+    (tmp_path / "train.jsonl").write_text((json.dumps(row) + "\n") * 10)  # OpenAI's minimum
     (tmp_path / "validation.jsonl").write_text(json.dumps(row) + "\n")
     return tmp_path / "train.jsonl", tmp_path / "validation.jsonl"
 
@@ -223,7 +241,8 @@ def test_job_runs_to_success_through_a_429_with_events(api, files, tmp_path, mon
     assert state.trained_tokens == 1234
     assert server.calls.count("POST /v1/fine_tuning/jobs") == 2  # the 429, then the retry
     assert len(server.jobs) == 1 and server.jobs["ftjob-1"]["seed"] == 7 and server.jobs["ftjob-1"]["n_epochs"] == 2
-    assert server.files["file-1"].count(b'"assistant"') == 1 and server.jobs["ftjob-1"]["validation_file"] == "file-2"
+    assert server.calls[0] == "GET /v1/models"  # the target is checked before anything is uploaded
+    assert server.files["file-1"].count(b'"assistant"') == 10 and server.jobs["ftjob-1"]["validation_file"] == "file-2"
     assert any("Validating training file" in line for line in logs) and any("status succeeded" in line for line in logs)
     assert all(s >= 1 for s in sleeps)
     assert [m["step"] for m in state.metrics] == [2, 3]  # "metrics" events are kept for the loss curve
@@ -298,7 +317,7 @@ def test_stage_entry_validates_then_trains_with_openai(api, files, tmp_path, mon
     assert server.calls == []  # the cap stopped the run before any upload
     record = run_finetune(*files, tmp_path / "out", backend_cfg, settings, seed=5, backend=backend)
     assert record["backend"] == "openai" and record["model_id"].startswith("ft:gpt-4o-mini")
-    assert record["validation"]["examples"] == 1 and record["validation"]["estimated_cost_usd"] > 0
+    assert record["validation"]["examples"] == 10 and record["validation"]["estimated_cost_usd"] > 0
     assert record["train_loss"] == [1.0, pytest.approx(0.6667)]
     assert json.loads((tmp_path / "out/training.json").read_text())["job_id"] == "ftjob-1"
     assert (tmp_path / "loss.png").stat().st_size > 1000
@@ -367,3 +386,44 @@ def test_service_serves_an_openai_champion_through_the_api(api, tmp_path, monkey
     model = serving_model(Settings())
     assert isinstance(model, OpenAIChatModel) and model.model_id == model_id
     assert model.chat([{"role": "user", "content": "hi"}]).text == f"answer from {model_id}"
+
+
+@pytest.mark.parametrize(
+    ("case", "today", "error", "code"),
+    [
+        ("too_few_examples", None, TrainingDataError, None),
+        ("not_listed", None, FineTuneError, "model_not_listed"),
+        ("past_fine_tuning_end", date(2027, 1, 7), FineTuneError, "fine_tuning_ended"),
+        ("shut_down", date(2027, 1, 14), FineTuneError, "model_shut_down"),
+    ],
+)
+def test_target_is_checked_before_any_upload(api, files, tmp_path, monkeypatch, case, today, error, code) -> None:
+    server, url = api
+    if case == "too_few_examples":
+        files[0].write_text("\n".join(files[0].read_text().splitlines()[:9]) + "\n")
+    if case == "not_listed":
+        server.models = ["gpt-4.1-mini-2025-04-14"]
+    tuner = OpenAIFineTuner(_client(url, monkeypatch), CFG, tmp_path / "jobs", log=lambda _: None, today=today)
+    with pytest.raises(error, match=r"finetune\.backend: local") as err:
+        tuner.run(*files, seed=1)
+    assert getattr(err.value, "code", None) == code
+    assert "POST /v1/files" not in server.calls and not server.jobs
+
+
+def test_lifecycle_allows_the_model_until_its_fine_tuning_end(api, files, tmp_path, monkeypatch) -> None:
+    _, url = api
+    tuner = OpenAIFineTuner(
+        _client(url, monkeypatch), CFG, tmp_path / "jobs", log=lambda _: None, sleep=lambda _: None, today=date(2027, 1, 6)
+    )
+    assert tuner.run(*files, seed=1).status == "succeeded"
+
+
+def test_a_refused_job_is_a_clear_error_naming_the_local_backend(api, files, tmp_path, monkeypatch) -> None:
+    server, url = api
+    server.refuse_jobs = True
+    tuner = OpenAIFineTuner(_client(url, monkeypatch), CFG, tmp_path / "jobs", log=lambda _: None, sleep=lambda _: None)
+    with pytest.raises(
+        FineTuneError, match=r"refused a fine-tuning job .*HTTP 400, model_not_available.*finetune\.backend: local"
+    ) as err:
+        tuner.run(*files, seed=1)
+    assert err.value.code == "model_not_available" and not server.jobs

@@ -6,6 +6,11 @@ or is restarted therefore resumes polling the same job instead of paying for a s
 already succeeded is returned as is. The client is injected (``OpenAI(base_url=...)``), so any
 OpenAI-compatible endpoint works and tests run against a local server. 429s and 5xx are retried by the
 client (``max_retries``, honouring ``retry-after``).
+
+Before anything is uploaded, :func:`check_target` makes sure the job can run at all: the target model is
+listed for this key (``models.list``), it is not past its fine-tuning end or shutdown date
+(:data:`MODEL_LIFECYCLE`), and the file has OpenAI's minimum of 10 examples. A job the API refuses is
+an error that names the local backend (``finetune.backend: local``) as the way on.
 """
 
 from __future__ import annotations
@@ -14,16 +19,70 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from llmops.config import FinetuneParams
-from llmops.errors import FineTuneError
+from llmops.errors import FineTuneError, TrainingDataError
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
+MIN_EXAMPLES = 10  # OpenAI refuses a fine-tuning file with fewer
+LOCAL_WAY_ON = "set finetune.backend: local to train a LoRA adapter on the local model instead"
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """Dates after which OpenAI takes no new fine-tuning jobs for a model, and turns the model off."""
+
+    fine_tune_until: date | None = None
+    shutdown: date | None = None
+
+
+# As announced on OpenAI's deprecations page (https://platform.openai.com/docs/deprecations); extend it
+# when a new announcement names a model you train. A model not listed here is only checked against models.list.
+MODEL_LIFECYCLE: dict[str, Lifecycle] = {
+    "gpt-4o-mini-2024-07-18": Lifecycle(fine_tune_until=date(2027, 1, 6), shutdown=date(2027, 1, 14)),
+}
+
+
+def _count_examples(path: Path) -> int:
+    with path.open(encoding="utf-8") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+def check_target(client: Any, model: str, train: Path, *, today: date | None = None) -> None:
+    """Refuse before upload (see module docstring): :class:`TrainingDataError` under :data:`MIN_EXAMPLES`,
+    :class:`FineTuneError` (``code`` ``model_not_listed`` / ``fine_tuning_ended`` / ``model_shut_down``) otherwise."""
+    n = _count_examples(train)
+    if n < MIN_EXAMPLES:
+        raise TrainingDataError(
+            f"{train} has {n} examples; OpenAI fine-tuning needs at least {MIN_EXAMPLES}: nothing was uploaded. "
+            f"Add data (trainset stage counts say what was dropped), or {LOCAL_WAY_ON}"
+        )
+    today = today or datetime.now(UTC).date()
+    life = MODEL_LIFECYCLE.get(model, Lifecycle())
+    if life.shutdown and today >= life.shutdown:
+        raise FineTuneError(
+            f"{model} was shut down on {life.shutdown}: pick a current model in finetune.openai_model, or {LOCAL_WAY_ON}",
+            code="model_shut_down",
+        )
+    if life.fine_tune_until and today > life.fine_tune_until:
+        raise FineTuneError(
+            f"OpenAI takes no new fine-tuning jobs for {model} after {life.fine_tune_until}: pick a current model in "
+            f"finetune.openai_model, or {LOCAL_WAY_ON}",
+            code="fine_tuning_ended",
+        )
+    listed = {m.id for m in client.models.list()}
+    if model not in listed:
+        raise FineTuneError(
+            f"{model} is not among the {len(listed)} models this API key can use (models.list): check "
+            f"finetune.openai_model and the key's project, or {LOCAL_WAY_ON}",
+            code="model_not_listed",
+        )
 
 
 class JobState(BaseModel):
@@ -60,8 +119,10 @@ class OpenAIFineTuner:
         *,
         log: Callable[[str], None] = print,
         sleep: Callable[[float], None] = time.sleep,
+        today: date | None = None,
     ) -> None:
         self.client, self.cfg, self.state_dir, self.log, self.sleep = client, cfg, state_dir, log, sleep
+        self.today = today  # None: the current date (tests pin it to check the lifecycle table)
 
     def _path(self, key: str) -> Path:
         return self.state_dir / f"{key}.json"
@@ -95,7 +156,10 @@ class OpenAIFineTuner:
         return self._poll(state)
 
     def _create(self, state: JobState, train: Path, validation: Path | None, seed: int) -> None:
+        import openai
+
         if state.training_file is None:
+            check_target(self.client, self.cfg.openai_model, train, today=self.today)
             with train.open("rb") as fh:
                 state.training_file = self.client.files.create(file=fh, purpose="fine-tune").id
             self._save(state)
@@ -103,14 +167,24 @@ class OpenAIFineTuner:
             with validation.open("rb") as fh:
                 state.validation_file = self.client.files.create(file=fh, purpose="fine-tune").id
             self._save(state)
-        job = self.client.fine_tuning.jobs.create(
-            model=self.cfg.openai_model,
-            training_file=state.training_file,
-            validation_file=state.validation_file,
-            suffix=self.cfg.suffix,
-            seed=seed,
-            method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": self.cfg.epochs}}},
-        )
+        try:
+            job = self.client.fine_tuning.jobs.create(
+                model=self.cfg.openai_model,
+                training_file=state.training_file,
+                validation_file=state.validation_file,
+                suffix=self.cfg.suffix,
+                seed=seed,
+                method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": self.cfg.epochs}}},
+            )
+        except (openai.BadRequestError, openai.PermissionDeniedError, openai.NotFoundError) as exc:
+            body = exc.body if isinstance(exc.body, dict) else {}
+            code = body.get("code") or getattr(exc, "code", None)
+            raise FineTuneError(
+                f"OpenAI refused a fine-tuning job on {self.cfg.openai_model} (HTTP {exc.status_code}"
+                f"{', ' + str(code) if code else ''}: {body.get('message') or exc.message}); the files are uploaded, "
+                f"no job was created. Fix the cause and rerun, or {LOCAL_WAY_ON}",
+                code=str(code) if code else "job_refused",
+            ) from exc
         state.job_id, state.status = job.id, job.status
         self._save(state)  # persisted at once: a crash from here on resumes this job
         self.log(f"created fine-tuning job {job.id} on {self.cfg.openai_model} (status {job.status})")
