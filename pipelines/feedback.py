@@ -5,15 +5,18 @@ from __future__ import annotations
 
 from llmops import workspace as ws
 from llmops.feedback.ingest import ingest_feedback
+from llmops.feedback.screen import OpenAIModeration
 from llmops.jsonl import read_jsonl, write_json, write_jsonl
 from llmops.pii import Redactor
-from llmops.records import Document, EvalQuestion, FeedbackEvent
+from llmops.records import Conversation, Document, EvalQuestion, FeedbackEvent
 from pipelines._stage import setup
 
 
 def main() -> None:
     params, settings = setup("feedback")
     docs = read_jsonl(ws.REDACTED / "documents.jsonl", Document)
+    # Examples no API key controls: the base one key's share of the next training set is measured against.
+    conversations = read_jsonl(ws.REDACTED / "conversations.jsonl", Conversation)
     run = ingest_feedback(
         read_jsonl(ws.REDACTED / "feedback.jsonl", FeedbackEvent),
         settings.path("generation-log"),
@@ -22,6 +25,8 @@ def main() -> None:
         {d.doc_id: d.text for d in docs},
         params.feedback,
         Redactor.from_settings(params.redact, settings),
+        base_examples=len(conversations),
+        moderation=OpenAIModeration.from_settings(settings) if params.feedback.moderation else None,
     )
     write_jsonl(ws.FEEDBACK / "events.jsonl", run.joined)
     write_jsonl(ws.FEEDBACK / "curated.jsonl", run.curated.sft)

@@ -115,7 +115,7 @@ def test_curation_keeps_corrections_and_builds_dpo_pairs() -> None:
     res = curate_feedback(events, [], DOCS, FeedbackParams())
     assert [e.generation_id for e in res.sft] == ["g1", "g2"]
     assert dict(res.dropped) == {"near_duplicate": 1}
-    assert {tuple(p["generation_ids"]) for p in res.dpo} == {("g1", "g2"), ("g2",), ("g2", "g3")}
+    assert {tuple(p["generation_ids"]) for p in res.dpo} == {("g1", "g2"), ("g2",)}  # g3: a dropped duplicate
     pair = next(p for p in res.dpo if p["generation_ids"] == ["g2"])
     assert pair["rejected"] == "Call us." and pair["chosen"].startswith("Renew online")
     json.dumps(res.dpo)  # serialisable as written by the stage

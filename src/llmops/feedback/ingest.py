@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from llmops.config import FeedbackParams
 from llmops.feedback.curate import CurateResult, curate_feedback, join_feedback
 from llmops.feedback.log import FeedbackUpdate, NewLogData, collect_new, load_watermark, save_watermark
+from llmops.feedback.screen import Moderation
 from llmops.jsonl import read_jsonl
 from llmops.records import EvalQuestion, FeedbackEvent
 
@@ -65,8 +66,12 @@ def ingest_feedback(
     doc_texts: Mapping[str, str],
     cfg: FeedbackParams,
     redactor: FeedbackRedactor,
+    *,
+    base_examples: int = 0,
+    moderation: Moderation | None = None,
 ) -> FeedbackRun:
-    """Collect, redact, join and curate (see module docstring)."""
+    """Collect, redact, join and curate (see module docstring). ``base_examples`` and ``moderation``: see
+    :func:`llmops.feedback.curate.curate_feedback`."""
     new = collect_new(log_root, load_watermark(store / "watermark.json"))
     run = FeedbackRun(store=store, new=new)
     if new.generations:
@@ -80,5 +85,5 @@ def ingest_feedback(
     run.joined, run.orphan_updates = join_feedback(
         [*static_events, *old_generations, *run._new_generations], [*old_updates, *run._new_updates]
     )
-    run.curated = curate_feedback(run.joined, eval_questions, doc_texts, cfg)
+    run.curated = curate_feedback(run.joined, eval_questions, doc_texts, cfg, base_examples=base_examples, moderation=moderation)
     return run
