@@ -52,16 +52,25 @@ def evaluate(
     engine: Annotated[
         str, typer.Option(help="fast (ours) | presidio (AnalyzerEngine + ours) | vanilla (defaults only).")
     ] = "fast",
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ignore",
+            help="Also leave out this gold type (repeatable), e.g. SOCIAL_HANDLE and URL on a tweet set annotated "
+            "for names and places: predictions that overlap only such spans are not counted as false positives.",
+        ),
+    ] = None,
 ) -> None:
     """Print recall, precision, F2 (entity-agnostic overlap), docs/s and a per-entity breakdown as JSON."""
+    from llmops.pii.evaluate import IGNORED_TYPES, load_gold
     from llmops.pii.evaluate import evaluate as run_eval
-    from llmops.pii.evaluate import load_gold
 
     try:
         samples = load_gold(gold)
         samples = samples[:limit] if limit else samples
         detect = make_detector(_cfg(params), engine)
-        typer.echo(json.dumps({"engine": engine, **run_eval(samples, detect)}, indent=2))
+        ignored = (*IGNORED_TYPES, *(ignore or ()))
+        typer.echo(json.dumps({"engine": engine, **run_eval(samples, detect, ignored)}, indent=2))
     except LLMOpsError as exc:
         fail(exc)
 
@@ -103,5 +112,30 @@ def redact(
         cfg = _cfg(params)
         counts = redact_file(in_path, out_path, Redactor.from_settings(cfg, Settings()))
         typer.echo(json.dumps(counts))
+    except LLMOpsError as exc:
+        fail(exc)
+
+
+@app.command("purge")
+def purge(
+    project_dir: Annotated[Path, typer.Option("--project-dir", "-C", help="DVC workspace (dvc.yaml, dvc.lock).")] = Path("."),
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be deleted.")] = False,
+) -> None:
+    """Delete the personal data kept before the redaction boundary: data/raw, data/clean, data/quarantine,
+    data/redact-quarantine and their objects in the local DVC cache (older versions included, through the
+    dvc.lock copies of past runs). The DVC remote never holds them. The next run ingests the sources again."""
+    from llmops.config import Settings
+    from llmops.data.purge import purge_private
+
+    try:
+        if not (project_dir / "dvc.yaml").exists():
+            raise LLMOpsError(f"{project_dir} has no dvc.yaml: run from the project root or pass --project-dir")
+        locks = sorted(Settings().path("runs").glob("*.dvc.lock"))
+        plan = purge_private(project_dir, locks, dry_run=True)
+        typer.echo(f"{', '.join(plan.paths) or 'no private outputs'}; {plan.objects} cache objects ({plan.bytes} bytes)")
+        if dry_run or (not yes and not typer.confirm("Delete them?")):
+            return
+        typer.echo(json.dumps(purge_private(project_dir, locks).as_dict()))
     except LLMOpsError as exc:
         fail(exc)

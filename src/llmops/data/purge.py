@@ -1,0 +1,90 @@
+"""Delete the personal data kept before the redaction boundary: the workspace's raw, clean and quarantine
+outputs and their objects in the local DVC cache (the remote never had them: those outs are ``push: false``).
+
+Objects an output after the boundary shares (a knowledge-base file the redactor left unchanged is one
+object for ``data/clean`` and ``data/redacted``) are kept, so no published version loses its data. Older
+versions are found through the ``dvc.lock`` copies that run summaries keep (``<home>/runs/*.dvc.lock``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from llmops import workspace as ws
+
+PRIVATE = [ws.RAW, ws.CLEAN, ws.QUARANTINE, ws.REDACT_QUARANTINE]
+
+
+@dataclass
+class PurgeReport:
+    paths: list[str] = field(default_factory=list)  # workspace outputs removed
+    objects: int = 0  # cache objects removed
+    bytes: int = 0
+    shared: int = 0  # objects kept because a post-boundary output uses them too
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _outs(lock: dict[str, Any]) -> Iterable[tuple[str, str]]:
+    for stage in (lock.get("stages") or {}).values():
+        for out in stage.get("outs", []):
+            if out.get("md5"):
+                yield out["path"], out["md5"]
+
+
+def _read_lock(path: Path) -> dict[str, Any]:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+
+
+def _expand(md5: str, cache: Any) -> set[str]:
+    """An output's object and, for a directory, the objects of its files."""
+    oids = {md5}
+    if md5.endswith(".dir"):
+        listing = Path(cache.oid_to_path(md5))
+        if listing.exists():
+            oids |= {entry["md5"] for entry in json.loads(listing.read_text(encoding="utf-8"))}
+    return oids
+
+
+def purge_private(project_dir: Path, locks: Iterable[Path] = (), *, dry_run: bool = False) -> PurgeReport:
+    """Remove raw/clean/quarantine outputs of ``project_dir`` and their DVC cache objects.
+
+    ``locks``: more ``dvc.lock`` files (archived by run summaries) whose private outputs are purged too.
+    ``dry_run``: report what would go, remove nothing.
+    """
+    from dvc.repo import Repo
+
+    private_paths = {str(p) for p in PRIVATE}
+    with Repo(str(project_dir)) as repo:
+        cache = repo.cache.local
+        private: set[str] = set()
+        public: set[str] = set()
+        for lock_path in [project_dir / "dvc.lock", *locks]:
+            for path, md5 in _outs(_read_lock(lock_path)):
+                (private if path in private_paths else public).update(_expand(md5, cache))
+        report = PurgeReport(shared=len(private & public))
+        for oid in sorted(private - public):
+            obj = Path(cache.oid_to_path(oid))
+            if obj.exists():
+                report.objects += 1
+                report.bytes += obj.stat().st_size
+                if not dry_run:
+                    obj.unlink()
+    for rel in PRIVATE:
+        path = project_dir / rel
+        if path.exists():
+            report.paths.append(str(rel))
+            if not dry_run:
+                shutil.rmtree(path)
+    return report

@@ -1,0 +1,90 @@
+"""DVC keeps the boundary: a real `dvc repro` + `dvc push` on a tiny project with the project's out
+declarations sends nothing from raw/clean/quarantine to the remote; `llmops pii purge` deletes them and
+their cache objects, but not an object a post-boundary output shares."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from llmops.cli import app
+from llmops.data.purge import purge_private
+
+SECRET = "maria.canary@example.com"
+ROOT = Path(__file__).resolve().parents[2]
+
+WRITE = (
+    "import pathlib as p\n"
+    "for d in ('raw','clean','quarantine','redacted'): p.Path('data',d).mkdir(parents=True, exist_ok=True)\n"
+    f"p.Path('data/raw/c.jsonl').write_text('{SECRET} raw\\n')\n"
+    f"p.Path('data/quarantine/c.jsonl').write_text('{SECRET} held\\n')\n"
+    "p.Path('data/clean/docs.jsonl').write_text('public page\\n')\n"
+    f"p.Path('data/clean/c.jsonl').write_text('{SECRET} clean\\n')\n"
+    "p.Path('data/redacted/docs.jsonl').write_text('public page\\n')\n"
+    "p.Path('data/redacted/c.jsonl').write_text('<EMAIL_ADDRESS_1>\\n')\n"
+)
+
+
+def _project_outs() -> dict[str, bool]:
+    """The push flag of every ingest/clean/redact out in the project's dvc.yaml."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    flags = {}
+    for st in ("ingest", "clean", "redact"):
+        for out in stages[st]["outs"]:
+            path, opts = next(iter(out.items())) if isinstance(out, dict) else (out, {})
+            flags[path] = opts.get("push", True)
+    return flags
+
+
+def test_project_declares_every_pre_boundary_out_unpushed() -> None:
+    assert _project_outs() == {
+        "data/raw": False,
+        "data/quarantine": False,
+        "data/clean": False,
+        "data/redacted": True,
+        "data/redact-quarantine": False,
+    }
+
+
+def test_push_sends_nothing_private_and_purge_removes_it(
+    tmp_path: Path, settings_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proj, remote = tmp_path / "proj", tmp_path / "remote"
+    proj.mkdir()
+    monkeypatch.chdir(proj)  # DVC resolves stage paths against the working directory
+    (proj / "write.py").write_text(WRITE)
+    flags = _project_outs()
+    outs = [{p: {"push": flags[p]}} for p in ("data/raw", "data/quarantine", "data/clean")] + ["data/redacted"]
+    (proj / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"ingest": {"cmd": "python write.py", "outs": outs}}}))
+    from dvc.repo import Repo
+
+    Repo.init(str(proj), no_scm=True).close()
+    with Repo(str(proj)) as repo:
+        with repo.config.edit() as conf:
+            conf["remote"]["r"] = {"url": str(remote)}
+            conf["core"]["remote"] = "r"
+    with Repo(str(proj)) as repo:
+        repo.reproduce()
+        assert repo.push() > 0
+
+    pushed = [p for p in remote.rglob("*") if p.is_file()]
+    assert pushed, "the redacted output was not pushed"
+    assert not [p for p in pushed if SECRET.encode() in p.read_bytes()]
+    cache = proj / ".dvc/cache"
+    assert [p for p in cache.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]  # local only
+
+    result = CliRunner().invoke(app, ["pii", "purge", "-C", str(proj), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "data/raw" in result.output and (proj / "data/raw").exists()  # dry run keeps everything
+
+    report = purge_private(proj)
+    assert set(report.paths) == {"data/raw", "data/quarantine", "data/clean"} and report.shared == 1
+    assert not [p for p in cache.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
+    assert not (proj / "data/raw").exists() and (proj / "data/redacted/docs.jsonl").exists()
+    (proj / "data/redacted/docs.jsonl").unlink()
+    with Repo(str(proj)) as repo:  # the post-boundary output still checks out from the cache (shared object kept)
+        repo.checkout(targets=["data/redacted"])
+    assert (proj / "data/redacted/docs.jsonl").read_text() == "public page\n"
