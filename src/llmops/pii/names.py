@@ -45,7 +45,7 @@ AMBIGUOUS = frozenset(
     try tu un under up us use van very via victory vienna view wall ward was way we well west what when where which
     white who why wild will win winter wise with wood would wright yet you young your
     among bo cant cases company date edit ek eta fair fields fo ho holder house jo junk le li lo lot made nee noone
-    om pages per pi real seven street swift tailor vi weeks wu yu
+    om pages per pi real seven street swift tailor vi weeks wu yu server story loyal trader mens java
     """.split()
 )
 
@@ -57,12 +57,16 @@ _NAME_CUE = re.compile(
     rf"({_NAME_WORD}(?:\s+{_NAME_WORD})?)\b",
     re.IGNORECASE,
 )
+# Support agents sign tweets and chats "^Kartika", "-Shie", "_Rjay" (initials like "*MS" are no name).
+_SIGN_OFF = re.compile(r"(?:\^\s?|(?:^|\s)[-–_]\s?(?=[A-Z][A-Za-z]?[a-z]{2,15}\s*(?:\d/\d)?\s*$))([A-Z][A-Za-z]?[a-z]{2,15})\b")
+_SINGLE = re.compile(r"(?<![\w@#'-])[A-Za-z][a-z'-]{2,20}(?![\w@'-])")
+_SINGLE_SCORE = 0.5  # a lone lexicon first name: above the redaction threshold, below the leak gate's
 _PAIR = re.compile(rf"\b({_NAME_WORD})\s+({_NAME_WORD})\b")
 
 
 @functools.cache
-def lexicon() -> tuple[frozenset[str], frozenset[str]]:
-    """(first names, last names), case-folded, ambiguous words removed."""
+def raw_lexicon() -> tuple[frozenset[str], frozenset[str]]:
+    """(first names, last names) of the locales' name lists, case-folded, ambiguous words included."""
     first: set[str] = set()
     last: set[str] = set()
     for locale in _LOCALES:
@@ -77,10 +81,20 @@ def lexicon() -> tuple[frozenset[str], frozenset[str]]:
             ("last_names", last),
         ):
             into.update(n.casefold() for n in getattr(provider, attr, ()) if isinstance(n, str) and n.isalpha())
+    return frozenset(first), frozenset(last)
+
+
+@functools.cache
+def lexicon() -> tuple[frozenset[str], frozenset[str]]:
+    """(first names, last names), case-folded, without words that are also ordinary words."""
     from spacy.lang.en.stop_words import STOP_WORDS
 
-    def usable(names: set[str]) -> frozenset[str]:
-        return frozenset(n for n in names if len(n) > 2 and n not in AMBIGUOUS and n not in STOP_WORDS)
+    from llmops.pii.common_words import COMMON_WORDS
+
+    first, last = raw_lexicon()
+
+    def usable(names: frozenset[str]) -> frozenset[str]:
+        return frozenset(n for n in names if len(n) > 2 and n not in AMBIGUOUS and n not in COMMON_WORDS and n not in STOP_WORDS)
 
     return usable(first), usable(last)
 
@@ -93,7 +107,8 @@ def is_name_word(word: str) -> bool:
 
 
 def find_lowercase_names(text: str) -> list[tuple[int, int, float]]:
-    """(start, end, score) of lower-case names: a lexicon first name after a cue ("thanks maria",
+    """(start, end, score) of names the NER model misses: a support agent's sign-off ("... ^Shivangi"),
+    a lexicon first name alone (capitalised or not), a lower-case lexicon first name after a cue ("thanks maria",
     "i'm maria") with its lexicon surname if one follows, and first name + surname pairs ("paul walker")."""
     first, last = lexicon()
     out: list[tuple[int, int, float]] = []
@@ -102,9 +117,14 @@ def find_lowercase_names(text: str) -> list[tuple[int, int, float]]:
         if words[0].casefold() not in first or not words[0].islower():
             continue
         end = m.start(1) + len(words[0])
-        if len(words) == 2 and words[1].islower() and words[1].casefold() in last | first:
+        if len(words) == 2 and words[1].islower() and (words[1] in last or words[1] in first):
             end = m.end(1)
         out.append((m.start(1), end, 0.7))
+    out.extend((m.start(1), m.end(1), 0.6) for m in _SIGN_OFF.finditer(text))
+    for m in _SINGLE.finditer(text):
+        word = m.group(0)
+        if word.casefold() in first and (word.islower() or word[1:].islower()):
+            out.append((m.start(), m.end(), _SINGLE_SCORE))
     for m in _PAIR.finditer(text):
         a, b = m.group(1), m.group(2)
         if a.islower() and b.islower() and a in first and b in last and b not in first:
@@ -116,12 +136,28 @@ def truecase_names(text: str) -> str:
     """``text`` with its lower-case lexicon names capitalised (same length), so NER can judge them."""
     if text.isupper():
         return text
-    first, last = lexicon()
-    return re.sub(
-        r"\b[a-z][a-z'-]+\b",
-        lambda m: m.group(0).capitalize() if m.group(0) in first or m.group(0) in last else m.group(0),
-        text,
-    )
+    first, _ = lexicon()  # surnames in lower case are mostly ordinary words ("story", "banks")
+    text = re.sub(r"\b[a-z][a-z'-]+\b", lambda m: m.group(0).capitalize() if m.group(0) in first else m.group(0), text)
+    return _PLACE_CUE.sub(_capitalise_place, text) if _PLACE_HINT.search(text) else text
+
+
+# A lower-case word after "in", "from", "near", "fly to" ... may be a place ("someone from vietnam", "in washington
+# dc"): capitalised for NER to judge, with the next word when it is a short region code ("dc", "nyc").
+_PLACE_HINT = re.compile(r"\b(?:in|from|near|to)\s+[a-z]")
+_PLACE_CUE = re.compile(
+    r"\b(?:in|from|near|(?:fly|flying|flight|flights|travel|trip|move|moved|moving|back|drive|going) to)\s+"
+    r"([a-z][a-z'-]{2,})(\s+(?:dc|nyc|uk|usa|uae)\b)?"
+)
+
+
+def _capitalise_place(m: re.Match[str]) -> str:
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    word, code = m.group(1), m.group(2) or ""
+    if word in STOP_WORDS:
+        return m.group(0)
+    head = m.group(0)[: m.start(1) - m.start(0)]
+    return head + word.capitalize() + (code.upper() if code.strip() not in STOP_WORDS else code)
 
 
 class _NameFinder:

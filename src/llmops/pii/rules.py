@@ -194,7 +194,7 @@ RULES: tuple[Rule, ...] = (
         "STREET_ADDRESS",
         _r(rf"\b(?:\d{{1,6}}\s+)?(?:(?:ul|al|pl|str)\.\s+)?{_CAP}(?:[ -][\w.]+){{0,2}}?\s+\d{{1,5}}[a-z]?\b\.?{_ADDR_MORE}"),
         0.35,
-        context=_ctx(_ADDR_CONTEXT),
+        context=re.compile(rf"\b(?:{_ADDR_CONTEXT})\b", re.IGNORECASE),  # whole words: "to" is no cue in "tonight"
         context_score=0.75,
         window=72,
     ),
@@ -208,7 +208,7 @@ RULES: tuple[Rule, ...] = (
     Rule("STREET_ADDRESS", _r(rf"\b{_UNIT}\b{_ADDR_MORE}"), 0.5),
     Rule(
         "ZIP_CODE",
-        _r(r"\b(?:zip|postal|post)\s*(?:code)?\s*(?:is|:)?\s*([A-Z0-9]{2,5}(?:[ -][A-Z0-9]{3,4})?)\b", re.IGNORECASE),
+        _r(r"\b(?:zip|postal|post)\b\s*(?:code)?\s*(?:is|:)?\s*([A-Z0-9]{2,5}(?:[ -][A-Z0-9]{3,4})?)\b", re.IGNORECASE),
         0.7,
         group=1,
     ),
@@ -253,7 +253,7 @@ NOT_NAMES = frozenset(
     "good morning afternoon evening regards best cheers sincerely the a an this that i you we note subject date "
     "when where what who why how phone mobile desk fax email address zip tel time re fwd question answer agent "
     "user customer bot assistant system summary update status total price order name website web url title company "
-    "job occupation location city country state dob birthday age gender id account card ssn iban ip when".split()
+    "job occupation location city country state dob birthday age gender id account card ssn iban ip when me".split()
 )
 _NW = rf"[{_U}][^\W\d_A-ZÀ-ÖØ-ÞΑ-ΩА-Я]+"  # a name word: a capital, then lower-case letters
 _FULL_NAME = rf"{_NW}(?:\s+[{_U}]\.?)?(?:\s+{_NW}){{1,2}}"
