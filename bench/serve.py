@@ -1,6 +1,13 @@
-"""Answer-service load test on loopback: cached path (2,000 requests, concurrency 16) and uncached path
-(100 distinct questions), p50/p95 latency and requests/s; then a crash test: SIGKILL the service
-mid-load, restart it, and count acknowledged answers missing from the generation log and torn lines.
+"""Answer-service load test on loopback.
+
+1. Bursts, single-flight off (before) vs on (after): N concurrent identical questions, and N requests
+   over 5 distinct questions, all at once; generations (from /metrics), wall time, p50/p95, errors.
+2. Cached path (2,000 requests, concurrency 16) and uncached path (100 distinct questions), p50/p95
+   latency and requests/s.
+3. Crash test: SIGKILL the service mid-load, restart it, and count acknowledged answers missing from
+   the generation log and torn lines.
+
+``BENCH_SERVE_PARTS=burst`` runs only part 1.
 
 Real components: Chroma + MiniLM over 12 sample documents, the base SmolLM2 model (no champion in a
 fresh state dir), Presidio redaction of every logged line.
@@ -21,6 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CONCURRENCY = 16
+BURST = 32
 
 
 def _free_port() -> int:
@@ -41,7 +49,10 @@ def _prepare(tmp: Path) -> tuple[Path, dict[str, str]]:
     project.mkdir()
     for name in ("dvc.yaml", "params.yaml"):
         shutil.copy(ROOT / name, project / name)
-    apply_overrides(project / "params.yaml", {"serve.max_new_tokens": 16})
+    # No keys on loopback: every request is 'anonymous', so lift its rate limit and queue bound for the load test.
+    apply_overrides(
+        project / "params.yaml", {"serve.max_new_tokens": 16, "serve.rate_limit_per_minute": 10**7, "serve.max_queue": 10**4}
+    )
     home = tmp / "home"
     docs = read_jsonl(ROOT / "data/sample/documents.jsonl", Document)[:12]
     refresh_index(docs, chroma_client(Settings(home=home)), LocalEmbedder(), IndexParams())
@@ -73,16 +84,19 @@ def _start(project: Path, env: dict[str, str], port: int) -> subprocess.Popen[by
     raise RuntimeError("the service did not come up within 180 s")
 
 
-async def _load(port: int, queries: list[str], *, stop_after: float | None = None) -> tuple[list[float], list[str], int]:
+async def _load(
+    port: int, queries: list[str], *, stop_after: float | None = None, concurrency: int = CONCURRENCY
+) -> tuple[list[float], list[str], int]:
     """Send ``queries`` with bounded concurrency; returns latencies (s), acknowledged ids, errors."""
     import httpx
 
-    sem = asyncio.Semaphore(CONCURRENCY)
+    sem = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
     acked: list[str] = []
     errors = 0
     start = time.perf_counter()
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+    limits = httpx.Limits(max_connections=max(concurrency, 100))
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=300, limits=limits) as client:
 
         async def one(q: str) -> None:
             nonlocal errors
@@ -102,6 +116,63 @@ async def _load(port: int, queries: list[str], *, stop_after: float | None = Non
     return latencies, acked, errors
 
 
+def _generations(port: int) -> float:
+    import httpx
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith("llmops_generations_total "))
+
+
+def _burst(project: Path, env: dict[str, str], single_flight: bool, bursts: dict[str, list[str]]) -> dict[str, dict[str, float]]:
+    """Each burst sent all at once to a fresh service; generations it cost, wall time, latencies."""
+    from llmops.config import apply_overrides
+
+    apply_overrides(project / "params.yaml", {"serve.single_flight": single_flight})
+    port = _free_port()
+    proc = _start(project, env, port)
+    out = {}
+    try:
+        for name, queries in bursts.items():
+            before = _generations(port)
+            t = time.perf_counter()
+            lat, _, err = asyncio.run(_load(port, queries, concurrency=len(queries)))
+            out[name] = {
+                "requests": len(queries),
+                "generations": _generations(port) - before,
+                "wall_s": round(time.perf_counter() - t, 2),
+                "p50_ms": round(_pct(lat, 0.5), 1),
+                "p95_ms": round(_pct(lat, 0.95), 1),
+                "errors": err,
+            }
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    return out
+
+
+def run_bursts(questions: list[str]) -> dict[str, float]:
+    """Single-flight off vs on, on the same bursts (fresh service and cache each time)."""
+    bursts = {
+        f"{BURST} identical": [questions[0]] * BURST,
+        f"{BURST} over 5": [questions[1 + i % 5] for i in range(BURST)],
+    }
+    with tempfile.TemporaryDirectory() as tmp_s:
+        project, env = _prepare(Path(tmp_s))
+        before = _burst(project, env, False, bursts)
+        after = _burst(project, env, True, bursts)
+    print(f"{'burst':14s} {'':7s} {'generations':>11s} {'wall s':>7s} {'p50 ms':>8s} {'p95 ms':>8s} {'errors':>6s}")
+    result: dict[str, float] = {}
+    for name in bursts:
+        for label, r in (("before", before[name]), ("after", after[name])):
+            print(
+                f"{name:14s} {label:7s} {r['generations']:11.0f} {r['wall_s']:7.2f} {r['p50_ms']:8.1f} {r['p95_ms']:8.1f} "
+                f"{r['errors']:6.0f}"
+            )
+            result |= {f"burst_{name.replace(' ', '_')}_{label}_{k}": v for k, v in r.items()}
+        print(f"{name:14s} wall time before/after: {before[name]['wall_s'] / after[name]['wall_s']:.1f}x")
+    return result
+
+
 def _pct(xs: list[float], p: float) -> float:
     return sorted(xs)[min(len(xs) - 1, int(p * len(xs)))] * 1000 if xs else float("nan")
 
@@ -112,6 +183,9 @@ def run() -> dict[str, float]:
     from llmops.records import EvalQuestion
 
     questions = [q.query for q in read_jsonl(ROOT / "data/sample/eval_questions.jsonl", EvalQuestion)]
+    bursts = run_bursts(questions[:6])
+    if os.environ.get("BENCH_SERVE_PARTS") == "burst":
+        return bursts
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
         project, env = _prepare(tmp)
@@ -156,6 +230,7 @@ def run() -> dict[str, float]:
         )
 
     result = {
+        **bursts,
         "cached_requests": 2000,
         "cached_rps": round(2000 / cached_s, 1),
         "cached_p50_ms": round(_pct(cached_lat, 0.5), 1),
