@@ -80,3 +80,20 @@ def test_token_bucket_per_key() -> None:
     assert limiter.acquire("a") == 0.0 and limiter.acquire("a") > 0
     now[0] = 1000.0  # refills to the burst size, not beyond
     assert sum(limiter.acquire("a") == 0.0 for _ in range(100)) == 60
+
+
+@pytest.mark.parametrize(
+    ("host", "keyed", "no_auth", "bound", "says"),
+    [
+        ("0.0.0.0", True, False, "0.0.0.0", None),
+        ("0.0.0.0", False, False, "127.0.0.1", "127.0.0.1 only (not 0.0.0.0)"),
+        ("127.0.0.1", False, False, "127.0.0.1", "no API keys"),
+        ("0.0.0.0", False, True, "0.0.0.0", "--no-auth"),
+    ],
+)
+def test_serve_binds_loopback_without_keys(host: str, keyed: bool, no_auth: bool, bound: str, says: str | None) -> None:
+    from llmops.cli.serve import bind_address
+
+    address, notice = bind_address(host, keyed, no_auth, "user")
+    assert address == bound
+    assert notice is None if says is None else says in (notice or "")

@@ -17,6 +17,19 @@ app = typer.Typer()  # commands registered at top level by llmops.cli
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
+def bind_address(host: str, keyed: bool, no_auth: bool, anonymous_role: str) -> tuple[str, str | None]:
+    """The interface to bind and what to tell the operator: without keys, loopback only unless --no-auth."""
+    if no_auth:
+        return host, f"--no-auth: no API keys on {host}; every caller is 'anonymous' (role {anonymous_role})"
+    if keyed:
+        return host, None
+    moved = "" if host in LOOPBACK else f" (not {host})"
+    return "127.0.0.1", (
+        f"no API keys (LLMOPS_API_KEYS / LLMOPS_API_KEYS_FILE): serving on 127.0.0.1 only{moved}, every caller is "
+        f"'anonymous' (role {anonymous_role}); configure keys, or pass --no-auth to serve other hosts without them"
+    )
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind (non-loopback needs API keys or --no-auth).")] = "127.0.0.1",
@@ -42,21 +55,11 @@ def serve(
         settings = _prepare(project_dir)
         params = load_params("params.yaml")
         keys = None if no_auth else load_keys(settings)
-        if no_auth:
-            role = params.serve.anonymous_role
-            typer.secho(f"--no-auth: no API keys; every caller is 'anonymous' (role {role})", fg="yellow", err=True)
-        elif keys is None:
-            if host not in LOOPBACK:
-                typer.secho(f"no API keys configured: binding 127.0.0.1 instead of {host}", fg="yellow", err=True)
-                host = "127.0.0.1"
-            typer.secho(
-                "no API keys (LLMOPS_API_KEYS / LLMOPS_API_KEYS_FILE): loopback only, callers are 'anonymous'; "
-                "set keys or pass --no-auth to serve other hosts",
-                fg="yellow",
-                err=True,
-            )
+        host, notice = bind_address(host, keys is not None, no_auth, params.serve.anonymous_role)
+        if notice:
+            typer.secho(notice, fg="yellow", err=True)
         else:
-            typer.echo(f"API keys: {', '.join(keys.names)}", err=True)
+            typer.echo(f"API keys: {', '.join(keys.names) if keys else ''}", err=True)
         app_ = create_app(build_answerer(settings, params, Path(".")), keys=keys)
     except LLMOpsError as exc:
         fail(exc)
