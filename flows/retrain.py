@@ -14,6 +14,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from flows.tasks import (
+    await_approval,
     configure_remote,
     forced_stages,
     observe,
@@ -52,7 +53,9 @@ def retrain(
             stage_runs += [run_stage(project_dir, s, force=True) for s in TRAINING]
         pushed = push(project_dir)
         if decision.run:
-            model, gate = record_model(project_dir, reason=reason)
+            model, gate = record_model(project_dir, reason=reason, flow_run_id=str(flow_run.get_id() or "local"))
+            if model.status == "pending":  # gate.require_approval: a person decides
+                model = await_approval(project_dir, model)
         run_id = str(flow_run.get_id() or "local")
         observe(project_dir, "retrain", run_id, evaluated=decision.run, monitored=False)  # history, trend, alert
         return publish_summary(

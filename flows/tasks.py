@@ -6,6 +6,7 @@ from pathlib import Path
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
+from prefect.input import RunInput
 
 from llmops import runs, versioning
 from llmops.config import Params, Settings, load_params
@@ -54,9 +55,35 @@ def forced_stages(project_dir: str) -> set[str]:
 
 
 @task(name="promotion-gate")
-def record_model(project_dir: str, reason: str) -> tuple[ModelRecord, GateDecision]:
+def record_model(project_dir: str, reason: str, flow_run_id: str | None = None) -> tuple[ModelRecord, GateDecision]:
     params: Params = load_params(Path(project_dir) / "params.yaml")
-    return runs.record_model(Path(project_dir), Settings(), params, reason=reason)
+    model, decision = runs.record_model(Path(project_dir), Settings(), params, reason=reason, flow_run_id=flow_run_id)
+    create_markdown_artifact(key="gate-report", markdown=runs.gate_markdown(model, decision), description="promotion gate")
+    return model, decision
+
+
+class Approval(RunInput):
+    """What a reviewer answers when the flow pauses for approval (Prefect UI form)."""
+
+    approve: bool
+    reason: str = ""
+
+
+def await_approval(project_dir: str, model: ModelRecord) -> ModelRecord:
+    """Pause this flow run until a reviewer approves or rejects the pending model -- in the Prefect UI (form)
+    or with `llmops models approve|reject` -- for at most ``gate.approval_timeout_s``; then the model stays
+    pending and the CLI can still decide. Call from a flow body (a pause cannot happen inside a task)."""
+    from prefect.exceptions import FlowPauseTimeout
+    from prefect.flow_runs import pause_flow_run
+
+    params = load_params(Path(project_dir) / "params.yaml")
+    print(f"{model.model_id} passed the gate; paused for approval (`llmops models approve|reject {model.model_id}`)")
+    try:
+        answer = pause_flow_run(wait_for_input=Approval, timeout=params.gate.approval_timeout_s, key=f"approve-{model.model_id}")
+    except FlowPauseTimeout:
+        print(f"no answer within {params.gate.approval_timeout_s} s: {model.model_id} stays pending")
+        return model
+    return runs.apply_approval(Settings(), model.model_id, approve=answer.approve, reason=answer.reason or "flow resumed")
 
 
 @task(name="run-summary")

@@ -1,10 +1,12 @@
-"""Stage `evaluate`: retrieval, reference, heuristic, groundedness and judge metrics of the fine-tuned model."""
+"""Stage `evaluate`: retrieval, reference, heuristic, groundedness and judge metrics of the fine-tuned model
+on the frozen gate set."""
 
 from __future__ import annotations
 
 import json
 
 from llmops import workspace as ws
+from llmops.evaluation.gate import check_score_field
 from llmops.evaluation.suite import evaluate_model
 from llmops.index.embed import make_embedder
 from llmops.index.hybrid import open_retriever
@@ -19,7 +21,7 @@ def main() -> None:
     params, settings = setup("evaluate")
     embedder = make_embedder(params.index.embedder, params.index, settings)
     metrics, rows = evaluate_model(
-        read_jsonl(params.evaluate.questions, EvalQuestion),
+        read_jsonl(params.evaluate.gate_questions, EvalQuestion),
         open_retriever(chroma_client(settings), embedder, params.index),
         model_in(ws.ADAPTER, settings, default_backend=params.finetune.backend),
         embedder,
@@ -27,6 +29,7 @@ def main() -> None:
         settings,
         progress=True,
     )
+    check_score_field(rows, params.gate.score_field)  # a misnamed field fails here, not silently at the gate
     write_json(ws.EVAL_METRICS, metrics)
     write_jsonl(ws.EVAL_SAMPLES, rows)
     print(json.dumps({k: v for k, v in metrics.items() if k != "slices"}, indent=2))

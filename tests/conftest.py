@@ -70,6 +70,7 @@ def make_workspace(dest: Path, *, tiny: bool = True) -> Path:
                 "finetune.max_examples": 8,
                 "finetune.eval_examples": 2,
                 "evaluate.answer_questions": 2,
+                "gate.min_paired_examples": 2,  # the tiny run answers 2 gate questions (the product needs 100)
                 "evaluate.max_new_tokens": 8,
                 "monitor.text_content_drift": False,
                 "serve.max_new_tokens": 8,

@@ -170,10 +170,12 @@ class GateParams(_Section):
     primary: str = "answers.token_f1"
     margin: float = 0.0
     guarded: dict[str, float] = Field(default_factory=lambda: {"retrieval.recall@5": 0.01})
-    score_field: str = "token_f1"
+    score_field: str = "answers.token_f1"
     bootstrap_samples: int = Field(default=2000, ge=100)
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
-    min_paired_examples: int = Field(default=3, ge=1)
+    min_paired_examples: int = Field(default=100, ge=1)
+    require_approval: bool = False
+    approval_timeout_s: int = Field(default=86400, ge=1)
 
 
 class GatesetParams(_Section):
@@ -192,8 +194,9 @@ class EvaluateParams(_Section):
     questions: str = "data/sample/eval_questions.jsonl"
     gate_questions: str = "data/gateset/questions.jsonl"
     k: list[int] = Field(default_factory=lambda: [1, 5, 10])
-    answer_questions: int = 6
-    max_new_tokens: int = 48
+    answer_questions: int = Field(default=0, ge=0)
+    max_new_tokens: int = 128
+    batch_size: int = Field(default=16, ge=1)
     context_chars: int = 900
     groundedness_threshold: float = 0.6
     judge_questions: int = 2

@@ -55,10 +55,29 @@ def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
-def record_model(project_dir: Path, settings: Settings, params: Params, *, reason: str) -> tuple[ModelRecord, GateDecision]:
-    """Register the workspace's evaluated adapter and let the gate decide whether it becomes champion."""
+def record_model(
+    project_dir: Path, settings: Settings, params: Params, *, reason: str, flow_run_id: str | None = None
+) -> tuple[ModelRecord, GateDecision]:
+    """Register the workspace's evaluated adapter and let the gate decide whether it becomes champion.
+
+    The champion is made sure of first (the base model, evaluated and registered, when there is none; its
+    scores recomputed when the gate set, index or decoding changed), so only the challenger is generated
+    each night. With ``gate.require_approval`` a model the gate passes becomes ``pending`` (see
+    :func:`apply_approval`), not champion.
+    """
+    from llmops.evaluation.baseline import ensure_champion, evaluation_key
+
     registry = Registry.from_settings(settings)
     training = _read_json(project_dir / ws.ADAPTER / "training.json")
+    current = registry.champion()
+    if current is not None and current.model_id == training["model_id"]:
+        return current, GateDecision(True, [f"{current.model_id} is already the champion (unchanged model)"])
+    judged = registry.get(training["model_id"])
+    if judged is not None:  # an unchanged adapter the gate (or a person: promote/rollback) already decided on
+        return judged, GateDecision(
+            False, [f"{judged.model_id} was already judged ({judged.status}); not re-gated: `llmops models promote` overrides"]
+        )
+    champion = ensure_champion(registry, project_dir, settings, params)
     evaluation = _read_json(project_dir / ws.EVAL_METRICS)
     scores = load_scores(project_dir / ws.EVAL_SAMPLES, params.gate.score_field)
     record = ModelRecord(
@@ -72,26 +91,71 @@ def record_model(project_dir: Path, settings: Settings, params: Params, *, reaso
         | {"data_until": data_until(project_dir / ws.TRAINSET / "provenance.jsonl")},
         evaluation=evaluation,
         eval_scores=scores,
+        eval_key=evaluation_key(project_dir, params),
     )
-    champion = registry.champion()
-    if champion is not None and champion.model_id == record.model_id:
-        return champion, GateDecision(True, [f"{record.model_id} is already the champion (unchanged model)"])
-    judged = registry.get(record.model_id)
-    if judged is not None:  # an unchanged adapter the gate (or a person: promote/rollback) already decided on
-        return judged, GateDecision(
-            False, [f"{record.model_id} was already judged ({judged.status}); not re-gated: `llmops models promote` overrides"]
-        )
     record = registry.register(record, project_dir / ws.ADAPTER)
     decision = decide(
         evaluation,
-        champion.evaluation if champion else None,
+        champion.evaluation,
         params.gate,
-        challenger_scores=scores or None,
-        champion_scores=(champion.eval_scores or None) if champion else None,
+        challenger_scores=scores,
+        champion_scores=champion.eval_scores,
         seed=params.base.seed,
     )
-    record = registry.set_status(record.model_id, "champion" if decision.promote else "rejected", decision.reasons)
+    decision.evidence["champion_id"] = champion.model_id
+    if flow_run_id:
+        decision.evidence["flow_run_id"] = flow_run_id
+    status = "rejected"
+    if decision.promote:
+        status = "pending" if params.gate.require_approval else "champion"
+        if status == "pending":
+            decision.reasons.append("gate passed; waiting for approval: `llmops models approve|reject " + record.model_id + "`")
+    record = registry.set_status(record.model_id, status, decision.reasons, evidence=decision.evidence)  # type: ignore[arg-type]
     return record, decision
+
+
+def apply_approval(settings: Settings, model_id: str, *, approve: bool, reason: str) -> ModelRecord:
+    """A reviewer's verdict on a pending model (from the paused flow's form or the CLI); a model already
+    decided (the CLI answered first) is returned as it is."""
+    registry = Registry.from_settings(settings)
+    record = registry.get(model_id)
+    if record is None or record.status != "pending":
+        return record  # type: ignore[return-value]
+    return registry.decide_pending(model_id, approve=approve, reason=reason)
+
+
+def resume_approval(model: ModelRecord, *, approve: bool, reason: str) -> str:
+    """Resume the flow run paused on ``model`` (its id is in the gate evidence) with the reviewer's verdict;
+    returns what happened, for the CLI to print. The registry is already updated, so a flow that cannot be
+    reached (finished, timed out, no Prefect API) changes nothing."""
+    run_id = model.gate_evidence.get("flow_run_id")
+    if not run_id or run_id == "local":
+        return ""
+    from uuid import UUID
+
+    from prefect.flow_runs import resume_flow_run
+
+    try:
+        resume_flow_run(UUID(run_id), run_input={"approve": approve, "reason": reason})
+    except Exception as exc:  # not paused any more, unreachable API ...: the registry verdict stands either way
+        return f"flow run {run_id} was not resumed ({type(exc).__name__}: {exc}); the registry holds the verdict"
+    return f"resumed flow run {run_id}"
+
+
+def gate_markdown(model: ModelRecord, decision: GateDecision) -> str:
+    """The gate report a reviewer reads before approving: decision, reasons and the paired evidence."""
+    ev = decision.evidence
+    lines = [f"# Gate report: `{model.model_id}` ({model.status})", ""]
+    lines += [f"- {r}" for r in decision.reasons]
+    if "paired_questions" in ev:
+        lines += [
+            "",
+            "| champion | paired questions | ties | mean diff | CI | p | min. detectable effect |",
+            "|---|---|---|---|---|---|---|",
+            f"| {ev.get('champion_id')} | {ev['paired_questions']} | {ev.get('ties', '')} | {ev.get('mean_diff', '')} | "
+            f"{ev.get('ci', '')} | {ev.get('p_value', '')} | {ev.get('mde', '')} |",
+        ]
+    return "\n".join(lines)
 
 
 def retrain_check(project_dir: Path, settings: Settings, params: Params, *, force: bool = False) -> RetrainDecision:
@@ -175,6 +239,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         lines += ["", "| metric | value |", "|---|---|"]
         for group in ("retrieval", "answers"):
             lines += [f"| {group}.{k} | {v} |" for k, v in ev.get(group, {}).items()]
+        lines += [f"| {name} | missing (could not be computed) |" for name in ev.get("missing", [])]
     if "gate" in summary:
         verdict = "promoted to champion" if summary["gate"]["promote"] else "rejected"
         lines += ["", f"**Model** `{summary['model']['model_id']}`: {verdict}"]

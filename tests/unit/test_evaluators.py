@@ -152,3 +152,59 @@ def test_judge_repeats_through_an_openai_compatible_endpoint(judge_url: str) -> 
     assert r.per_example[0]["relevance"] == 0.0
     assert r.metrics["unparsed_rate"] == pytest.approx(1 / 6, abs=1e-4)
     assert r.metrics["judged"] == 1 and r.primary == "faithfulness"
+
+
+def test_semantic_similarity_is_the_primary_with_an_embedder(embedder: object) -> None:
+    ref = "You can renew your driver's license online at the DMV website."
+    samples = [
+        EvalSample("1", "q", answer="Renew the license online on the DMV's website.", reference=ref),
+        EvalSample("2", "q", answer="Bananas are a yellow fruit rich in potassium.", reference=ref),
+        EvalSample("3", "q", answer="", reference=ref),
+        EvalSample("4", "q"),  # not answered: skipped, not scored 0
+    ]
+    r = ReferenceEvaluator(embedder).evaluate(samples)  # type: ignore[arg-type]
+    sims = [e.get("semantic_similarity") for e in r.per_example]
+    assert r.primary == "semantic_similarity" and sims[0] > 0.7 > 0.3 > sims[1] and sims[2] == 0.0 and sims[3] is None
+    assert r.metrics["semantic_similarity"] == pytest.approx(sum(sims[:3]) / 3, abs=1e-3) and r.metrics["answers"] == 3
+
+
+class _MumblingJudge:
+    """A judge model that never answers with a grade (what the 135M local judge does)."""
+
+    model_id = "mumbler"
+
+    def chat(self, messages: list[dict[str, str]], *, max_new_tokens: int = 128) -> object:
+        from llmops.llm.base import ChatResult
+
+        return ChatResult(text="The answer seems fine overall.", prompt_tokens=1, completion_tokens=5, latency_ms=1.0)
+
+
+def test_metrics_a_run_could_not_compute_are_missing_not_zero() -> None:
+    samples = [EvalSample("1", "q", answer="a", reference="a", contexts=["c"])]
+    metrics, _, results = run_evaluators([ReferenceEvaluator(), JudgeEvaluator(_MumblingJudge())], samples)
+    assert "faithfulness" not in metrics["judge"] and metrics["judge"]["unparsed_rate"] == 1.0
+    assert {"judge.faithfulness", "judge.relevance"} <= set(metrics["missing"]) and results[1].primary_value is None
+    assert "answers.token_f1" not in metrics["missing"] and metrics["answers"]["token_f1"] == 1.0
+
+
+def test_batched_greedy_answers_equal_one_by_one(model_cache: object) -> None:
+    """Left padding and sorting by length must not change what greedy decoding says."""
+    from pathlib import Path
+
+    from llmops.llm.local import LocalChatModel
+
+    model = LocalChatModel(Path(str(model_cache)) / "base")
+    prompts = [
+        [{"role": "user", "content": "How do I reset my password?"}],
+        [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Where is my refund? I paid a week ago."}],
+        [{"role": "user", "content": "Hi"}],
+    ]
+    batched = model.chat_batch(prompts, max_new_tokens=12, batch_size=3)
+    single = [model.chat(p, max_new_tokens=12) for p in prompts]
+    assert [b.text for b in batched] == [s.text for s in single] and all(b.text for b in batched)
+    assert [b.prompt_tokens for b in batched] == [s.prompt_tokens for s in single]
+    templated = [
+        model.tokenizer.apply_chat_template(p, add_generation_prompt=True, return_dict=True)["input_ids"] for p in prompts
+    ]
+    assert [b.prompt_tokens for b in batched] == [len(ids) for ids in templated]  # the chat template, tokenized once
+    assert any(b.truncated for b in batched) and all(b.completion_tokens <= 12 for b in batched)

@@ -1,4 +1,4 @@
-"""The promotion gate: margins, guarded metrics, k-repeat averaging and the paired bootstrap against noise."""
+"""The promotion gate: evidence thresholds, ties ("no change"), BCa interval, guarded metrics, score_field checks."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ import random
 import pytest
 
 from llmops.config import GateParams
+from llmops.errors import ConfigError
 from llmops.evaluation.answers import token_f1
-from llmops.evaluation.gate import bootstrap_diff, decide, mean_scores, scores_from_samples
+from llmops.evaluation.gate import check_score_field, decide, mean_scores, scores_from_samples
+from llmops.evaluation.paired import bca_interval, detectable_effect, paired_test
 
 CHAMP = {"answers": {"token_f1": 0.30}, "retrieval": {"recall@5": 0.80}}
+SMALL = GateParams(min_paired_examples=3)
 
 
 def _metrics(f1: float, recall: float = 0.80) -> dict:
@@ -24,54 +27,91 @@ def test_k_repeats_are_averaged_per_question() -> None:
 def test_noise_cannot_promote() -> None:
     """Same underlying quality, judged with noise: the point estimate is higher, the CI still covers 0."""
     rng = random.Random(7)
-    truth = {f"q{i}": rng.random() for i in range(40)}
+    truth = {f"q{i}": rng.random() for i in range(120)}
     champ = {q: [min(1, max(0, v + rng.gauss(0, 0.15))) for _ in range(3)] for q, v in truth.items()}
     chall = {q: [min(1, max(0, v + rng.gauss(0, 0.15))) for _ in range(3)] for q, v in truth.items()}
-    m_new, m_old = mean_scores(chall), mean_scores(champ)
-    new_f1, old_f1 = sum(m_new.values()) / 40, sum(m_old.values()) / 40
-    lucky = max(new_f1, old_f1) + 0.001  # the challenger's headline number looks better
-    decision = decide(_metrics(lucky), _metrics(old_f1), challenger_scores=chall, champion_scores=champ)
+    decision = decide(_metrics(0.5), _metrics(0.4), challenger_scores=chall, champion_scores=champ)
     assert not decision.promote
     assert "not a reliable improvement" in decision.reasons[0]
-    assert decision.evidence["paired_questions"] == 40
-    low, high = decision.evidence["ci"]
-    assert low <= 0 <= high
+    ev = decision.evidence
+    assert ev["paired_questions"] == 120 and ev["decision"] == "reject" and ev["ci_method"] == "BCa bootstrap"
+    low, high = ev["ci"]
+    assert low <= 0 <= high and 0 < ev["mde"] < 0.1 and ev["p_value"] > 0.025
+    assert "minimum detectable effect" in decision.reasons[0]
 
 
 def test_clear_improvement_is_promoted_with_reasons() -> None:
     rng = random.Random(3)
     champ = {f"q{i}": [rng.uniform(0.1, 0.4)] for i in range(30)}
     chall = {q: [v[0] + 0.3 + rng.uniform(-0.05, 0.05)] for q, v in champ.items()}
-    d = decide(_metrics(0.55), _metrics(0.25), GateParams(margin=0.1), challenger_scores=chall, champion_scores=champ)
+    cfg = GateParams(margin=0.1, min_paired_examples=30)
+    d = decide(_metrics(0.55), _metrics(0.25), cfg, challenger_scores=chall, champion_scores=champ)
     assert d.promote, d.reasons
     assert "lower bound > margin 0.1" in d.reasons[0] and d.evidence["ci"][0] > 0.1
+    assert d.evidence["decision"] == "promote" and d.evidence["p_value"] < 0.01
     assert any("recall@5 held" in r for r in d.reasons)
 
 
-def test_margin_and_guarded_metrics_without_scores() -> None:
-    assert decide(_metrics(0.30), None).promote
-    assert decide(_metrics(0.31), CHAMP).promote
-    assert not decide(_metrics(0.31), CHAMP, GateParams(margin=0.05)).promote
-    worse = decide(_metrics(0.20), CHAMP)
-    assert not worse.promote and "0.2000 <= champion 0.3000" in worse.reasons[0]
-    d = decide(_metrics(0.40, recall=0.70), CHAMP)
+@pytest.mark.parametrize(
+    ("champion", "challenger", "decision", "reason"),
+    [
+        ({"a": 0.2, "b": 0.5, "c": 0.9}, {"a": 0.2, "b": 0.5, "c": 0.9}, "no change", "no change: challenger and champion"),
+        ({"a": 0.2, "b": 0.5, "c": 0.9}, {"a": 0.2, "b": 0.5, "c": 0.4}, "reject", "not a reliable improvement"),
+    ],
+)
+def test_ties_are_no_change_not_a_zero_width_interval(champion: dict, challenger: dict, decision: str, reason: str) -> None:
+    d = decide(_metrics(0.5), _metrics(0.5), SMALL, challenger_scores=challenger, champion_scores=champion)
+    assert not d.promote and d.evidence["decision"] == decision and reason in d.reasons[0]
+    assert d.evidence["ties"] == sum(challenger[q] == champion[q] for q in champion)
+
+
+def test_a_few_wins_among_many_ties_are_not_enough() -> None:
+    """Identical answers on most questions, a handful of better ones: skewed, mostly-zero differences."""
+    champ = {f"q{i}": 0.3 for i in range(100)}
+    chall = dict(champ) | {f"q{i}": 0.9 for i in range(2)}
+    d = decide(_metrics(0.31), _metrics(0.30), challenger_scores=chall, champion_scores=champ)
+    assert not d.promote and d.evidence["ties"] == 98
+
+
+def test_too_few_paired_questions_never_promote() -> None:
+    d = decide(_metrics(0.9), CHAMP, challenger_scores={"a": [0.9]}, champion_scores={"a": [0.3]})
+    assert not d.promote and "not enough evidence: 1 paired questions" in d.reasons[0]
+    assert not decide(_metrics(0.9), CHAMP).promote  # no per-question scores at all: no evidence either
+
+
+def test_guarded_metrics_and_missing_primary() -> None:
+    scores = {f"q{i}": [0.9] for i in range(5)}, {f"q{i}": [0.2] for i in range(5)}
+    assert decide(_metrics(0.30), None).promote  # no champion at all
+    d = decide(_metrics(0.40, recall=0.70), CHAMP, SMALL, challenger_scores=scores[0], champion_scores=scores[1])
     assert not d.promote and any("recall@5 regressed: 0.7000 < champion 0.8000" in r for r in d.reasons)
+    assert d.evidence["decision"] == "reject"
     assert not decide({"retrieval": {"recall@5": 0.9}}, CHAMP).promote  # no primary metric -> never promoted
 
 
-def test_too_few_paired_questions_fall_back_to_point_estimate() -> None:
-    d = decide(_metrics(0.9), CHAMP, challenger_scores={"a": [0.9]}, champion_scores={"a": [0.3]})
-    assert d.promote and "only 1 paired questions" in d.reasons[0]
+def test_bca_interval_is_deterministic_brackets_the_mean_and_follows_skew() -> None:
+    diffs = [float(i % 3) / 2 - 0.4 for i in range(20)]
+    first = bca_interval(diffs, samples=1000, confidence=0.9, seed=1)
+    assert first == bca_interval(diffs, samples=1000, confidence=0.9, seed=1)
+    mean = sum(diffs) / 20  # by hand: seven 0s, seven 0.5s, six 1.0s -> 0.475 - 0.4
+    assert mean == pytest.approx(0.075) and first[0] < mean < first[1]
+    skewed = [0.0] * 90 + [0.8] * 10  # a long right tail: the interval reaches further right than left
+    low, high = bca_interval(skewed, samples=4000, confidence=0.95, seed=0)
+    assert high - 0.08 > 0.08 - low > 0
 
 
-def test_bootstrap_is_deterministic_and_brackets_the_mean() -> None:
-    a = {str(i): float(i % 3) / 2 for i in range(20)}
-    b = {str(i): 0.4 for i in range(20)}
-    first = bootstrap_diff(a, b, samples=500, confidence=0.9, seed=1)
-    assert first == bootstrap_diff(a, b, samples=500, confidence=0.9, seed=1)
-    mean, low, high, n = first
-    # by hand: i % 3 over 0..19 gives seven 0s, seven 1s (0.5) and six 2s (1.0): (7*0.5 + 6*1.0)/20 - 0.4
-    assert n == 20 and mean == pytest.approx(0.075) and low < mean < high
+def test_detectable_effect_shrinks_with_more_questions() -> None:
+    # (z_0.975 + z_0.8) * 0.10 / sqrt(n): 0.114 at the old 6 answered questions, 0.026 at 120
+    assert detectable_effect(0.10, 6, confidence=0.95) == pytest.approx(0.1144, abs=1e-3)
+    assert detectable_effect(0.10, 120, confidence=0.95) == pytest.approx(0.0256, abs=1e-3)
+    assert paired_test([0.0, 0.0]).no_change and paired_test([0.0, 0.1]).ties == 1
+
+
+def test_score_field_must_match_what_evaluate_writes() -> None:
+    rows = [{"id": "q1", "answer": "a", "reference": "a b", "answers.token_f1": 0.67, "answers.semantic_similarity": 0.9}]
+    assert scores_from_samples(rows, "answers.token_f1") == {"q1": [0.67]}
+    with pytest.raises(ConfigError, match=r"'token_f1' is not a per-question column.*semantic_similarity, answers.token_f1"):
+        scores_from_samples(rows, "token_f1")  # the old default: no longer recomputed silently
+    check_score_field([{"id": "q2", "answer": None}], "anything")  # nothing answered: nothing to check
 
 
 def test_planted_regression_shuffled_answers_is_rejected() -> None:
@@ -92,12 +132,16 @@ def test_planted_regression_shuffled_answers_is_rejected() -> None:
     good = [{"id": q, "answer": r.replace("You can ", "").replace("Our ", ""), "reference": r} for q, r in refs.items()]
     ids = list(refs)
     shuffled = [{"id": q, "answer": refs[ids[(k + 1) % len(ids)]], "reference": refs[q]} for k, q in enumerate(ids)]
-    champ_scores, chall_scores = scores_from_samples(good, "token_f1"), scores_from_samples(shuffled, "token_f1")
-    assert chall_scores["q0"] == [token_f1(refs["q1"], refs["q0"])]
+    for rows in (good, shuffled):
+        for row in rows:
+            row["answers.token_f1"] = token_f1(row["answer"], row["reference"])
+    champ_scores = scores_from_samples(good, "answers.token_f1")
+    chall_scores = scores_from_samples(shuffled, "answers.token_f1")
     mean = lambda s: sum(v[0] for v in s.values()) / len(s)  # noqa: E731
     d = decide(
         _metrics(mean(chall_scores)),
         _metrics(mean(champ_scores)),
+        SMALL,
         challenger_scores=chall_scores,
         champion_scores=champ_scores,
     )

@@ -108,22 +108,133 @@ def test_cli_models_list_promote_rollback(settings_env: Path, tmp_path: Path) ->
     assert res.exit_code == 1 and "no model 'ghost'" in res.output
 
 
-def test_gate_never_re_judges_a_model_a_person_overruled(settings_env: Path, tmp_path: Path) -> None:
-    """Nightly runs re-offer the workspace's unchanged adapter; once judged, only `models promote` changes it."""
+def _project(tmp_path: Path, model_id: str, scores: dict[str, float]) -> Path:
+    """A workspace after the evaluate stage: adapter, metrics.json, per-question samples, gate set, index manifest."""
     from llmops import workspace as ws
+
+    project = tmp_path / f"project-{model_id}"
+    (project / ws.ADAPTER).mkdir(parents=True)
+    (project / ws.ADAPTER / "adapter_model.safetensors").write_bytes(model_id.encode() * 10)
+    (project / ws.ADAPTER / "training.json").write_text(json.dumps({"model_id": model_id, "base_model": "SmolLM2-135M-Instruct"}))
+    mean = sum(scores.values()) / len(scores)
+    (project / ws.EVAL_METRICS).write_text(json.dumps({"answers": {"token_f1": mean}, "retrieval": {"recall@5": 0.8}}))
+    (project / ws.EVAL_SAMPLES).parent.mkdir(parents=True)
+    rows = [{"id": q, "answer": "a", "reference": "r", "answers.token_f1": v} for q, v in scores.items()]
+    (project / ws.EVAL_SAMPLES).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (project / "data/gateset").mkdir(parents=True)
+    (project / "data/gateset/questions.jsonl").write_text("".join(json.dumps({"id": q}) + "\n" for q in scores))
+    (project / ws.INDEX_MANIFEST).parent.mkdir(parents=True)
+    (project / ws.INDEX_MANIFEST).write_text('{"chunk_id": "c1"}\n')
+    return project
+
+
+def _base_champion(reg: Registry, project: Path, params: object, scores: dict[str, float]) -> ModelRecord:
+    """The base model's record as the first nightly run registers it (evaluated on the same gate set and index)."""
+    from llmops.evaluation.baseline import BASE_BACKEND, evaluation_key
+
+    mean = sum(scores.values()) / len(scores)
+    record = ModelRecord(
+        model_id="SmolLM2-135M-Instruct",
+        base_model="SmolLM2-135M-Instruct",
+        backend=BASE_BACKEND,
+        data_rev="abc",
+        reason="base model",
+        evaluation={"answers": {"token_f1": mean}, "retrieval": {"recall@5": 0.8}},
+        eval_scores={q: [v] for q, v in scores.items()},
+        eval_key=evaluation_key(project, params),  # type: ignore[arg-type]
+    )
+    reg.register(record, None)
+    return reg.set_status(record.model_id, "champion", ["base model"])
+
+
+BASE = {f"q{i}": 0.1 + (i % 7) / 20 for i in range(120)}
+
+
+def test_first_adapter_must_beat_the_base_and_rollback_returns_to_it(settings_env: Path, tmp_path: Path) -> None:
     from llmops.config import Params, Settings
     from llmops.runs import record_model
 
-    project = tmp_path / "project"
-    (project / ws.ADAPTER).mkdir(parents=True)
-    (project / ws.ADAPTER / "adapter_model.safetensors").write_bytes(b"a" * 10)
-    (project / ws.ADAPTER / "training.json").write_text(json.dumps({"model_id": "good", "base_model": "b"}))
-    (project / ws.EVAL_METRICS).write_text(json.dumps({"answers": {"token_f1": 0.9}}))
     params, settings = Params(), Settings()
+    reg = Registry.from_settings(settings)
+    same = _project(tmp_path, "same", BASE)  # an adapter answering exactly like the base
+    _base_champion(reg, same, params, BASE)
+
+    model, decision = record_model(same, settings, params, reason="nightly")
+    assert not decision.promote and model.status == "rejected" and decision.evidence["decision"] == "no change"
+    assert reg.champion().model_id == "SmolLM2-135M-Instruct"
+    assert decision.evidence["champion_id"] == "SmolLM2-135M-Instruct" and decision.evidence["ties"] == 120
+
+    better = _project(tmp_path, "better", {q: v + 0.05 * (int(q[1:]) % 3) for q, v in BASE.items()})
+    model, decision = record_model(better, settings, params, reason="nightly")
+    assert decision.promote and model.status == "champion", decision.reasons
+    ev = decision.evidence
+    assert ev["paired_questions"] == 120 and ev["ci"][0] > 0 and ev["decision"] == "promote"
+
+    rows = json.loads(CliRunner().invoke(app, ["models", "list", "--json"]).output)
+    base_row = next(r for r in rows if r["model_id"] == "SmolLM2-135M-Instruct")
+    assert base_row["backend"] == "base" and base_row["scored_questions"] == 120 and base_row["evaluation"]["answers"]
+    better_row = next(r for r in rows if r["model_id"] == "better")
+    assert better_row["gate"]["paired_questions"] >= 100 and better_row["gate"]["decision"] == "promote"
+    assert len(better_row["gate"]["ci"]) == 2
+
+    back = reg.rollback(reason="customers preferred the base")
+    assert back.model_id == "SmolLM2-135M-Instruct" and reg.champion().backend == "base"
+
+
+def test_approval_holds_a_passing_model_until_a_person_decides(settings_env: Path, tmp_path: Path) -> None:
+    from llmops.config import GateParams, Params, Settings
+    from llmops.runs import record_model
+
+    params, settings = Params(gate=GateParams(require_approval=True)), Settings()
+    reg = Registry.from_settings(settings)
+    up = {q: v + 0.1 for q, v in BASE.items()}
+    first = _project(tmp_path, "first", up)
+    _base_champion(reg, first, params, BASE)
+    model, decision = record_model(first, settings, params, reason="nightly")
+    assert decision.promote and model.status == "pending" and reg.champion().model_id == "SmolLM2-135M-Instruct"
+    assert "waiting for approval" in decision.reasons[-1]
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["models", "approve", "first", "--reason", "read the gate report"])
+    assert res.exit_code == 0 and "first is now champion" in res.output, res.output
+    assert reg.champion().model_id == "first" and "approved: read the gate report" in reg.get("first").events[-1]["reason"]
+    res = runner.invoke(app, ["models", "reject", "first"])
+    assert res.exit_code == 1 and "not pending approval" in res.output
+
+    second = _project(tmp_path, "second", {q: v + 0.2 for q, v in BASE.items()})
+    model, _ = record_model(second, settings, params, reason="nightly")
+    assert model.status == "pending"
+    res = runner.invoke(app, ["models", "reject", "second", "--reason", "tone is off"])
+    assert res.exit_code == 0 and reg.get("second").status == "rejected" and reg.champion().model_id == "first"
+
+
+def test_evaluation_key_changes_with_the_index_and_the_gate_set(tmp_path: Path) -> None:
+    from llmops import workspace as ws
+    from llmops.config import Params
+    from llmops.evaluation.baseline import evaluation_key
+
+    project, params = _project(tmp_path, "m", BASE), Params()
+    key = evaluation_key(project, params)
+    assert key == evaluation_key(project, params)
+    (project / ws.INDEX_MANIFEST).write_text('{"chunk_id": "c2"}\n')  # a new index version: stored scores are stale
+    assert evaluation_key(project, params) != key
+    key = evaluation_key(project, params)
+    longer = params.evaluate.model_copy(update={"max_new_tokens": 9})
+    assert evaluation_key(project, params.model_copy(update={"evaluate": longer})) != key
+
+
+def test_gate_never_re_judges_a_model_a_person_overruled(settings_env: Path, tmp_path: Path) -> None:
+    """Nightly runs re-offer the workspace's unchanged adapter; once judged, only `models promote` changes it."""
+    from llmops.config import Params, Settings
+    from llmops.runs import record_model
+
+    project = _project(tmp_path, "good", {q: v + 0.1 for q, v in BASE.items()})
+    params, settings = Params(), Settings()
+    reg = Registry.from_settings(settings)
+    _base_champion(reg, project, params, BASE)
 
     first, decision = record_model(project, settings, params, reason="nightly")
     assert decision.promote and first.status == "champion"
-    reg = Registry.from_settings(settings)
     reg.register(_record("hand-picked", 0.1), _artifact(tmp_path, "hand-picked"))
     reg.promote("hand-picked", reason="legal asked for it")  # worse on the metric, chosen by a person
 

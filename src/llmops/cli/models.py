@@ -1,4 +1,4 @@
-"""Model registry commands: ``llmops models list|promote|rollback``."""
+"""Model registry commands: ``llmops models list|approve|reject|promote|rollback``."""
 
 from __future__ import annotations
 
@@ -43,12 +43,19 @@ def list_models(
     if not models:
         typer.echo("no models registered yet: run `llmops run nightly`")
         return
-    typer.echo(f"{'status':<10} {'model_id':<44} {'backend':<7} {'data_rev':<12} {'token_f1':>8}  created / reason")
+    typer.echo(f"{'status':<10} {'model_id':<44} {'backend':<7} {'data_rev':<12} {'token_f1':>8} {'sem_sim':>8}  gate / reason")
     for m in models:
-        f1 = (m.evaluation.get("answers") or {}).get("token_f1", "")
+        answers = m.evaluation.get("answers") or {}
+        f1, sim = answers.get("token_f1", "-"), answers.get("semantic_similarity", "-")
+        gate = m.gate_evidence
+        verdict = (
+            f"{gate.get('decision')} {gate.get('mean_diff', 0):+.4f} CI {gate.get('ci')} n={gate.get('paired_questions')}"
+            if "ci" in gate
+            else (gate.get("decision") or "")
+        )
         typer.echo(
-            f"{m.status:<10} {m.model_id:<44} {m.backend:<7} {m.data_rev:<12} {f1!s:>8}  "
-            f"{m.created_at:%Y-%m-%d %H:%M} / {m.reason}"
+            f"{m.status:<10} {m.model_id:<44} {m.backend:<7} {m.data_rev:<12} {f1!s:>8} {sim!s:>8}  "
+            f"{verdict + ' / ' if verdict else ''}{m.reason}"
         )
 
 
@@ -75,3 +82,35 @@ def rollback(reason: Annotated[str, typer.Option(help="Why: recorded on both mod
         fail(exc)
         return
     typer.echo(f"rolled back: {record.model_id} is champion again")
+
+
+def _verdict(model_id: str, reason: str, *, approve: bool) -> None:
+    from llmops.runs import resume_approval
+
+    try:
+        record = _registry().decide_pending(model_id, approve=approve, reason=reason)
+    except LLMOpsError as exc:
+        fail(exc)
+        return
+    typer.echo(f"{record.model_id} is now {record.status}")
+    note = resume_approval(record, approve=approve, reason=reason)
+    if note:
+        typer.echo(note)
+
+
+@app.command()
+def approve(
+    model_id: Annotated[str, typer.Argument(help="A model the gate passed that waits for approval (status pending).")],
+    reason: Annotated[str, typer.Option(help="Why: recorded in the model's events.")] = "approved",
+) -> None:
+    """Approve a pending model (gate.require_approval): it becomes champion; a flow paused on it resumes."""
+    _verdict(model_id, reason, approve=True)
+
+
+@app.command()
+def reject(
+    model_id: Annotated[str, typer.Argument(help="A model waiting for approval (status pending).")],
+    reason: Annotated[str, typer.Option(help="Why: recorded in the model's events.")] = "rejected",
+) -> None:
+    """Reject a pending model: it is marked rejected and never served; a flow paused on it resumes."""
+    _verdict(model_id, reason, approve=False)

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from llmops.evaluation.base import EvalResult, EvalSample, mean_metrics
+from llmops.index.embed import Embedder
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _REFUSAL = re.compile(r"\b(i don't know|i do not know|i'm sorry|i am sorry|cannot help|can't help)\b", re.I)
@@ -89,24 +90,52 @@ def answer_metrics(predictions: Sequence[str], references: Sequence[str]) -> dic
     }
 
 
+def semantic_similarity(embedder: Embedder, predictions: Sequence[str], references: Sequence[str]) -> list[float]:
+    """Cosine similarity of each answer's and its reference's embeddings (the project's embedder), in [-1, 1];
+    an empty answer scores 0 (it says nothing)."""
+    import numpy as np
+
+    if not predictions:
+        return []
+    vectors = np.asarray(embedder.embed([*predictions, *references]), dtype=np.float64)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    n = len(predictions)
+    sims = (vectors[:n] * vectors[n:]).sum(axis=1)
+    return [float(x) if p.strip() else 0.0 for x, p in zip(sims, predictions, strict=True)]
+
+
 class ReferenceEvaluator:
-    """Token F1 (primary), ROUGE-L and BLEU against the reference answer; samples without one are skipped."""
+    """Against the reference answer: token F1, ROUGE-L, BLEU and, with an embedder, semantic similarity
+    (answer-reference cosine; the primary then, as it separates models with less noise than token F1:
+    see README "Evaluation"). Samples without a reference are skipped."""
 
     name = "answers"
 
+    def __init__(self, embedder: Embedder | None = None) -> None:
+        self.embedder = embedder
+
     def evaluate(self, samples: Sequence[EvalSample]) -> EvalResult:
         per_example: list[dict[str, float]] = []
+        scored = [s for s in samples if s.answer is not None and s.reference is not None]
+        sims = (
+            semantic_similarity(self.embedder, [s.answer or "" for s in scored], [s.reference or "" for s in scored])
+            if self.embedder is not None
+            else []
+        )
+        by_id = dict(zip((s.id for s in scored), sims, strict=False))
         for s in samples:
             if s.answer is None or s.reference is None:
                 per_example.append({})
                 continue
-            per_example.append(
-                {
-                    "token_f1": round(token_f1(s.answer, s.reference), 4),
-                    "rouge_l": round(rouge_l(s.answer, s.reference), 4),
-                    "bleu": round(bleu(s.answer, s.reference), 4),
-                }
-            )
-        metrics = mean_metrics(per_example, ["token_f1", "rouge_l", "bleu"])
+            row = {
+                "token_f1": round(token_f1(s.answer, s.reference), 4),
+                "rouge_l": round(rouge_l(s.answer, s.reference), 4),
+                "bleu": round(bleu(s.answer, s.reference), 4),
+            }
+            if s.id in by_id:
+                row["semantic_similarity"] = round(by_id[s.id], 4)
+            per_example.append(row)
+        keys = ["token_f1", "rouge_l", "bleu", *(["semantic_similarity"] if self.embedder is not None else [])]
+        metrics = mean_metrics(per_example, keys)
         metrics["answers"] = sum(1 for e in per_example if e)
-        return EvalResult(self.name, metrics, "token_f1", per_example)
+        return EvalResult(self.name, metrics, "semantic_similarity" if self.embedder is not None else "token_f1", per_example)

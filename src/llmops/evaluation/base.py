@@ -30,13 +30,15 @@ class EvalSample:
 @dataclass
 class EvalResult:
     name: str
-    metrics: dict[str, float]
+    metrics: dict[str, float | None]  # None: could not be computed on this run (reported as missing)
     primary: str
     per_example: list[dict[str, float]] = field(default_factory=list)
 
     @property
-    def primary_value(self) -> float:
-        return float(self.metrics[self.primary])
+    def primary_value(self) -> float | None:
+        """The primary metric's mean, None when no sample could be scored."""
+        value = self.metrics.get(self.primary)
+        return float(value) if value is not None else None
 
 
 class Evaluator(Protocol):
@@ -47,13 +49,19 @@ class Evaluator(Protocol):
     def evaluate(self, samples: Sequence[EvalSample]) -> EvalResult: ...
 
 
-def mean_metrics(per_example: Sequence[dict[str, float]], keys: Sequence[str], *, digits: int = 4) -> dict[str, float]:
-    """Mean of each key over the examples that have it (a missing score is not a zero)."""
-    out: dict[str, float] = {}
+def mean_metrics(per_example: Sequence[dict[str, float]], keys: Sequence[str], *, digits: int = 4) -> dict[str, float | None]:
+    """Mean of each key over the examples that have it; None when no example has it (a metric the run
+    could not compute is missing, never 0: :func:`combine` lists it under ``missing``)."""
+    out: dict[str, float | None] = {}
     for key in keys:
         values = [float(e[key]) for e in per_example if e.get(key) is not None]
-        out[key] = round(sum(values) / len(values), digits) if values else 0.0
+        out[key] = round(sum(values) / len(values), digits) if values else None
     return out
+
+
+def missing_metrics(results: Sequence[EvalResult]) -> list[str]:
+    """``group.metric`` names an evaluator could compute for no sample (e.g. every judge reply unparsed)."""
+    return [f"{r.name}.{k}" for r in results for k, v in r.metrics.items() if v is None]
 
 
 def slice_metrics(
@@ -81,8 +89,9 @@ def slice_metrics(
 
 def combine(samples: Sequence[EvalSample], results: Sequence[EvalResult]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """metrics.json body (one group per evaluator + primaries + slices) and per-sample rows."""
-    metrics: dict[str, Any] = {r.name: r.metrics for r in results}
+    metrics: dict[str, Any] = {r.name: {k: v for k, v in r.metrics.items() if v is not None} for r in results}
     metrics["primary"] = {r.name: r.primary for r in results}
+    metrics["missing"] = missing_metrics(results)
     metrics["slices"] = slice_metrics(samples, results)
     rows = []
     for i, s in enumerate(samples):

@@ -1,28 +1,33 @@
 """Promotion gate: may a challenger replace the champion? Noise must not be able to promote a model.
 
 Inputs are the evaluate stage's outputs: the metrics dict (``metrics.json`` shape,
-``{"retrieval": {...}, "answers": {...}}``) and, optionally, per-question scores
-(``{question_id: [score, ...]}``; a list holds k judge repeats and is averaged first).
+``{"retrieval": {...}, "answers": {...}}``) and per-question scores (``{question_id: [score, ...]}``, from
+the ``gate.score_field`` column of ``reports/evaluate/samples.jsonl``; a list holds k judge repeats and is
+averaged first). The champion's scores are stored with its registry record, so only the challenger is
+generated each night.
 
 Rules, each with a printed reason:
 
-* no champion -> the challenger is promoted (first model);
-* with per-question scores for both models on at least ``min_paired_examples`` shared questions, a
-  paired bootstrap of the mean difference (challenger - champion) must have its lower confidence bound
-  above ``margin`` -- a tie or a lucky draw on a few questions does not promote;
-* without them, the point estimate must exceed the champion's by ``margin`` (and the reason says so);
+* no champion -> the challenger is promoted (only the base model ever is: it is registered first);
+* fewer than ``min_paired_examples`` shared questions -> not promoted (too little evidence to see a gain);
+* every shared question scores the same -> "no change" (identical answers), not promoted;
+* otherwise the BCa bootstrap interval of the mean difference (challenger - champion) must have its lower
+  bound above ``margin``; the evidence carries the interval, the permutation p-value, the number of ties
+  and the minimum detectable effect at this sample size;
 * every guarded metric may not fall more than its tolerance below the champion's.
 """
 
 from __future__ import annotations
 
-import random
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from llmops.config import GateParams
+from llmops.errors import ConfigError
+from llmops.evaluation.paired import paired_test
 
 Scores = Mapping[str, Sequence[float] | float]
 
@@ -54,21 +59,44 @@ def mean_scores(scores: Scores) -> dict[str, float]:
     return out
 
 
-def bootstrap_diff(
-    challenger: Mapping[str, float], champion: Mapping[str, float], *, samples: int, confidence: float, seed: int = 0
-) -> tuple[float, float, float, int]:
-    """Paired bootstrap of mean(challenger - champion) over shared question ids: (mean, low, high, n)."""
-    ids = sorted(set(challenger) & set(champion))
-    diffs = [challenger[i] - champion[i] for i in ids]
-    n = len(diffs)
-    if n == 0:
-        return 0.0, 0.0, 0.0, 0
-    rng = random.Random(seed)
-    means = sorted(sum(rng.choices(diffs, k=n)) / n for _ in range(samples))
-    alpha = (1 - confidence) / 2
-    low = means[int(alpha * (samples - 1))]
-    high = means[int((1 - alpha) * (samples - 1))]
-    return sum(diffs) / n, low, high, n
+def _paired(cfg: GateParams, new: dict[str, float], old: dict[str, float], seed: int) -> tuple[bool, str, dict[str, Any]]:
+    ids = sorted(set(new) & set(old))
+    test = paired_test(
+        [new[i] - old[i] for i in ids],
+        margin=cfg.margin,
+        samples=cfg.bootstrap_samples,
+        confidence=cfg.confidence,
+        seed=seed,
+    )
+    evidence: dict[str, Any] = {
+        "score_field": cfg.score_field,
+        "paired_questions": test.n,
+        "ties": test.ties,
+        "mean_diff": round(test.mean, 4),
+        "ci": [round(test.low, 4), round(test.high, 4)],
+        "ci_method": "BCa bootstrap",
+        "confidence": cfg.confidence,
+        "p_value": round(test.p_value, 4),
+        "mde": round(test.mde, 4),
+    }
+    stats = (
+        f"{cfg.confidence:.0%} BCa CI [{test.low:+.4f}, {test.high:+.4f}] over {test.n} paired questions "
+        f"({test.ties} tied), permutation p={test.p_value:.3f}, minimum detectable effect {test.mde:.4f}"
+    )
+    if test.no_change:
+        evidence["decision"] = "no change"
+        return False, f"no change: challenger and champion score the same on all {test.n} questions (identical answers)", evidence
+    if test.low > cfg.margin:
+        evidence["decision"] = "promote"
+        reason = f"{cfg.score_field}: challenger - champion = {test.mean:+.4f}, {stats}; lower bound > margin {cfg.margin}"
+        return True, reason, evidence
+    evidence["decision"] = "reject"
+    return (
+        False,
+        f"{cfg.score_field}: challenger - champion = {test.mean:+.4f}, {stats}; lower bound <= margin {cfg.margin}: "
+        "not a reliable improvement",
+        evidence,
+    )
 
 
 def decide(
@@ -83,66 +111,67 @@ def decide(
     """Compare challenger and champion evaluations (see module docstring)."""
     cfg = cfg or GateParams()
     if champion is None:
-        return GateDecision(True, ["no champion yet: the first evaluated model becomes champion"])
+        return GateDecision(True, ["no champion yet: the first evaluated model becomes champion"], {"decision": "promote"})
     new, old = metric(challenger, cfg.primary), metric(champion, cfg.primary)
     if new is None:
-        return GateDecision(False, [f"challenger has no primary metric {cfg.primary}: check the evaluate stage output"])
-    ok, reasons, evidence = True, [], {"primary": cfg.primary, "challenger": new, "champion": old}
-    paired_new = mean_scores(challenger_scores or {})
-    paired_old = mean_scores(champion_scores or {})
+        return GateDecision(
+            False, [f"challenger has no primary metric {cfg.primary}: check the evaluate stage output"], {"decision": "reject"}
+        )
+    paired_new, paired_old = mean_scores(challenger_scores or {}), mean_scores(champion_scores or {})
     shared = len(set(paired_new) & set(paired_old))
-    if challenger_scores is not None and champion_scores is not None and shared >= cfg.min_paired_examples:
-        mean, low, high, n = bootstrap_diff(
-            paired_new, paired_old, samples=cfg.bootstrap_samples, confidence=cfg.confidence, seed=seed
+    head: dict[str, Any] = {"primary": cfg.primary, "challenger": new, "champion": old}
+    if shared < cfg.min_paired_examples:
+        return GateDecision(
+            False,
+            [
+                f"not enough evidence: {shared} paired questions with {cfg.score_field} (< gate.min_paired_examples "
+                f"{cfg.min_paired_examples}); evaluate both models on the gate set (evaluate.gate_questions)"
+            ],
+            head | {"paired_questions": shared, "decision": "reject"},
         )
-        evidence.update({"paired_questions": n, "mean_diff": round(mean, 4), "ci": [round(low, 4), round(high, 4)]})
-        ci = f"{cfg.confidence:.0%} CI [{low:+.4f}, {high:+.4f}] over {n} paired questions"
-        if low > cfg.margin:
-            reasons.append(f"{cfg.primary}: challenger - champion = {mean:+.4f}, {ci}; lower bound > margin {cfg.margin}")
-        else:
-            ok = False
-            reasons.append(
-                f"{cfg.primary}: challenger - champion = {mean:+.4f}, {ci}; lower bound <= margin {cfg.margin}: "
-                "not a reliable improvement"
-            )
-    elif old is None:
-        reasons.append(f"{cfg.primary} {new:.4f}; champion has none to compare")
-    else:
-        basis = (
-            f"only {shared} paired questions (< {cfg.min_paired_examples})"
-            if challenger_scores is not None and champion_scores is not None
-            else "no per-question scores"
-        )
-        if new > old + cfg.margin:
-            reasons.append(f"{cfg.primary} {new:.4f} > champion {old:.4f} + margin {cfg.margin} ({basis}: point estimate)")
-        else:
-            ok = False
-            reasons.append(f"{cfg.primary} {new:.4f} <= champion {old:.4f} + margin {cfg.margin} ({basis}: point estimate)")
+    ok, reason, evidence = _paired(cfg, paired_new, paired_old, seed)
+    reasons = [reason]
     for dotted, tolerance in cfg.guarded.items():
         n_val, o_val = metric(challenger, dotted), metric(champion, dotted)
         if n_val is None or o_val is None:
             reasons.append(f"{dotted}: not compared (missing on {'challenger' if n_val is None else 'champion'})")
         elif n_val < o_val - tolerance:
             ok = False
+            evidence["decision"] = "reject"
             reasons.append(f"{dotted} regressed: {n_val:.4f} < champion {o_val:.4f} - tolerance {tolerance}")
         else:
             reasons.append(f"{dotted} held: {n_val:.4f} vs champion {o_val:.4f} (tolerance {tolerance})")
-    return GateDecision(ok, reasons, evidence)
+    return GateDecision(ok, reasons, head | evidence)
+
+
+def score_fields(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Numeric per-question columns of the evaluate stage's samples (what ``gate.score_field`` may name)."""
+    names = {
+        k
+        for row in rows
+        for k, v in row.items()
+        if "." in k and (isinstance(v, int | float) or (isinstance(v, list) and v and isinstance(v[0], int | float)))
+    }
+    return sorted(names)
+
+
+def check_score_field(rows: Sequence[Mapping[str, Any]], field_name: str) -> None:
+    """Fail unless some answered row carries ``field_name``: a misnamed field must not gate on nothing."""
+    answered = [r for r in rows if r.get("answer") is not None]
+    if answered and not any(r.get(field_name) is not None for r in answered):
+        raise ConfigError(
+            f"gate.score_field {field_name!r} is not a per-question column of the evaluate stage's samples; "
+            f"set it to one of: {', '.join(score_fields(answered)) or 'none (no answered questions)'}"
+        )
 
 
 def scores_from_samples(samples: Sequence[Mapping[str, Any]], field_name: str) -> dict[str, list[float]]:
-    """Per-question scores from ``reports/evaluate/samples.jsonl`` rows (``{"id": ..., field_name: x | [x, ...]}``).
-
-    Rows with a ``reference`` and an ``answer`` but no such field get token F1 computed, so the gate works
-    with the evaluate stage as it is and with judge scores when an evaluator writes them.
-    """
-    from llmops.evaluation.answers import token_f1
-
+    """Per-question scores from ``reports/evaluate/samples.jsonl`` rows (``{"id": ..., field_name: x | [x, ...]}``);
+    a missing score is skipped, never counted as 0. Raises :class:`ConfigError` when no row has the field."""
+    check_score_field(samples, field_name)
     out: dict[str, list[float]] = {}
     for row in samples:
         value = row.get(field_name)
-        if value is None and field_name == "token_f1" and row.get("reference") is not None:
-            value = token_f1(str(row.get("answer", "")), str(row["reference"]))
         if value is None:
             continue
         values = [float(value)] if isinstance(value, int | float) else [float(v) for v in value]
@@ -152,8 +181,6 @@ def scores_from_samples(samples: Sequence[Mapping[str, Any]], field_name: str) -
 
 def load_scores(path: Path, field_name: str) -> dict[str, list[float]]:
     """:func:`scores_from_samples` over a samples JSONL file; empty when the file does not exist."""
-    import json
-
     if not path.exists():
         return {}
     with path.open(encoding="utf-8") as fh:

@@ -9,7 +9,7 @@ from llmops.config import BaseParams, EvaluateParams
 from llmops.evaluation.answers import answer_metrics
 from llmops.evaluation.retrieval import retrieval_metrics
 from llmops.index.hybrid import HybridRetriever
-from llmops.llm.base import ChatModel
+from llmops.llm.base import ChatModel, chat_many
 from llmops.llm.prompts import rag_messages
 from llmops.records import EvalQuestion
 
@@ -32,21 +32,29 @@ def evaluate_answers(
     *,
     progress: bool = False,
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """Generate RAG answers for the first ``cfg.answer_questions`` questions and score them."""
-    items = [(q, h) for q, h in zip(questions, hits, strict=True) if q.answer][: cfg.answer_questions]
-    iterator: Any = items
+    """Generate RAG answers (batched, greedy) for the questions with a reference answer -- the first
+    ``cfg.answer_questions`` of them, 0 = all -- and score them. ``truncated_rate`` is the share of answers
+    cut at ``max_new_tokens`` (raise it when high: a cut answer is scored as if complete)."""
+    items = [(q, h) for q, h in zip(questions, hits, strict=True) if q.answer]
+    if cfg.answer_questions:
+        items = items[: cfg.answer_questions]
+    conversations = [rag_messages(q.query, [x["text"] for x in h[:3]], base.system_prompt, cfg.context_chars) for q, h in items]
+    results = []
+    step = max(cfg.batch_size, 1) * 4  # progress in chunks of a few batches
+    chunks = range(0, len(conversations), step)
     if progress:
         from tqdm import tqdm
 
-        iterator = tqdm(items, desc="answers", unit="q")
-    samples = []
-    for q, h in iterator:
-        messages = rag_messages(q.query, [x["text"] for x in h[:3]], base.system_prompt, cfg.context_chars)
-        res = model.chat(messages, max_new_tokens=cfg.max_new_tokens)
-        samples.append(
-            {"id": q.id, "query": q.query, "answer": res.text, "reference": q.answer, "latency_ms": round(res.latency_ms, 1)}
-        )
+        chunks = tqdm(chunks, desc=f"answers ({len(conversations)} questions)", unit="chunk")
+    for lo in chunks:
+        results += chat_many(model, conversations[lo : lo + step], max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size)
+    samples = [
+        {"id": q.id, "query": q.query, "answer": r.text, "reference": q.answer, "latency_ms": round(r.latency_ms, 1)}
+        for (q, _), r in zip(items, results, strict=True)
+    ]
     metrics = answer_metrics([s["answer"] for s in samples], [s["reference"] for s in samples])
     if samples:
         metrics["latency_ms_mean"] = round(sum(s["latency_ms"] for s in samples) / len(samples), 1)
+        metrics["truncated_rate"] = round(sum(r.truncated for r in results) / len(results), 4)
+        metrics["completion_tokens_mean"] = round(sum(r.completion_tokens for r in results) / len(results), 1)
     return metrics, samples

@@ -89,7 +89,7 @@ def default_evaluators(
 
     evaluators: list[Evaluator] = [
         RetrievalEvaluator(cfg.k),
-        ReferenceEvaluator(),
+        ReferenceEvaluator(embedder),  # + answer-reference semantic similarity
         HeuristicsEvaluator(Scanner(redact) if redact is not None else None),  # the project's leak-scan settings
         GroundednessEvaluator(embedder, threshold=cfg.groundedness_threshold),
     ]

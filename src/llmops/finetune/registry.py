@@ -24,8 +24,8 @@ from pydantic import BaseModel, Field
 from llmops.errors import RegistryError, StorageError
 from llmops.storage.base import ObjectStore, store_for
 
-Status = Literal["challenger", "champion", "retired", "rejected"]
-LINEAGE_FIELDS = ("model_id", "status", "base_model", "backend", "data_rev", "params_hash", "created_at", "reason")
+Status = Literal["challenger", "pending", "champion", "retired", "rejected"]
+LINEAGE_FIELDS = ("model_id", "status", "base_model", "backend", "data_rev", "params_hash", "created_at", "reason", "eval_key")
 
 
 _PER_STEP = {"train_loss", "step_seconds", "step_tokens"}  # curves: in training.json, not in the lineage listing
@@ -42,9 +42,11 @@ class ModelRecord(BaseModel):
     training: dict[str, Any] = Field(default_factory=dict)
     evaluation: dict[str, Any] = Field(default_factory=dict)
     eval_scores: dict[str, list[float]] = Field(default_factory=dict)  # per question, k repeats (gate bootstrap)
+    eval_key: str = ""  # what the scores were computed on (gate set, index, prompt, decoding): see evaluation.baseline
     artifact_path: str = ""
     status: Status = "challenger"
     gate_reasons: list[str] = Field(default_factory=list)
+    gate_evidence: dict[str, Any] = Field(default_factory=dict)  # paired questions, CI, p-value, MDE, decision
     events: list[dict[str, str]] = Field(default_factory=list)  # status changes: {at, status, reason}
 
     def lineage(self) -> dict[str, Any]:
@@ -54,6 +56,8 @@ class ModelRecord(BaseModel):
         out["evaluation"] = self.evaluation
         out["artifact_path"] = self.artifact_path
         out["gate_reasons"] = self.gate_reasons
+        out["gate"] = self.gate_evidence
+        out["scored_questions"] = len(self.eval_scores)
         return out
 
 
@@ -128,7 +132,15 @@ class Registry:
         self._save(state, loaded)
         return record
 
-    def set_status(self, model_id: str, status: Status, reasons: list[str] | None = None, *, reason: str = "") -> ModelRecord:
+    def set_status(
+        self,
+        model_id: str,
+        status: Status,
+        reasons: list[str] | None = None,
+        *,
+        reason: str = "",
+        evidence: dict[str, Any] | None = None,
+    ) -> ModelRecord:
         """Set a model's status; ``champion`` retires the previous one (kept for rollback)."""
         state = self.load()
         loaded = state.version
@@ -147,9 +159,37 @@ class Registry:
             state.champion = model_id
         record.status = status
         record.gate_reasons = reasons or record.gate_reasons
+        record.gate_evidence = evidence if evidence is not None else record.gate_evidence
         record.events.append({"at": now, "status": status, "reason": reason or "; ".join(reasons or [])})
         self._save(state, loaded)
         return record
+
+    def update_evaluation(
+        self, model_id: str, evaluation: dict[str, Any], scores: dict[str, list[float]], eval_key: str
+    ) -> ModelRecord:
+        """Replace a model's evaluation and per-question scores (a re-score on a new index or gate set)."""
+        state = self.load()
+        loaded = state.version
+        record = next((m for m in state.models if m.model_id == model_id), None)
+        if record is None:
+            raise RegistryError(f"no model {model_id!r} in the registry; see `llmops models list`")
+        record.evaluation, record.eval_scores, record.eval_key = evaluation, scores, eval_key
+        record.events.append({"at": datetime.now(UTC).isoformat(), "status": record.status, "reason": f"re-scored ({eval_key})"})
+        self._save(state, loaded)
+        return record
+
+    def decide_pending(self, model_id: str, *, approve: bool, reason: str) -> ModelRecord:
+        """A person's verdict on a model the gate passed and that waits for approval (status ``pending``)."""
+        record = self.get(model_id)
+        if record is None:
+            raise RegistryError(f"no model {model_id!r} in the registry; see `llmops models list`")
+        if record.status != "pending":
+            raise RegistryError(
+                f"{model_id} is {record.status}, not pending approval: only a model the gate passed with "
+                "gate.require_approval on waits for approve/reject"
+            )
+        verdict = "approved" if approve else "rejected by a reviewer"
+        return self.set_status(model_id, "champion" if approve else "rejected", reason=f"{verdict}: {reason}")
 
     def promote(self, model_id: str, *, reason: str) -> ModelRecord:
         """Make ``model_id`` champion by hand (bypasses the gate; the reason is recorded)."""

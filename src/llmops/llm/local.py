@@ -11,6 +11,7 @@ import importlib.util
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,20 +94,47 @@ class LocalChatModel:
         self.model_id = model_id or (f"{BASE_MODEL_NAME}+{adapter_dir.name}" if adapter_dir else BASE_MODEL_NAME)
 
     def chat(self, messages: list[dict[str, str]], *, max_new_tokens: int = 128) -> ChatResult:
+        return self.chat_batch([messages], max_new_tokens=max_new_tokens)[0]
+
+    def chat_batch(
+        self, conversations: Sequence[list[dict[str, str]]], *, max_new_tokens: int = 128, batch_size: int = 16
+    ) -> list[ChatResult]:
+        """Greedy replies to many conversations, ``batch_size`` at a time (left-padded, so every row's reply
+        starts at the same position; greedy decoding makes each reply the one :meth:`chat` gives alone,
+        up to float rounding). Prompts are sorted by length so a batch pads little; results keep input order.
+        ``latency_ms`` is the batch's time divided among its rows."""
         import torch
 
-        start = time.perf_counter()
-        enc = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True).to(
-            self.model.device
-        )
-        with torch.inference_mode():
-            out = self.model.generate(
-                **enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=self.tokenizer.pad_token_id
-            )
-        new = out[0][enc["input_ids"].shape[1] :]
-        return ChatResult(
-            text=self.tokenizer.decode(new, skip_special_tokens=True).strip(),
-            prompt_tokens=int(enc["input_ids"].shape[1]),
-            completion_tokens=int(new.shape[0]),
-            latency_ms=(time.perf_counter() - start) * 1000,
-        )
+        prompts = [self.tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in conversations]
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        results: list[ChatResult | None] = [None] * len(prompts)
+        eos = self.tokenizer.eos_token_id
+        side = self.tokenizer.padding_side
+        self.tokenizer.padding_side = "left"
+        try:
+            for lo in range(0, len(order), max(batch_size, 1)):
+                idx = order[lo : lo + max(batch_size, 1)]
+                start = time.perf_counter()
+                enc = self.tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False).to(
+                    self.model.device
+                )
+                with torch.inference_mode():
+                    out = self.model.generate(
+                        **enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=self.tokenizer.pad_token_id
+                    )
+                seconds = time.perf_counter() - start
+                width = enc["input_ids"].shape[1]
+                for row, i in enumerate(idx):
+                    new = out[row][width:].tolist()
+                    if eos in new:  # the reply ends at its EOS; what follows is padding
+                        new = new[: new.index(eos) + 1]
+                    results[i] = ChatResult(
+                        text=self.tokenizer.decode(new, skip_special_tokens=True).strip(),
+                        prompt_tokens=int(enc["attention_mask"][row].sum()),
+                        completion_tokens=len(new),
+                        latency_ms=seconds * 1000 / len(idx),
+                        truncated=eos not in new and len(new) >= max_new_tokens,
+                    )
+        finally:
+            self.tokenizer.padding_side = side
+        return [r for r in results if r is not None]
