@@ -15,6 +15,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# Long benchmarks run only when named (`make bench B=loop`: ~30 min on 2 CPU cores), never in a plain `make bench`.
+ON_REQUEST = {"bench.loop"}
+
+
 def discover() -> list[str]:
     """Every module in bench/ with a ``run()`` function (run.py itself excluded)."""
     return [f"bench.{p.stem}" for p in sorted((ROOT / "bench").glob("*.py")) if p.stem not in {"run", "__init__"}]
@@ -22,7 +26,7 @@ def discover() -> list[str]:
 
 def main(argv: list[str]) -> int:
     sys.path.insert(0, str(ROOT))
-    selected = [b for b in discover() if not argv or any(a in b for a in argv)]
+    selected = [b for b in discover() if (any(a in b for a in argv) if argv else b not in ON_REQUEST)]
     results = {}
     for name in selected:
         print(f"\n=== {name} ===", flush=True)

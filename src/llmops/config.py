@@ -175,7 +175,7 @@ class GateParams(_Section):
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     min_paired_examples: int = Field(default=100, ge=1)
     require_approval: bool = False
-    approval_timeout_s: int = Field(default=86400, ge=1)
+    approval_timeout_s: int = Field(default=14400, ge=1)
 
 
 class GatesetParams(_Section):
