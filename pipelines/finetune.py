@@ -18,6 +18,7 @@ def main() -> None:
         settings,
         seed=params.base.seed,
         loss_plot=ws.LOSS_PLOT,
+        preferences=ws.TRAINSET / "dpo.jsonl",
     )
     write_json(ws.stage_metrics("finetune"), record)
     print({k: v for k, v in record.items() if k not in {"train_loss", "val_loss"}})

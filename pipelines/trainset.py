@@ -1,24 +1,42 @@
-"""Stage `trainset`: chat-format fine-tuning data from redacted conversations + curated feedback."""
+"""Stage `trainset`: chat-format fine-tuning data in the served prompt format (retrieved context included)."""
 
 from __future__ import annotations
 
 from llmops import workspace as ws
-from llmops.finetune.trainset import build_trainset, input_revision
+from llmops.finetune.dpo import CuratedPair, build_preference_pairs
+from llmops.finetune.trainset import AnswerFit, ServingPrompt, build_trainset, input_revision
+from llmops.finetune.validate import base_token_counter
+from llmops.index.embed import make_embedder
+from llmops.index.hybrid import open_retriever
+from llmops.index.store import chroma_client
 from llmops.jsonl import read_jsonl, write_json, write_jsonl
 from llmops.pii.scan import scan_records
-from llmops.records import Conversation, EvalQuestion, FeedbackEvent
+from llmops.records import Conversation, Document, EvalQuestion, FeedbackEvent
 from pipelines._stage import setup
 
 
 def main() -> None:
-    params, _ = setup("trainset")
+    params, settings = setup("trainset")
     inputs = [ws.REDACTED / "conversations.jsonl", ws.FEEDBACK / "curated.jsonl", params.evaluate.questions]
+    documents = ws.REDACTED / "documents.jsonl"
+    # The answer service's retriever over the serving index: examples carry the context it would retrieve.
+    embedder = make_embedder(params.index.embedder, params.index, settings)
+    retriever = open_retriever(chroma_client(settings), embedder, params.index)
+    prompt = ServingPrompt(retriever, params.serve)
+    fit = AnswerFit(base_token_counter(settings.base_model_cache), params.finetune.max_seq_len)
+    evals = read_jsonl(inputs[2], EvalQuestion)
     result = build_trainset(
         read_jsonl(inputs[0], Conversation),
         read_jsonl(inputs[1], FeedbackEvent),
-        read_jsonl(inputs[2], EvalQuestion),
+        evals,
         params.trainset,
         params.base,
+        documents=read_jsonl(documents, Document),
+        prompt=prompt,
+        fit=fit,
+    )
+    pairs, pairs_skipped = build_preference_pairs(
+        read_jsonl(ws.FEEDBACK / "dpo.jsonl", CuratedPair), evals, params.base, prompt=prompt, fit=fit
     )
     # Leak gate: nothing is published if personal data survived the redact stage.
     examples = [e.to_openai() for e in (*result.train, *result.validation)]
@@ -26,7 +44,9 @@ def main() -> None:
     write_jsonl(ws.TRAINSET / "train.jsonl", (e.to_openai() for e in result.train))
     write_jsonl(ws.TRAINSET / "validation.jsonl", (e.to_openai() for e in result.validation))
     write_jsonl(ws.TRAINSET / "provenance.jsonl", result.provenance())
-    stats = result.stats() | input_revision(inputs)
+    write_jsonl(ws.TRAINSET / "dpo.jsonl", pairs)
+    stats = result.stats() | {"dpo_pairs": len(pairs), "dpo_skipped": dict(pairs_skipped)}
+    stats |= input_revision([*inputs, documents, ws.INDEX_MANIFEST, ws.FEEDBACK / "dpo.jsonl"])
     write_json(ws.stage_metrics("trainset"), stats)
     print(stats)
 

@@ -66,7 +66,7 @@ def make_workspace(dest: Path, *, tiny: bool = True) -> Path:
             dest / "params.yaml",
             {
                 "finetune.max_steps": 2,
-                "finetune.max_seq_len": 96,
+                "finetune.max_seq_len": 160,  # fits the tiny served prompt (serve.context_chars) and an answer
                 "finetune.max_examples": 8,
                 "finetune.eval_examples": 2,
                 "evaluate.answer_questions": 2,
@@ -74,6 +74,7 @@ def make_workspace(dest: Path, *, tiny: bool = True) -> Path:
                 "evaluate.max_new_tokens": 8,
                 "monitor.text_content_drift": False,
                 "serve.max_new_tokens": 8,
+                "serve.context_chars": 240,
             },
         )
     return dest

@@ -133,6 +133,11 @@ class TrainsetParams(_Section):
     max_answer_chars: int = Field(default=4000, ge=1)
     min_alpha_share: float = Field(default=0.5, ge=0, le=1)  # answers mostly digits/symbols are dropped
     near_dup_threshold: float = Field(default=0.8, ge=0, le=1)  # word-3-shingle Jaccard; 0 disables
+    # In-domain only: a conversation reply (or any answer) is kept when this share of its content words
+    # occurs in the context the answer service retrieves for its question.
+    min_support: float = Field(default=0.5, ge=0, le=1)
+    max_pairs_per_conversation: int = Field(default=4, ge=0)  # question/answer exchanges per conversation (0: all)
+    kb_pairs: bool = True  # knowledge-base pages' FAQ sections (question heading + paragraph) as examples
 
 
 class FinetuneParams(_Section):
@@ -144,6 +149,16 @@ class FinetuneParams(_Section):
     target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"])
     learning_rate: float = 2e-4
     max_steps: int = 12
+    # Wall-clock budget of the training loop on CPU (0: none): training stops at max_steps or here, whichever
+    # comes first. On a GPU, max_steps (or epochs_gpu) alone decides.
+    max_minutes: float = Field(default=0.0, ge=0)
+    epochs_gpu: float = Field(default=0.0, ge=0)  # > 0 on a GPU: train this many passes over the data instead of max_steps
+    threads: int = Field(default=0, ge=0)  # torch CPU threads (0: the cores this process may run on)
+    method: Literal["sft", "dpo", "sft+dpo"] = "sft"
+    dpo_min_pairs: int = Field(default=8, ge=1)  # fewer curated pairs: the DPO step is skipped (reported)
+    dpo_beta: float = Field(default=0.1, gt=0)
+    dpo_steps: int = Field(default=8, ge=1)
+    dpo_learning_rate: float = Field(default=5e-5, gt=0)
     batch_size: int = 2
     max_seq_len: int = 192
     max_examples: int = 64

@@ -30,11 +30,31 @@ def test_prompt_tokens_are_masked(model_cache: Path) -> None:
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(ensure_base_model(model_cache / "base"))
-    ids, labels = encode_example(tok, _ex("Where is my order?", "It ships today."), max_len=128)
+    encoded = encode_example(tok, _ex("Where is my order?", "It ships today."), max_len=128)
+    assert encoded is not None
+    ids, labels = encoded
     answer = [t for t in labels if t != -100]
     assert len(ids) == len(labels) and 0 < len(answer) < len(ids)
     assert "It ships today." in tok.decode(answer)
     assert labels[0] == -100
+    assert tok.decode(answer).rstrip().endswith("<|im_end|>")  # the end-of-turn token is trained on
+    # One token short of the whole example: dropped, never cut (a cut answer would lose its end-of-turn token).
+    assert encode_example(tok, _ex("Where is my order?", "It ships today."), max_len=len(ids) - 1) is None
+
+
+def test_time_budget_stops_training_and_threads_follow_the_cores(tmp_path: Path, model_cache: Path) -> None:
+    import os
+
+    from llmops.finetune.lora import cpu_threads
+
+    assert cpu_threads(3) == 3 and cpu_threads() == len(os.sched_getaffinity(0))
+    data = [_ex(f"How do I reset password {i}?", "Use the 'Forgot password' link on the sign-in page.") for i in range(4)]
+    long = [*data, _ex("x?", "word " * 200)]  # over max_seq_len: dropped and counted
+    cfg = FinetuneParams(max_steps=1000, max_minutes=0.001, batch_size=2, max_seq_len=64, eval_examples=0)
+    report = train_lora(long, [], cfg, base_cache=model_cache / "base", out_dir=tmp_path / "a")
+    assert report.stopped_by == "max_minutes" and 1 <= report.steps < 1000
+    assert report.dropped_over_max_seq_len == 1 and report.train_examples == 4
+    assert report.threads == (cpu_threads() if report.device == "cpu" else 0)
 
 
 def test_train_two_steps_saves_a_working_adapter(tmp_path: Path, model_cache: Path) -> None:
@@ -81,9 +101,14 @@ def test_answer_only_logits_give_the_models_own_loss(model_cache: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
     encoded = [
-        encode_example(tok, _ex("Where is my order?", "It ships today from the Leeds warehouse."), 128),
-        encode_example(tok, _ex("Can I change the delivery address of order 12?", "Yes, until it ships."), 128),
+        e
+        for e in (
+            encode_example(tok, _ex("Where is my order?", "It ships today from the Leeds warehouse."), 128),
+            encode_example(tok, _ex("Can I change the delivery address of order 12?", "Yes, until it ships."), 128),
+        )
+        if e is not None
     ]
+    assert len(encoded) == 2
     (batch,) = _batches(encoded, 2, pad_id=tok.eos_token_id)
     ours = answer_loss(model, batch, "cpu")
     full = float(model(**batch).loss)

@@ -90,15 +90,19 @@ def test_cli_redact_conversations_and_text_lines(tmp_path: Path) -> None:
 
 
 def test_trainset_stage_refuses_to_publish_a_leak(workspace: Path) -> None:
-    from pipelines import trainset
+    from pipelines import clean, index, ingest, redact, trainset
 
     sample = workspace / "data/sample/conversations.jsonl"
-    convs = [json.loads(x) for x in sample.read_text().splitlines()[:20]]
-    convs[3]["turns"][-1]["text"] += f" Your refund went to card {CARD}."
-    (workspace / "data/redacted").mkdir(parents=True)
+    # In-domain dialogues (the training set keeps answers the knowledge base supports), a card in each question.
+    convs = [json.loads(x) for x in sample.read_text().splitlines()[:-2] if '"doc2dial"' in x]
+    for conv in convs:
+        conv["turns"][0]["text"] += f" My card is {CARD}."
+    for stage in (ingest, clean, redact, index):  # training examples carry the context the serving index returns
+        stage.main()
     (workspace / "data/redacted/conversations.jsonl").write_text("\n".join(json.dumps(c) for c in convs) + "\n")
     (workspace / "data/feedback").mkdir(parents=True)
     (workspace / "data/feedback/curated.jsonl").write_text("")
+    (workspace / "data/feedback/dpo.jsonl").write_text("")
     with pytest.raises(PIILeakError, match="training set"):
         trainset.main()
     assert not (workspace / "data/trainset/train.jsonl").exists()

@@ -1,10 +1,16 @@
+"""Training-set builder: sources, decontamination, filters, split and sampling (no retriever: bare prompts).
+The served prompt format, the support check and the token window are in test_trainset_serving.py."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from llmops.config import BaseParams, TrainsetParams
-from llmops.finetune.trainset import build_trainset, conversation_example
-from llmops.records import Conversation, EvalQuestion, Turn
+from llmops.finetune.examples import broken_placeholder, broken_span, conversation_pairs, fit_answer, kb_pairs
+from llmops.finetune.trainset import build_trainset, interleave_sources
+from llmops.records import Conversation, Document, EvalQuestion, Turn
 from tests.factories import feedback_event as _event
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -14,23 +20,82 @@ def _conv(cid: str, *turns: tuple[str, str]) -> Conversation:
     return Conversation(conversation_id=cid, channel="chat", created_at=T0, turns=[Turn(role=r, text=t) for r, t in turns])
 
 
-def test_conversation_turns_merge_and_end_on_agent() -> None:
-    conv = _conv(
-        "c",
-        ("agent", "Welcome!"),
-        ("customer", "hi"),
-        ("customer", "my order?"),
-        ("agent", "It ships today."),
-        ("customer", "thanks"),
-    )
-    ex = conversation_example(conv, "SYS")
-    assert ex is not None
-    assert [(m.role, m.content) for m in ex.messages] == [
-        ("system", "SYS"),
-        ("user", "hi\nmy order?"),
-        ("assistant", "It ships today."),
-    ]
-    assert conversation_example(_conv("d", ("customer", "hello?")), "SYS") is None
+@pytest.mark.parametrize(
+    ("turns", "limit", "expected"),
+    [
+        (
+            [
+                ("agent", "Welcome!"),
+                ("customer", "hi"),
+                ("customer", "my order?"),
+                ("agent", "It ships today."),
+                ("customer", "ok"),
+            ],
+            0,
+            [("hi\nmy order?", "It ships today.")],
+        ),
+        (
+            [("customer", "a?"), ("agent", "A."), ("customer", "b?"), ("agent", "B."), ("agent", "More B.")],
+            0,
+            [("a?", "A."), ("b?", "B.\nMore B.")],
+        ),
+        ([("customer", "a?"), ("agent", "A."), ("customer", "b?"), ("agent", "B.")], 1, [("a?", "A.")]),
+        ([("customer", "hello?")], 0, []),
+    ],
+)
+def test_conversation_pairs(turns: list[tuple[str, str]], limit: int, expected: list[tuple[str, str]]) -> None:
+    assert conversation_pairs(_conv("c", *turns), limit) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "broken"),
+    [
+        ("Your order {{Order Number}} ships today.", False),
+        ("Log into your account on our {<PERSON_1>}}.", True),
+        ("Call {{Customer Support Phone Number}} or see {{Website URL", True),
+        ("No placeholders here.", False),
+    ],
+)
+def test_broken_placeholder(text: str, broken: bool) -> None:
+    assert broken_placeholder(text) is broken
+
+
+@pytest.mark.parametrize(
+    ("text", "broken"),
+    [
+        ("Write to <PERSON_1> at the DMV.", False),
+        ("Write to <PERSON_1 at the DMV.", True),
+        ("Write to <PERS", True),
+        ("a \ufffd replacement char", True),
+        ("Income-driven plans cap payments at 10% of income.", False),
+    ],
+)
+def test_broken_span(text: str, broken: bool) -> None:
+    assert broken_span(text) is broken
+
+
+def _words(messages: list[dict[str, str]]) -> int:
+    """A stand-in token count: words of all contents plus 2 per message (its role and end-of-turn token)."""
+    return sum(len(m["content"].split()) + 2 for m in messages)
+
+
+@pytest.mark.parametrize(
+    ("answer", "limit", "expected"),
+    [
+        ("One two three.", 20, ("One two three.", "fits")),
+        ("One two three. Four five six. Seven eight nine.", 13, ("One two three. Four five six.", "trimmed")),
+        ("One two three four five six seven eight nine ten.", 10, (None, "answer_over_max_seq_len")),
+        ("Short.", 4, (None, "prompt_over_max_seq_len")),
+    ],
+)
+def test_fit_answer_cuts_at_a_sentence_or_drops(answer: str, limit: int, expected: tuple[str | None, str]) -> None:
+    prompt = [{"role": "user", "content": "q"}]  # 3 "tokens"; the assistant turn adds 2 + its words
+    assert fit_answer(prompt, answer, _words, limit) == expected
+
+
+def test_kb_pairs_take_question_headings_with_their_paragraph() -> None:
+    doc = Document(doc_id="d", text="Intro line \n\nHow do I apply? \nFill in form MV-15D.\nMail it.\n\nNo question here\nText.")
+    assert list(kb_pairs(doc)) == [(1, "How do I apply?", "Fill in form MV-15D. Mail it.")]
 
 
 def test_feedback_sources_eval_decontamination_and_dedup() -> None:
@@ -44,10 +109,14 @@ def test_feedback_sources_eval_decontamination_and_dedup() -> None:
         _event("g4", "unrated", "something long enough here", None),
     ]
     evals = [EvalQuestion(id="e1", query="how do i renew my  LICENSE?", gold_doc_ids=["d"])]
+    events.append(_event("g5", "broken q", "no idea", -1, correction="Visit our {<PERSON_1>}} page to fix it."))
+    convs.append(_conv("gate-dialogue", ("customer", "an unrelated question"), ("agent", "an answer from a gate dialogue")))
+    evals.append(EvalQuestion(id="gate-dialogue_3", query="something else entirely", gold_doc_ids=["d"]))
     res = build_trainset(convs, events, evals, TrainsetParams(validation_share=0.2, min_answer_chars=5), BaseParams())
     stats = res.stats()
-    assert stats["skipped"] == {"duplicate": 1, "eval_overlap": 1, "feedback_not_positive": 2}
+    assert stats["skipped"] == {"broken_correction": 1, "duplicate": 1, "eval_overlap": 2, "feedback_not_positive": 2}
     assert stats["by_source"] == {"conversation": 50, "correction": 1, "rated_positive": 1}
+    assert "gate-dialogue" not in {e.group_id for e in res.train + res.validation}
     corr = next(e for e in res.train + res.validation if e.source == "correction")
     assert corr.messages[-1].content == "the corrected gold answer"
     assert 0 < len(res.validation) < 20
@@ -85,6 +154,8 @@ def test_near_duplicates_and_quality_filters() -> None:
     assert res.skipped["near_duplicate"] == 29  # 30 templated copies -> 1
     assert res.skipped["answer_not_text"] == 1 and res.skipped["answer_too_long"] == 1
     assert {e.group_id for e in res.train} == {"t0", "u1"}
+    placeholders = [_conv("p", ("customer", "where is my order?"), ("agent", "Track order {{Order Number}} on {<PERSON_1>}}."))]
+    assert build_trainset(placeholders, [], [], cfg, BaseParams()).skipped["broken_placeholder"] == 1
     off = build_trainset(convs, [], [], cfg.model_copy(update={"near_dup_threshold": 0.0}), BaseParams())
     assert len(off.train) == 31 and "near_duplicate" not in off.skipped
 
@@ -114,3 +185,20 @@ def test_no_group_spans_train_and_validation() -> None:
     assert train_ids and val_ids and not train_ids & val_ids
     assert len(res.train) + len(res.validation) == 200
     assert all(e.created_at == T0 for e in res.train)
+
+
+def test_any_prefix_of_the_training_file_samples_every_source() -> None:
+    convs = [
+        _conv(f"c{i}", ("customer", f"conversation question {i}"), ("agent", f"conversation answer number {i}"))
+        for i in range(40)
+    ]
+    events = [_event(f"g{i}", f"feedback question {i}", f"a helpful rated answer {i}", 1) for i in range(5)]
+    docs = [
+        Document(doc_id=f"d{i}", text=f"Page {i}\n\nHow does topic {i} work?\nTopic {i} works like this, in detail.")
+        for i in range(5)
+    ]
+    cfg = TrainsetParams(min_answer_chars=5, validation_share=0.0, max_examples=9)
+    res = build_trainset(convs, events, [], cfg, BaseParams(), documents=docs)
+    assert [e.source for e in res.train[:3]] == ["conversation", "rated_positive", "kb_pair"]
+    assert [e.source for e in res.train].count("conversation") == 3 and res.skipped["over_max_examples"] == 41
+    assert interleave_sources(res.train, 42) == res.train  # stable

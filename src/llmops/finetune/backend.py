@@ -4,7 +4,9 @@
 :mod:`llmops.finetune.validate`) and only then hands it to a backend:
 
 * ``local``: LoRA with peft on SmolLM2-135M-Instruct (CPU by default, GPU when present); the output
-  directory holds the adapter, ``training.json`` and the loss curve;
+  directory holds the adapter, ``training.json`` and the loss curve. ``finetune.method`` ``dpo`` or
+  ``sft+dpo`` adds a DPO step on the curated preference pairs (:mod:`llmops.finetune.dpo`) when there
+  are at least ``finetune.dpo_min_pairs``;
 * ``openai``: an OpenAI fine-tuning job (resumable); the output directory holds ``training.json`` with
   the ``fine_tuned_model`` and the job record.
 
@@ -39,12 +41,20 @@ class LocalBackend:
     seed: int = 42
     loss_plot: Path | None = None
     progress: bool = False
+    preferences: Path | None = None  # DPO pairs (trainset stage's dpo.jsonl) for method dpo / sft+dpo
     name: str = "local"
 
     def train(self, train: Path, validation: Path, out_dir: Path) -> dict[str, Any]:
         from llmops.finetune.lora import plot_loss, train_lora
         from llmops.finetune.trainset import read_chat_jsonl
 
+        pairs = self._pairs()
+        if self.cfg.method == "dpo" and isinstance(pairs, str):
+            from llmops.errors import EmptyDatasetError
+
+            raise EmptyDatasetError(f"finetune.method is dpo but {pairs}: use method sft or sft+dpo until enough arrive")
+        if self.cfg.method == "dpo":
+            return self._dpo(pairs, out_dir, None)  # type: ignore[arg-type]
         report = train_lora(
             read_chat_jsonl(train),
             read_chat_jsonl(validation),
@@ -56,7 +66,39 @@ class LocalBackend:
         )
         if self.loss_plot is not None:
             plot_loss(report, self.loss_plot)
-        return report.as_dict()
+        record = report.as_dict()
+        if self.cfg.method == "sft+dpo":
+            if isinstance(pairs, str):
+                record["dpo"] = {"skipped": pairs}
+            else:
+                dpo = self._dpo(pairs, out_dir, out_dir)
+                record["model_id"], record["dpo"] = dpo["model_id"], dpo["dpo"]
+                (out_dir / "training.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        return record
+
+    def _pairs(self) -> list[Any] | str:
+        """The preference pairs, or why the DPO step cannot run."""
+        from llmops.finetune.dpo import read_pairs
+
+        pairs = read_pairs(self.preferences) if self.preferences is not None else []
+        if len(pairs) < self.cfg.dpo_min_pairs:
+            return f"only {len(pairs)} preference pairs < finetune.dpo_min_pairs {self.cfg.dpo_min_pairs}"
+        return pairs
+
+    def _dpo(self, pairs: list[Any], out_dir: Path, init_adapter: Path | None) -> dict[str, Any]:
+        import hashlib
+
+        from llmops.finetune.dpo import train_dpo
+        from llmops.llm.local import BASE_MODEL_NAME
+
+        report = train_dpo(
+            pairs, self.cfg, base_cache=self.base_cache, out_dir=out_dir, init_adapter=init_adapter, seed=self.seed
+        )
+        digest = hashlib.sha256((out_dir / "adapter_model.safetensors").read_bytes()).hexdigest()[:10]
+        record = {"model_id": f"{BASE_MODEL_NAME}-lora-{digest}", "base_model": BASE_MODEL_NAME, "dpo": report}
+        if init_adapter is None:
+            (out_dir / "training.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        return record
 
 
 @dataclass
@@ -117,13 +159,15 @@ def validate_for_training(train: Path, validation: Path, cfg: FinetuneParams, ba
     return report
 
 
-def make_backend(cfg: FinetuneParams, settings: Settings, *, seed: int, loss_plot: Path | None = None) -> FineTuneBackend:
+def make_backend(
+    cfg: FinetuneParams, settings: Settings, *, seed: int, loss_plot: Path | None = None, preferences: Path | None = None
+) -> FineTuneBackend:
     if cfg.backend == "openai":
         from llmops.finetune.openai_jobs import openai_client
 
         jobs = settings.path("finetune", "openai-jobs")
         return OpenAIBackend(cfg, openai_client(settings), jobs, seed=seed, loss_plot=loss_plot)
-    return LocalBackend(cfg, settings.base_model_cache, seed=seed, loss_plot=loss_plot, progress=True)
+    return LocalBackend(cfg, settings.base_model_cache, seed=seed, loss_plot=loss_plot, progress=True, preferences=preferences)
 
 
 def run_finetune(
@@ -136,10 +180,12 @@ def run_finetune(
     seed: int,
     loss_plot: Path | None = None,
     backend: FineTuneBackend | None = None,
+    preferences: Path | None = None,
 ) -> dict[str, Any]:
-    """Validate, then train with the configured backend; writes ``out_dir/training.json`` and returns it."""
+    """Validate, then train with the configured backend; writes ``out_dir/training.json`` and returns it.
+    ``preferences``: DPO pairs for ``finetune.method`` dpo / sft+dpo (local backend)."""
     report = validate_for_training(train, validation, cfg, settings.base_model_cache)
-    backend = backend or make_backend(cfg, settings, seed=seed, loss_plot=loss_plot)
+    backend = backend or make_backend(cfg, settings, seed=seed, loss_plot=loss_plot, preferences=preferences)
     record = backend.train(train, validation, out_dir)
     record["backend"] = backend.name
     record["validation"] = report.as_dict()

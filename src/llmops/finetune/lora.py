@@ -1,7 +1,11 @@
 """Local fine-tuning backend: LoRA (peft) on the local base model, CPU by default, GPU when present.
 
 A plain PyTorch loop (no Trainer) keeps start-up short on small CPU runs: the prompt part of each
-example is masked so the loss is on the assistant's answer only.
+example is masked so the loss is on the assistant's answer only. An example that does not fit
+``max_seq_len`` whole is dropped (counted), never cut: a cut answer loses its end-of-turn token and
+teaches the model not to stop. The budget: ``max_steps``, and on CPU also ``max_minutes`` of wall time
+(the cosine schedule follows whichever runs out first); on a GPU ``epochs_gpu`` passes, when set.
+CPU threads are the cores this process may run on (``threads`` overrides).
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import random
 import time
 from collections.abc import Sequence
@@ -36,6 +41,10 @@ class TrainReport:
     val_loss: list[tuple[int, float]] = field(default_factory=list)  # (step, loss) every cfg.eval_every steps
     step_seconds: list[float] = field(default_factory=list)  # wall time of each training step (loss synced)
     step_tokens: list[int] = field(default_factory=list)  # non-padding tokens of each step
+    stopped_by: str = "max_steps"  # or "max_minutes" (the CPU time budget ran out first)
+    threads: int = 0
+    train_examples: int = 0  # examples trained on (after dropping those over max_seq_len)
+    dropped_over_max_seq_len: int = 0
 
     @property
     def tokens_per_s(self) -> float:
@@ -55,18 +64,36 @@ class TrainReport:
         return d
 
 
-def encode_example(tokenizer: Any, ex: TrainingExample, max_len: int) -> tuple[list[int], list[int]]:
-    """Token ids and labels; labels are -100 on everything before the last assistant answer."""
+def encode_example(tokenizer: Any, ex: TrainingExample, max_len: int) -> tuple[list[int], list[int]] | None:
+    """Token ids and labels (-100 on everything before the last assistant answer); None when the whole
+    example (end-of-turn token included) does not fit ``max_len``."""
     messages = [m.model_dump() for m in ex.messages]
     full = list(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
+    if len(full) > max_len:
+        return None
     prompt = list(
         tokenizer.apply_chat_template(messages[:-1], tokenize=True, add_generation_prompt=True, return_dict=True)["input_ids"]
     )
-    labels = [-100] * len(prompt) + full[len(prompt) :]
-    if len(prompt) >= max_len:  # keep the end of a long prompt and some of the answer
-        cut = len(prompt) - max_len // 2
-        full, labels = full[cut:], labels[cut:]
-    return full[:max_len], labels[:max_len]
+    return full, [-100] * len(prompt) + full[len(prompt) :]
+
+
+def encode_examples(
+    tokenizer: Any, examples: Sequence[TrainingExample], max_len: int
+) -> tuple[list[tuple[list[int], list[int]]], int]:
+    """Encoded examples that fit and score at least one answer token, and how many were dropped."""
+    encoded = [encode_example(tokenizer, ex, max_len) for ex in examples]
+    kept = [e for e in encoded if e is not None and any(label != -100 for label in e[1])]
+    return kept, len(encoded) - len(kept)
+
+
+def cpu_threads(requested: int = 0) -> int:
+    """``requested``, or the cores this process may run on (its CPU affinity, which containers narrow)."""
+    if requested > 0:
+        return requested
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 def _batches(
@@ -147,6 +174,9 @@ def train_lora(
     random.seed(seed)
     torch.manual_seed(seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    threads = cpu_threads(cfg.threads)
+    if device == "cpu":
+        torch.set_num_threads(threads)
     base_dir = ensure_base_model(base_cache)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -166,14 +196,15 @@ def train_lora(
 
     examples = list(train)[: cfg.max_examples]
     random.shuffle(examples)
-    encoded = [encode_example(tokenizer, ex, cfg.max_seq_len) for ex in examples]
-    encoded = [e for e in encoded if any(label != -100 for label in e[1])]
+    encoded, dropped = encode_examples(tokenizer, examples, cfg.max_seq_len)
     if not encoded:
-        raise EmptyDatasetError(f"no example keeps an answer within max_seq_len={cfg.max_seq_len}: raise it")
+        raise EmptyDatasetError(
+            f"no example fits max_seq_len={cfg.max_seq_len} with its answer: raise it (the trainset stage fits answers "
+            "to finetune.max_seq_len; rebuild it after a change)"
+        )
     compiled = cfg.compile and device == "cuda"
     pad_to = cfg.max_seq_len if compiled else None
-    val_encoded = [encode_example(tokenizer, ex, cfg.max_seq_len) for ex in list(validation)[: cfg.eval_examples]]
-    val_encoded = [e for e in val_encoded if any(label != -100 for label in e[1])]  # an empty answer scores nothing
+    val_encoded, _ = encode_examples(tokenizer, list(validation)[: cfg.eval_examples], cfg.max_seq_len)
     val_batches = _batches(val_encoded, cfg.batch_size, pad_id, pad_to=pad_to)
     if compiled and len(encoded) > cfg.batch_size:  # a smaller last batch would compile a second graph
         encoded = encoded[: len(encoded) - len(encoded) % cfg.batch_size]
@@ -188,12 +219,18 @@ def train_lora(
         examples_seen=0,
         tokens_seen=0,
         seconds=0.0,
+        threads=threads if device == "cpu" else 0,
+        train_examples=len(encoded),
+        dropped_over_max_seq_len=dropped,
     )
     report.val_loss_before = _mean_loss(model, val_batches, device)
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     optim = torch.optim.AdamW(trainable, lr=cfg.learning_rate)
     steps = cfg.max_steps
+    if device == "cuda" and cfg.epochs_gpu > 0:
+        steps = max(1, math.ceil(cfg.epochs_gpu * len(batches)))
+    budget_s = cfg.max_minutes * 60 if device == "cpu" and cfg.max_minutes > 0 else math.inf
     bar: Any = None
     if progress:
         from tqdm import tqdm
@@ -201,10 +238,16 @@ def train_lora(
         bar = tqdm(total=steps, desc="lora", unit="step")
     model.train()
     start = time.perf_counter()
+    done = 0
     for step in range(steps):
         step_start = time.perf_counter()
+        if step_start - start >= budget_s:
+            report.stopped_by = "max_minutes"
+            break
         batch = batches[step % len(batches)]
-        lr = cfg.learning_rate * 0.5 * (1 + math.cos(math.pi * step / steps))  # cosine decay
+        # Cosine decay over whichever budget runs out first: steps, or wall time on CPU.
+        progress = max(step / steps, (step_start - start) / budget_s)
+        lr = cfg.learning_rate * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
         for group in optim.param_groups:
             group["lr"] = lr
         # bf16 autocast on a GPU (weights and LoRA params stay fp32); plain fp32 on CPU.
@@ -219,6 +262,7 @@ def train_lora(
         report.step_tokens.append(int(batch["attention_mask"].sum()))
         report.examples_seen += int(batch["input_ids"].shape[0])
         report.tokens_seen += report.step_tokens[-1]
+        done = step + 1
         if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < steps:
             mid = _mean_loss(model, val_batches, device)
             if mid is not None:
@@ -227,12 +271,12 @@ def train_lora(
             bar.update(1)
             bar.set_postfix(loss=report.train_loss[-1])
     report.seconds = round(time.perf_counter() - start, 3)
-    report.steps = steps
+    report.steps = done
     if bar is not None:
         bar.close()
     report.val_loss_after = _mean_loss(model, val_batches, device)
     if report.val_loss_before is not None and report.val_loss_after is not None:
-        report.val_loss = [(0, report.val_loss_before), *report.val_loss, (steps, report.val_loss_after)]
+        report.val_loss = [(0, report.val_loss_before), *report.val_loss, (done, report.val_loss_after)]
 
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out_dir))

@@ -1,27 +1,67 @@
-"""Build chat-format fine-tuning data from redacted conversations and production feedback.
+"""Build chat-format fine-tuning data, each example in exactly the prompt the answer service serves.
 
-* conversations: consecutive turns of one role are merged; the example must end with an agent answer;
-* feedback: a positively rated answer, or a human correction (the correction is the gold answer);
-  negatively rated answers without a correction are left out;
-* eval questions never enter training (decontamination on the normalised query);
-* exact and near duplicates (MinHash over word 3-shingles, :mod:`llmops.finetune.neardup`) are removed;
-  answers too short, too long or mostly non-letters are dropped; every drop is counted by reason;
-* the train/validation split is by conversation/generation id, so turns of one conversation never land
-  on both sides.
+Sources, all in-domain (sampled across sources, round-robin, so no one source fills the budget):
+
+* feedback: a human correction (the gold answer) or a positively rated answer;
+* conversations: each customer question with the agent's reply (:func:`~llmops.finetune.examples.conversation_pairs`),
+  kept only when the knowledge base supports the reply (share of its content words found in the
+  retrieved context >= ``trainset.min_support``): support chats about another business are dropped;
+* knowledge-base FAQ pairs (``trainset.kb_pairs``): a page's question heading and its paragraph.
+
+Every example's user message is :func:`llmops.llm.prompts.rag_messages` over the serving retriever's top
+``serve.top_k`` passages cut at ``serve.context_chars`` -- what the model will be asked at serving time.
+The answer must fit ``finetune.max_seq_len`` with its end-of-turn token (cut at a sentence or dropped);
+template placeholders broken by redaction and broken correction spans are dropped. Eval questions never
+enter training: their dialogues (``<dialogue id>_<turn>`` ids), exact and near copies of their queries.
+Exact and near duplicates (:mod:`llmops.finetune.neardup`) are removed. Every drop is counted by reason.
+The train/validation split is by group (conversation, generation, page section), so one conversation
+never lands on both sides.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from llmops.config import BaseParams, TrainsetParams
-from llmops.records import ChatMessage, Conversation, EvalQuestion, FeedbackEvent, TrainingExample
+from llmops.config import BaseParams, ServeParams, TrainsetParams
+from llmops.finetune.examples import CountTokens, broken_placeholder, broken_span, conversation_pairs, fit_answer, kb_pairs
+from llmops.records import ChatMessage, Conversation, Document, EvalQuestion, FeedbackEvent, TrainingExample
+
+FEEDBACK_SOURCES = ("correction", "rated_positive")
+
+
+class Retriever(Protocol):
+    def search(self, queries: Sequence[str], k: int) -> list[list[dict[str, Any]]]: ...
+
+
+@dataclass
+class ServingPrompt:
+    """How the answer service builds its prompt: the serving retriever, ``serve.top_k``, ``serve.context_chars``."""
+
+    retriever: Retriever | None
+    cfg: ServeParams = field(default_factory=ServeParams)
+
+
+@dataclass
+class AnswerFit:
+    """Tokens of a chat example (template included) and the window it must fit."""
+
+    count_tokens: CountTokens
+    max_seq_len: int
+
+
+@dataclass
+class _Candidate:
+    question: str
+    answer: str
+    source: str
+    group_id: str
+    created_at: Any = None
 
 
 def _norm(text: str) -> str:
@@ -29,8 +69,14 @@ def _norm(text: str) -> str:
 
 
 def _unit(key: str, seed: int) -> float:
-    """A stable pseudo-random number in [0, 1) for ``key`` (split assignment)."""
+    """A stable pseudo-random number in [0, 1) for ``key`` (split assignment, sampling order)."""
     return int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()[:12], 16) / 16**12
+
+
+def dialogue_of(question_id: str) -> str:
+    """doc2dial question ids are ``<dialogue id>_<turn>``; other ids are their own dialogue."""
+    head, sep, turn = question_id.rpartition("_")
+    return head if sep and turn.isdigit() else question_id
 
 
 @dataclass
@@ -38,6 +84,7 @@ class TrainsetResult:
     train: list[TrainingExample] = field(default_factory=list)
     validation: list[TrainingExample] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
+    trimmed: int = 0
 
     def provenance(self) -> list[dict[str, Any]]:
         """One row per example, in file order: split, source and the id it came from."""
@@ -58,44 +105,39 @@ class TrainsetResult:
             "train": len(self.train),
             "validation": len(self.validation),
             "by_source": dict(sorted(by_source.items())),
+            "answers_trimmed": self.trimmed,
             "skipped": dict(sorted(self.skipped.items())),
         }
 
 
-def conversation_example(conv: Conversation, system_prompt: str) -> TrainingExample | None:
-    messages = [ChatMessage(role="system", content=system_prompt)]
-    for turn in conv.turns:
-        role = "user" if turn.role == "customer" else "assistant"
-        if messages[-1].role == role:
-            messages[-1] = ChatMessage(role=role, content=f"{messages[-1].content}\n{turn.text}")
-        elif role == "assistant" and messages[-1].role == "system":
-            continue  # an agent opening the conversation has nothing to answer
-        else:
-            messages.append(ChatMessage(role=role, content=turn.text))
-    while messages and messages[-1].role != "assistant":
-        messages.pop()
-    if len(messages) < 3:
-        return None
-    return TrainingExample(messages=messages, source="conversation", group_id=conv.conversation_id, created_at=conv.created_at)
-
-
-def feedback_example(ev: FeedbackEvent, system_prompt: str) -> TrainingExample | None:
-    if ev.correction:
-        answer, source = ev.correction, "correction"
-    elif ev.rating == 1:
-        answer, source = ev.answer, "rated_positive"
-    else:
-        return None
-    return TrainingExample(
-        messages=[
-            ChatMessage(role="system", content=system_prompt),
-            ChatMessage(role="user", content=ev.query),
-            ChatMessage(role="assistant", content=answer),
-        ],
-        source=source,
-        group_id=ev.generation_id,
-        created_at=ev.ts,
-    )
+def _candidates(
+    conversations: Sequence[Conversation],
+    feedback: Sequence[FeedbackEvent],
+    documents: Sequence[Document],
+    cfg: TrainsetParams,
+    skipped: Counter[str],
+) -> list[_Candidate]:
+    out: list[_Candidate] = []
+    if cfg.include_feedback:
+        for ev in feedback:
+            if ev.correction:
+                if broken_span(ev.correction):
+                    skipped["broken_correction"] += 1
+                    continue
+                out.append(_Candidate(ev.query, ev.correction, "correction", ev.generation_id, ev.ts))
+            elif ev.rating == 1:
+                out.append(_Candidate(ev.query, ev.answer, "rated_positive", ev.generation_id, ev.ts))
+            else:
+                skipped["feedback_not_positive"] += 1
+    for conv in conversations:
+        pairs = conversation_pairs(conv, cfg.max_pairs_per_conversation)
+        if not pairs:
+            skipped["no_agent_answer"] += 1
+        out += [_Candidate(q, a, "conversation", conv.conversation_id, conv.created_at) for q, a in pairs]
+    if cfg.kb_pairs:
+        for doc in documents:
+            out += [_Candidate(q, a, "kb_pair", f"{doc.doc_id}#{i}", doc.updated_at) for i, q, a in kb_pairs(doc)]
+    return out
 
 
 def build_trainset(
@@ -104,81 +146,115 @@ def build_trainset(
     eval_questions: Sequence[EvalQuestion],
     cfg: TrainsetParams,
     base: BaseParams,
+    *,
+    documents: Sequence[Document] = (),
+    prompt: ServingPrompt | None = None,
+    fit: AnswerFit | None = None,
 ) -> TrainsetResult:
-    """Turn cleaned, redacted data into train/validation examples (see module docstring)."""
-    result = TrainsetResult()
-    eval_queries = {_norm(q.query) for q in eval_questions}
-    candidates: list[TrainingExample] = []
-    for conv in conversations:
-        ex = conversation_example(conv, base.system_prompt)
-        if ex is None:
-            result.skipped["no_agent_answer"] += 1
-        else:
-            candidates.append(ex)
-    if cfg.include_feedback:
-        for ev in feedback:
-            ex = feedback_example(ev, base.system_prompt)
-            if ex is None:
-                result.skipped["feedback_not_positive"] += 1
-            else:
-                candidates.append(ex)
+    """Turn redacted data into train/validation examples in the served prompt format (see module docstring).
 
+    Without ``prompt.retriever`` the prompt is the bare question (no context, no support check); without
+    ``fit`` answers are not checked against a token window.
+    """
+    from llmops.feedback.curate import support
     from llmops.finetune.neardup import near_duplicates, shingles
+    from llmops.llm.prompts import rag_messages
 
+    result = TrainsetResult()
+    prompt = prompt or ServingPrompt(None)
+    eval_queries = {_norm(q.query) for q in eval_questions}
+    eval_dialogues = {dialogue_of(q.id) for q in eval_questions}
     eval_shingles = [shingles(q) for q in eval_queries]
     seen: set[str] = set()
-    kept: list[TrainingExample] = []
-    for ex in candidates:
-        users = [m.content for m in ex.messages if m.role == "user"]
-        answer = [m.content for m in ex.messages if m.role == "assistant"][-1]
-        if any(_norm(u) in eval_queries for u in users) or _near_eval(users, eval_shingles, cfg.near_dup_threshold):
+    kept: list[_Candidate] = []
+    for c in _candidates(conversations, feedback, documents, cfg, result.skipped):
+        if c.group_id in eval_dialogues or _norm(c.question) in eval_queries:
             result.skipped["eval_overlap"] += 1
-            continue
-        if len(answer) < cfg.min_answer_chars:
+        elif _near_eval(c.question, eval_shingles, cfg.near_dup_threshold):
+            result.skipped["eval_overlap"] += 1
+        elif broken_placeholder(c.answer):
+            result.skipped["broken_placeholder"] += 1
+        elif len(c.answer) < cfg.min_answer_chars:
             result.skipped["answer_too_short"] += 1
-            continue
-        if len(answer) > cfg.max_answer_chars:
+        elif len(c.answer) > cfg.max_answer_chars:
             result.skipped["answer_too_long"] += 1
-            continue
-        if sum(c.isalpha() for c in answer) < cfg.min_alpha_share * len(answer.replace(" ", "")):
+        elif sum(ch.isalpha() for ch in c.answer) < cfg.min_alpha_share * len(c.answer.replace(" ", "")):
             result.skipped["answer_not_text"] += 1
-            continue
-        key = hashlib.sha256("\x1e".join(_norm(m.content) for m in ex.messages[1:]).encode()).hexdigest()
-        if key in seen:
-            result.skipped["duplicate"] += 1
-            continue
-        seen.add(key)
-        kept.append(ex)
+        else:
+            key = hashlib.sha256(f"{_norm(c.question)}\x1e{_norm(c.answer)}".encode()).hexdigest()
+            if key in seen:
+                result.skipped["duplicate"] += 1
+                continue
+            seen.add(key)
+            kept.append(c)
     if cfg.near_dup_threshold > 0:
-        texts = ["\n".join(m.content for m in ex.messages[1:]) for ex in kept]
-        dropped = near_duplicates(texts, cfg.near_dup_threshold, seed=base.seed)
+        dropped = near_duplicates([f"{c.question}\n{c.answer}" for c in kept], cfg.near_dup_threshold, seed=base.seed)
         if dropped:
             result.skipped["near_duplicate"] += len(dropped)
-        kept = [ex for i, ex in enumerate(kept) if i not in dropped]
-    for ex in kept:
-        if _unit(ex.group_id, base.seed) < cfg.validation_share:
-            result.validation.append(ex)
+        kept = [c for i, c in enumerate(kept) if i not in dropped]
+
+    contexts: dict[str, list[str]] = {}
+    if prompt.retriever is not None and kept:
+        questions = list(dict.fromkeys(c.question for c in kept))
+        hits = prompt.retriever.search(questions, k=prompt.cfg.top_k)
+        contexts = {q: [h["text"] for h in hs] for q, hs in zip(questions, hits, strict=True)}
+    examples: list[TrainingExample] = []
+    for c in kept:
+        if prompt.retriever is not None:
+            messages = rag_messages(c.question, contexts[c.question], base.system_prompt, prompt.cfg.context_chars)
+            if support(c.answer, messages[-1]["content"]) < cfg.min_support:
+                result.skipped["unsupported_by_context"] += 1
+                continue
         else:
-            result.train.append(ex)
+            messages = [{"role": "system", "content": base.system_prompt}, {"role": "user", "content": c.question}]
+        answer: str | None = c.answer
+        if fit is not None:
+            answer, outcome = fit_answer(messages, c.answer, fit.count_tokens, fit.max_seq_len)
+            if answer is None:
+                result.skipped[outcome] += 1
+                continue
+            if len(answer) < cfg.min_answer_chars:
+                result.skipped["answer_too_short_after_trim"] += 1
+                continue
+            result.trimmed += outcome == "trimmed"
+        chat = [ChatMessage.model_validate(m) for m in messages] + [ChatMessage(role="assistant", content=answer)]
+        examples.append(TrainingExample(messages=chat, source=c.source, group_id=c.group_id, created_at=c.created_at))
+
+    train: list[TrainingExample] = []
+    for ex in examples:
+        (result.validation if _unit(ex.group_id, base.seed) < cfg.validation_share else train).append(ex)
+    result.train = interleave_sources(train, base.seed)
+    result.validation = interleave_sources(result.validation, base.seed)
     if len(result.train) > cfg.max_examples:
         result.skipped["over_max_examples"] += len(result.train) - cfg.max_examples
-        result.train = sorted(result.train, key=lambda e: _unit(e.group_id + "/order", base.seed))[: cfg.max_examples]
+        result.train = result.train[: cfg.max_examples]
     return result
 
 
-def _near_eval(users: list[str], eval_shingles: list[set[int]], threshold: float) -> bool:
-    """Is a user turn a near copy of an eval question? (Only question-sized turns can be.)"""
-    if threshold <= 0 or not eval_shingles:
+def interleave_sources(examples: Sequence[TrainingExample], seed: int) -> list[TrainingExample]:
+    """Round-robin over source families (feedback, conversation, kb_pair), each in a stable shuffled order:
+    any prefix of the result (``max_examples``) samples every source."""
+    families: dict[str, list[TrainingExample]] = defaultdict(list)
+    for ex in examples:
+        families["feedback" if ex.source in FEEDBACK_SOURCES else ex.source].append(ex)
+    queues = [
+        sorted(group, key=lambda e: _unit(f"{e.group_id}/{_norm(e.messages[-1].content)}", seed))
+        for _, group in sorted(families.items())
+    ]
+    out: list[TrainingExample] = []
+    for i in range(max((len(q) for q in queues), default=0)):
+        out += [q[i] for q in queues if i < len(q)]
+    return out
+
+
+def _near_eval(text: str, eval_shingles: list[set[int]], threshold: float) -> bool:
+    """Is a question a near copy of an eval question? (Only question-sized texts can be.)"""
+    if threshold <= 0 or not eval_shingles or len(text) > 1000:
         return False
     from llmops.finetune.neardup import jaccard, shingles
 
-    for text in users:
-        if len(text) > 1000:
-            continue
-        s = shingles(text)
-        if any(jaccard(s, e) >= threshold for e in eval_shingles):
-            return True
-    return False
+    s = shingles(text)
+    return any(jaccard(s, e) >= threshold for e in eval_shingles)
 
 
 def input_revision(paths: Sequence[str | Path]) -> dict[str, Any]:

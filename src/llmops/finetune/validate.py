@@ -111,6 +111,15 @@ def hf_token_counter(tokenizer: Any) -> CountTokens:
     return count
 
 
+def base_token_counter(base_cache: Any) -> CountTokens:
+    """:func:`hf_token_counter` of the local base model's tokenizer (what local training encodes with)."""
+    from transformers import AutoTokenizer
+
+    from llmops.llm.local import ensure_base_model
+
+    return hf_token_counter(AutoTokenizer.from_pretrained(ensure_base_model(base_cache)))
+
+
 def special_tokens_of(tokenizer: Any) -> tuple[str, ...]:
     extra = [t for t in getattr(tokenizer, "all_special_tokens", []) if t.startswith("<") and len(t) > 2]
     return tuple(dict.fromkeys([*DEFAULT_SPECIAL_TOKENS, *extra]))
