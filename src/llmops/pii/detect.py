@@ -201,7 +201,8 @@ class FastAnalyzer:
             docs = self.nlp.pipe((p for _, _, p in pieces), batch_size=self.cfg.batch_size)
             for (i, off, _), doc in zip(pieces, docs, strict=True):
                 for ent in doc.ents:
-                    entity = NER_LABELS.get(ent.label_) or _relabel(ent.label_, ent.text, is_name_word)
+                    written = texts[i][off + ent.start_char : off + ent.end_char]  # as typed, before truecasing
+                    entity = NER_LABELS.get(ent.label_) or _relabel(ent.label_, written, is_name_word, texts[i])
                     if entity in wanted and NER_SCORE >= self.cfg.score_threshold and ent.text.casefold() not in NOT_NAMES:
                         out[i].append(Span(entity, off + ent.start_char, off + ent.end_char, NER_SCORE))
         finally:
@@ -218,17 +219,32 @@ _US_STATE_CODES = frozenset(
 )
 
 
-def _relabel(label: str, text: str, is_name_word: Any) -> str | None:
-    """The small model calls many single names an organisation or a group ("Brett", "Jay & Trish"): such a
-    span whose every word is a lexicon name is a person; a bare US state code is a location."""
+def _relabel(label: str, text: str, is_name_word: Any, context: str = "") -> str | None:
+    """The small model calls many names an organisation or a group ("Brett", "Jay & Trish", "Kishan"): such a
+    span whose every word is a lexicon name, or that is one capitalised word which no @handle of the text
+    contains (support posts tag the brands they name: "@Spotify ... Spotify"), is a person; a bare US
+    state code is a location."""
     if label not in {"ORG", "NORP"}:
         return None
     if text in _US_STATE_CODES:
         return "LOCATION"
     words = _LETTERS.findall(text)
-    if words and len(words) <= 3 and all(is_name_word(w) for w in words) and any(w[0].isupper() for w in words):
+    if words and len(words) <= 3 and all(is_name_word(w) for w in words):
+        return "PERSON"
+    if label == "ORG" and _ONE_NAME.fullmatch(text) and not _in_handle(text, context):
         return "PERSON"
     return None
+
+
+_ONE_NAME = re.compile(r"[A-Z][a-z]+[A-Za-z]*")
+_HANDLE = re.compile(r"@(\w+)")
+
+
+def _in_handle(word: str, context: str) -> bool:
+    if "@" not in context:
+        return False
+    w = word.casefold()
+    return any(w in h.casefold() for h in _HANDLE.findall(context))
 
 
 def _to_original(sh: Any, spans: list[Span]) -> list[Span]:
