@@ -222,10 +222,20 @@ def test_nightly_with_canaries_leaks_nothing_to_any_sink(
     remote = settings.home_dir / "dvc-remote"
     assert any(remote.rglob("*")), "the nightly pushed nothing"
     lock = read_lock(workspace)["stages"]
-    private = [o["md5"] for st in ("ingest", "clean") for o in lock[st]["outs"]]
-    private += [o["md5"] for o in lock["redact"]["outs"] if o["path"] == str(ws.REDACT_QUARANTINE)]
+    cache = workspace / ".dvc/cache/files/md5"
+
+    def objects(md5: str) -> set[str]:
+        listing = cache / md5[:2] / md5[2:]
+        return {md5} | ({e["md5"] for e in json.loads(listing.read_text())} if md5.endswith(".dir") else set())
+
+    paths = {str(p) for p in (ws.RAW, ws.CLEAN, ws.QUARANTINE, ws.REDACT_QUARANTINE)}
+    outs = [o for st in lock.values() for o in st.get("outs", [])]
+    private = set().union(*(objects(o["md5"]) for o in outs if o["path"] in paths))
+    public = set().union(*(objects(o["md5"]) for o in outs if o["path"] not in paths))
+    assert len([o for o in outs if o["path"] in paths]) == 4
     pushed = {p.parent.name + p.name for p in remote.rglob("*") if p.is_file()}
-    assert not [m for m in private if m in pushed]
+    assert not (private - public) & pushed, "a pre-boundary object is in the remote"
+    assert public & pushed  # the comparison is on the remote's real layout
 
     # Every sink: the whole state directory (DVC remote, Chroma, registry, history, runs, generation log,
     # Prefect-side files) and the workspace's outputs after the boundary.
