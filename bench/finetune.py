@@ -3,7 +3,9 @@
 Shape of the reference figures (issue #5): SmolLM2-135M, LoRA r=16 on all linear layers.
 * CPU: batch 4 x 256 tokens; reference ~170 tokens/s on 2 cores.
 * GPU (when present): batch 64 x 512, bf16 autocast; references 83k tokens/s (eager) / 180k (torch.compile).
-Also measured: the params.yaml default shape (r=8 on q/v, batch 2 x 192) that the nightly sample run uses.
+Also measured: the params.yaml default shape (r=8 on all linear layers, batch 2 x 384: the served prompt
+with its retrieved context and the answer) that the nightly sample run uses. Each example fills the window
+exactly, end-of-turn token included (training drops an example that does not fit, never cuts it).
 
 A few steps only (``LLMOPS_BENCH_STEPS``, default 4; ``LLMOPS_BENCH_FULL=1`` for 20). Two figures per
 shape: ``tokens/s`` over all steps (first step included: allocation, kernel selection, compile) and
@@ -21,31 +23,41 @@ ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "d
 REFERENCE = {"cpu": 170.0, "cuda_eager": 83_000.0, "cuda_compiled": 180_000.0}
 
 
-def _examples(n: int, words: int) -> list:
+def _examples(n: int, seq: int, base_cache: Path) -> list:
+    """``n`` examples of exactly ``seq`` tokens (chat template and end-of-turn token included)."""
+    from transformers import AutoTokenizer
+
+    from llmops.finetune.validate import hf_token_counter
+    from llmops.llm.local import ensure_base_model
     from llmops.records import ChatMessage, TrainingExample
 
-    answer = " ".join(f"step{i % 50} of the refund procedure" for i in range(words // 5))
-    return [
-        TrainingExample(
-            messages=[
-                ChatMessage(role="system", content="You are a helpful customer-support assistant."),
-                ChatMessage(role="user", content=f"How do I get a refund for order {i}?"),
-                ChatMessage(role="assistant", content=answer),
-            ],
-            source="bench",
-            group_id=str(i),
+    count = hf_token_counter(AutoTokenizer.from_pretrained(ensure_base_model(base_cache)))
+    words = [f"step{i % 50} of the refund procedure" for i in range(seq)]
+
+    def messages(i: int, k: int) -> list[dict[str, str]]:
+        return [
+            {"role": "system", "content": "You are a helpful customer-support assistant."},
+            {"role": "user", "content": f"How do I get a refund for order {i}?"},
+            {"role": "assistant", "content": " ".join(words[:k])},
+        ]
+
+    out = []
+    for i in range(n):
+        k = 1
+        while count(messages(i, k + 1)) <= seq:
+            k += 1
+        out.append(
+            TrainingExample(messages=[ChatMessage(**m) for m in messages(i, k)], source="bench", group_id=str(i))  # type: ignore[arg-type]
         )
-        for i in range(n)
-    ]
+    return out
 
 
-def _measure(name: str, cfg: object, settings: object, n_examples: int, words: int) -> dict:
+def _measure(name: str, cfg: object, settings: object, n_examples: int) -> dict:
     from llmops.finetune.lora import train_lora
 
     with tempfile.TemporaryDirectory() as tmp:
-        report = train_lora(
-            _examples(n_examples, words), [], cfg, base_cache=settings.base_model_cache, out_dir=Path(tmp) / "adapter"
-        )
+        examples = _examples(n_examples, cfg.max_seq_len, settings.base_model_cache)  # type: ignore[attr-defined]
+        report = train_lora(examples, [], cfg, base_cache=settings.base_model_cache, out_dir=Path(tmp) / "adapter")
     return {
         "shape": name,
         "device": report.device,
@@ -90,10 +102,12 @@ def run() -> dict:
         for compiled in (False, True):
             gpu = _reference_shape(64, 512, gpu_steps, compile=compiled)
             name = f"r16 all-linear, 64x512, bf16{' compiled' if compiled else ' eager'}"
-            rows.append(_measure(name, gpu, settings, 64 * gpu_steps, 600))
-    rows.append(_measure("r16 all-linear, 4x256 (reference shape)", _reference_shape(4, 256, steps), settings, 4 * steps, 300))
-    sample = FinetuneParams(max_steps=steps, eval_examples=0, eval_every=0, max_examples=2 * steps)
-    rows.append(_measure("params.yaml default: r8 q/v, 2x192", sample, settings, 2 * steps, 220))
+            rows.append(_measure(name, gpu, settings, 64 * gpu_steps))
+    rows.append(_measure("r16 all-linear, 4x256 (reference shape)", _reference_shape(4, 256, steps), settings, 4 * steps))
+    sample = FinetuneParams(
+        max_steps=steps, eval_examples=0, eval_every=0, max_examples=2 * steps, target_modules=["all-linear"], max_seq_len=384
+    )
+    rows.append(_measure("params.yaml default: r8 all-linear, 2x384", sample, settings, 2 * steps))
 
     print(f"{'shape':<44} {'device':<12} {'tokens/s':>9} {'steady':>9} {'examples/s':>11} {'steady vs reference':>22}")
     for r in rows:

@@ -4,6 +4,7 @@ The served prompt format, the support check and the token window are in test_tra
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -202,3 +203,23 @@ def test_any_prefix_of_the_training_file_samples_every_source() -> None:
     assert [e.source for e in res.train[:3]] == ["conversation", "rated_positive", "kb_pair"]
     assert [e.source for e in res.train].count("conversation") == 3 and res.skipped["over_max_examples"] == 41
     assert interleave_sources(res.train, 42) == res.train  # stable
+
+
+def test_fitted_answers_keep_their_end_of_turn_token_with_the_real_tokenizer(model_cache: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from llmops.finetune.lora import encode_example
+    from llmops.finetune.trainset import AnswerFit
+    from llmops.finetune.validate import base_token_counter
+    from llmops.llm.local import ensure_base_model
+
+    long = " ".join(f"Step {i} is to fill in section {i} of the form." for i in range(40))
+    convs = [_conv("c", ("customer", "How do I fill in the form?"), ("agent", long))]
+    fit = AnswerFit(base_token_counter(model_cache / "base"), 96)
+    res = build_trainset(convs, [], [], TrainsetParams(validation_share=0.0), BaseParams(), fit=fit)
+    [example] = res.train
+    assert res.trimmed == 1 and example.messages[-1].content.endswith("of the form.")
+    tok = AutoTokenizer.from_pretrained(ensure_base_model(model_cache / "base"))
+    encoded = encode_example(tok, example, 96)
+    assert encoded is not None and len(encoded[0]) <= 96
+    assert tok.decode([t for t in encoded[1] if t != -100]).rstrip().endswith("<|im_end|>")
