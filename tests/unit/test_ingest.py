@@ -31,6 +31,7 @@ def _line(obj: object) -> bytes:
         (_line({**GOOD, "turns": [{"role": "robot", "text": "x"}]}), "turns.0.role"),
         (_line({**GOOD, "created_at": "yesterday"}), "created_at"),
         (_line({**GOOD, "surprise": 1}), "surprise: Extra inputs are not permitted"),
+        (_line({**GOOD, "jane.doe@example.com": 1}), "<key>: Extra inputs are not permitted"),
         (_line([1, 2, 3]), "expected a JSON object, got list"),
         (b'{"conversation_id": "c3", "text": "caf\xe9"}', "not UTF-8"),
     ],
@@ -41,7 +42,7 @@ def test_bad_line_is_quarantined_with_reason(raw: bytes, reason: str) -> None:
     assert [c.conversation_id for c in result.records] == ["c1"]
     assert len(result.quarantined) == 1
     q = result.quarantined[0]
-    assert reason in q.reason
+    assert reason in q.reason and "example.com" not in q.reason  # a reason never repeats input values
     assert q.line_no == 2 and q.source == "batch.jsonl"
 
 

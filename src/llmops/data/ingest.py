@@ -4,6 +4,7 @@ and quarantine what fails with a reason. Nothing is dropped silently: ``in = out
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -30,10 +31,15 @@ class IngestResult(Generic[M]):
         return {"in": self.lines_in, "out": len(self.records), "quarantined": len(self.quarantined)}
 
 
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}|\d{1,6}")
+
+
 def _validation_reason(exc: ValidationError) -> str:
+    """Field paths and messages, never values: a key that is not a plain name (an e-mail used as a key)
+    shows as ``<key>``, so the reason, which is printed and stays readable in a sealed quarantine, holds no data."""
     parts = []
     for err in exc.errors()[:3]:
-        loc = ".".join(str(p) for p in err["loc"]) or "<record>"
+        loc = ".".join(str(p) if _KEY.fullmatch(str(p)) else "<key>" for p in err["loc"]) or "<record>"
         parts.append(f"{loc}: {err['msg']}")
     more = f" (+{exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
     return "contract violation: " + "; ".join(parts) + more
