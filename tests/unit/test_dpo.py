@@ -55,3 +55,38 @@ def test_dpo_step_on_a_tiny_set_moves_the_adapter(tmp_path: Path, model_cache: P
 def test_preference_pair_round_trip() -> None:
     pair = PreferencePair(prompt=[ChatMessage(role="user", content="q")], chosen="a", rejected="b", group_id="g1")
     assert PreferencePair.model_validate_json(pair.model_dump_json()) == pair
+
+
+def test_method_dpo_without_enough_pairs_is_a_clear_error(tmp_path: Path, model_cache: Path) -> None:
+    from llmops.errors import EmptyDatasetError
+    from llmops.finetune.backend import LocalBackend
+
+    pairs, _ = build_preference_pairs(ROWS[:2], [], BaseParams())
+    (tmp_path / "dpo.jsonl").write_text("".join(p.model_dump_json() + "\n" for p in pairs))
+    backend = LocalBackend(FinetuneParams(method="dpo"), model_cache / "base", preferences=tmp_path / "dpo.jsonl")
+    with pytest.raises(EmptyDatasetError, match=r"only 2 preference pairs < finetune\.dpo_min_pairs 8"):
+        backend.train(tmp_path / "train.jsonl", tmp_path / "validation.jsonl", tmp_path / "out")
+
+
+@pytest.mark.slow  # SFT (2 steps) then DPO (2 steps) on the real model
+def test_sft_then_dpo_continues_the_sft_adapter(tmp_path: Path, model_cache: Path) -> None:
+    import json
+
+    from llmops.finetune.backend import LocalBackend
+
+    pairs, _ = build_preference_pairs(ROWS[:4], [], BaseParams())
+    (tmp_path / "dpo.jsonl").write_text("".join(p.model_dump_json() + "\n" for p in pairs))
+    sft = [{"messages": [m.model_dump() for m in p.prompt] + [{"role": "assistant", "content": p.chosen}]} for p in pairs]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in sft))
+    (tmp_path / "validation.jsonl").write_text("")
+    cfg = FinetuneParams(method="sft+dpo", max_steps=2, dpo_steps=2, dpo_min_pairs=4, max_seq_len=128, eval_examples=0)
+    record = LocalBackend(cfg, model_cache / "base", preferences=tmp_path / "dpo.jsonl").train(
+        tmp_path / "train.jsonl", tmp_path / "validation.jsonl", tmp_path / "out"
+    )
+    assert record["steps"] == 2 and record["dpo"]["steps"] == 2 and record["dpo"]["reference"] == "sft adapter"
+    assert json.loads((tmp_path / "out/training.json").read_text())["model_id"] == record["model_id"]
+    few = LocalBackend(cfg.model_copy(update={"dpo_min_pairs": 8}), model_cache / "base", preferences=tmp_path / "dpo.jsonl")
+    assert (
+        "only 4 preference pairs"
+        in few.train(tmp_path / "train.jsonl", tmp_path / "validation.jsonl", tmp_path / "o2")["dpo"]["skipped"]
+    )
