@@ -1,0 +1,81 @@
+"""Human approval: a model the gate passed waits in a paused flow run until a reviewer answers (Prefect's
+pause_flow_run with a typed input form), or the pause times out and the model stays pending."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+
+from llmops.config import Settings, apply_overrides
+from llmops.finetune.registry import ModelRecord, Registry
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _pending(project: Path, timeout_s: int) -> ModelRecord:
+    project.mkdir()
+    (project / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    apply_overrides(project / "params.yaml", {"gate.require_approval": True, "gate.approval_timeout_s": timeout_s})
+    reg = Registry.from_settings(Settings())
+    reg.register(ModelRecord(model_id="cand", base_model="b", data_rev="r"), None)
+    return reg.set_status("cand", "pending", ["gate passed; waiting for approval"])
+
+
+def test_paused_flow_promotes_on_the_reviewers_approval(prefect_api: None, settings_env: Path, tmp_path: Path) -> None:
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.flow_runs import resume_flow_run
+    from prefect.runtime import flow_run
+
+    from flows.tasks import await_approval
+
+    project, run_id_file = tmp_path / "p", tmp_path / "run-id"
+    model = _pending(project, timeout_s=120)
+
+    @flow
+    def approval() -> str:
+        run_id_file.write_text(str(flow_run.get_id()))
+        return await_approval(str(project), model).status
+
+    result: dict[str, str] = {}
+    worker = threading.Thread(target=lambda: result.update(status=approval()))
+    worker.start()
+    deadline = time.monotonic() + 60
+    while not run_id_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    run_id = UUID(run_id_file.read_text())
+    with get_client(sync_client=True) as client:
+        while not client.read_flow_run(run_id).state.is_paused() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert client.read_flow_run(run_id).state.is_paused()
+    assert Registry.from_settings(Settings()).get("cand").status == "pending"
+    resume_flow_run(run_id, run_input={"approve": True, "reason": "read the gate report"})  # the UI form's answer
+    worker.join(timeout=60)
+    assert result == {"status": "champion"}
+    record = Registry.from_settings(Settings()).get("cand")
+    assert record.status == "champion" and "approved: read the gate report" in record.events[-1]["reason"]
+
+
+def test_unanswered_pause_leaves_the_model_pending(prefect_api: None, settings_env: Path, tmp_path: Path) -> None:
+    from prefect import flow
+
+    from flows.tasks import await_approval
+
+    project = tmp_path / "p"
+    model = _pending(project, timeout_s=1)
+
+    @flow
+    def approval() -> str:
+        return await_approval(str(project), model).status
+
+    assert approval() == "pending"
+    assert Registry.from_settings(Settings()).champion() is None
+
+
+@pytest.fixture(autouse=True)
+def _quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "WARNING")
