@@ -167,7 +167,15 @@ def _vs_base(champ: dict, base: dict, name: str) -> dict[str, float]:
 
     ids = sorted(set(_field(champ, name)) & set(_field(base, name)))
     t = paired_test([champ[i][name] - base[i][name] for i in ids], samples=4000, confidence=0.95)
-    return {"n": t.n, "diff": round(t.mean, 4), "ci": [round(t.low, 4), round(t.high, 4)], "ties": t.ties}
+    return {
+        "n": t.n,
+        "diff": round(t.mean, 4),
+        "ci": [round(t.low, 4), round(t.high, 4)],
+        "ties": t.ties,
+        "sd": round(t.sd, 4),
+        "mde": round(t.mde, 4),
+        "effect_size": round(t.mean / t.sd, 3) if t.sd else 0.0,  # the metric that separates models with less noise wins
+    }
 
 
 def run() -> dict:
@@ -232,6 +240,7 @@ def run() -> dict:
     registry.register(champion, None)
     registry.set_status(champion.model_id, "champion", ["base model: the first champion"])
     champ_test, received, rows = base_test, [], []
+    gate_scores = {champion.model_id: base_gate}  # both metrics per model, to compare them as gate metrics
     for night in range(1, nights + 1):
         received += per_night[night - 1]
         shuffled = night == planted
@@ -272,6 +281,8 @@ def run() -> dict:
             champ_test, _ = loop.score(challenger, test_qs, test_prompts)
         del challenger
         vs = {k: _vs_base(champ_test, base_test, k) for k in ("semantic_similarity", "token_f1")}
+        on_gate = {k: _vs_base(chall_gate, gate_scores[current.model_id], k) for k in ("semantic_similarity", "token_f1")}
+        gate_scores[model_id] = chall_gate
         row = {
             "night": night,
             "model": model_id,
@@ -286,6 +297,7 @@ def run() -> dict:
             "evidence": decision.evidence,
             "champion": registry.champion().model_id,
             "champion_vs_base_test": vs,
+            "challenger_vs_champion_gate": on_gate,
         }
         rows.append(row)
         print(
@@ -296,6 +308,8 @@ def run() -> dict:
         )
         for reason in decision.reasons:
             print(f"  - {reason}")
+        for k, v in on_gate.items():
+            print(f"  gate, {k}: challenger - champion {v['diff']:+.4f} (sd {v['sd']}, d {v['effect_size']}, MDE {v['mde']})")
         for k, v in vs.items():
             print(f"  champion {row['champion']} vs base on {v['n']} test questions, {k}: {v['diff']:+.4f} 95% CI {v['ci']}")
     planted_row = next((r for r in rows if r["planted"]), None)
