@@ -207,3 +207,19 @@ def test_quarantine_is_whole_and_sealed_with_the_vault_key(tmp_path: Path, key: 
             read_quarantine(path, Vault.generate_key())
         with pytest.raises(ConfigError, match="sealed"):
             original(read_quarantine(path)[0])
+
+
+def test_cli_lists_and_reveals_a_sealed_quarantine(tmp_path: Path, settings_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from llmops.cli import app
+
+    key = Vault.generate_key()
+    path = tmp_path / "q.jsonl"
+    write_quarantine(path, [hold("in.jsonl", 7, "malformed JSON", f'{{"text": "card {CARD}"')], key)
+    listed = CliRunner().invoke(app, ["pii", "quarantine", str(path)])
+    assert listed.exit_code == 0 and "in.jsonl:7: malformed JSON [sealed]" in listed.output and CARD not in listed.output
+    assert CliRunner().invoke(app, ["pii", "quarantine", str(path), "--reveal"]).exit_code != 0  # no key: refused
+    monkeypatch.setenv("LLMOPS_PII_VAULT_KEY", key)
+    revealed = CliRunner().invoke(app, ["pii", "quarantine", str(path), "--reveal"])
+    assert revealed.exit_code == 0 and CARD in revealed.output

@@ -139,3 +139,28 @@ def purge(
         typer.echo(json.dumps(purge_private(project_dir, locks).as_dict()))
     except LLMOpsError as exc:
         fail(exc)
+
+
+@app.command("quarantine")
+def quarantine(
+    path: Annotated[Path, typer.Argument(help="A quarantine file (data/quarantine/*.jsonl, data/redact-quarantine/*.jsonl).")],
+    reveal: Annotated[
+        bool, typer.Option("--reveal", help="Print each held record (sealed ones need LLMOPS_PII_VAULT_KEY).")
+    ] = False,
+) -> None:
+    """List held records with their source, line and reason; --reveal prints the records themselves (personal data)."""
+    from llmops.config import Settings
+    from llmops.data.quarantine import original, read_quarantine
+
+    try:
+        if not path.exists():
+            raise DataContractError(f"{path} does not exist: pass a quarantine JSONL file")
+        key = Settings().pii_vault_key
+        records = read_quarantine(path, key.get_secret_value() if reveal and key else None)
+        for r in records:
+            typer.echo(f"{r.source}:{r.line_no}: {r.reason}{' [sealed]' if r.sealed else ''}")
+            if reveal:
+                typer.echo("  " + original(r).decode("utf-8", errors="replace"))
+        typer.echo(f"{len(records)} held record(s)", err=True)
+    except LLMOpsError as exc:
+        fail(exc)
