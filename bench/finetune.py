@@ -129,5 +129,103 @@ def run() -> dict:
     }
 
 
+def gain(questions: int = 120, overrides: dict | None = None) -> dict:
+    """Does the nightly's training make the assistant better? (``python -m bench.finetune gain [N]``)
+
+    On the shipped sample, as the pipeline does it: the knowledge base indexed (Chroma + MiniLM, hybrid), the
+    training set built in the served prompt format (``build_trainset``; the raw sample, not redacted), a LoRA
+    adapter trained with params.yaml's ``finetune`` section (``overrides`` on top), then the base model and the
+    adapter answer the first ``questions`` answered eval questions (never trained on) through the same
+    retrieval and prompt, greedy. Paired per-question differences (adapter - base) of token F1 and of
+    answer-reference embedding similarity, BCa 95% CI and permutation p (``llmops.evaluation.paired``).
+    """
+    import time
+
+    from llmops.config import Settings, load_params
+    from llmops.data.ingest import parse_jsonl
+    from llmops.evaluation.answers import semantic_similarity, token_f1
+    from llmops.evaluation.paired import paired_test
+    from llmops.finetune.lora import train_lora
+    from llmops.finetune.trainset import AnswerFit, ServingPrompt, build_trainset
+    from llmops.finetune.validate import base_token_counter
+    from llmops.index import refresh_index
+    from llmops.index.embed import LocalEmbedder
+    from llmops.index.hybrid import open_retriever
+    from llmops.index.store import chroma_client
+    from llmops.jsonl import read_jsonl
+    from llmops.llm.local import LocalChatModel
+    from llmops.llm.prompts import rag_messages
+    from llmops.records import Conversation, Document, EvalQuestion, FeedbackEvent
+
+    sample, params, settings = ROOT / "data/sample", load_params(ROOT / "params.yaml"), Settings()
+    cfg = params.finetune.model_copy(update=overrides or {})
+    embedder = LocalEmbedder()
+    with tempfile.TemporaryDirectory() as tmp:
+        client = chroma_client(Settings(home=Path(tmp) / "home"))
+        refresh_index(read_jsonl(sample / "documents.jsonl", Document), client, embedder, params.index)
+        retriever = open_retriever(client, embedder, params.index)
+        evals = read_jsonl(sample / "eval_questions.jsonl", EvalQuestion)
+        data = build_trainset(
+            parse_jsonl((sample / "conversations.jsonl").read_bytes(), Conversation, "sample").records,
+            read_jsonl(sample / "feedback.jsonl", FeedbackEvent),
+            evals,
+            params.trainset,
+            params.base,
+            documents=read_jsonl(sample / "documents.jsonl", Document),
+            prompt=ServingPrompt(retriever, params.serve),
+            fit=AnswerFit(base_token_counter(settings.base_model_cache), cfg.max_seq_len),
+        )
+        start = time.perf_counter()
+        report = train_lora(data.train, data.validation, cfg, base_cache=settings.base_model_cache, out_dir=Path(tmp) / "a")
+        train_s = time.perf_counter() - start
+        asked = [q for q in evals if q.answer][:questions]
+        hits = retriever.search([q.query for q in asked], k=params.serve.top_k)
+        prompts = [
+            rag_messages(q.query, [h["text"] for h in hs], params.base.system_prompt, params.serve.context_chars)
+            for q, hs in zip(asked, hits, strict=True)
+        ]
+        answers = {}
+        for name, adapter in (("base", None), ("adapter", Path(tmp) / "a")):
+            model = LocalChatModel(settings.base_model_cache, adapter)
+            answers[name] = [r.text for r in model.chat_batch(prompts, max_new_tokens=params.evaluate.max_new_tokens)]
+    refs = [q.answer or "" for q in asked]
+    scores = {
+        "token_f1": {k: [token_f1(a, r) for a, r in zip(v, refs, strict=True)] for k, v in answers.items()},
+        "similarity": {k: semantic_similarity(embedder, v, refs) for k, v in answers.items()},
+    }
+    out: dict = {
+        "trainset": data.stats(),
+        "training": {k: report.as_dict()[k] for k in ("steps", "seconds", "stopped_by", "val_loss_before", "val_loss_after")},
+        "train_seconds": round(train_s, 1),
+        "questions": len(asked),
+        "identical_answers": sum(a == b for a, b in zip(answers["base"], answers["adapter"], strict=True)),
+    }
+    print(
+        f"{report.steps} steps in {train_s:.0f} s ({report.stopped_by}); "
+        f"val loss {report.val_loss_before} -> {report.val_loss_after}"
+    )
+    for metric, by in scores.items():
+        test = paired_test([a - b for a, b in zip(by["adapter"], by["base"], strict=True)], seed=0)
+        base_mean, adapter_mean = sum(by["base"]) / len(asked), sum(by["adapter"]) / len(asked)
+        out[metric] = {
+            "base": round(base_mean, 4),
+            "adapter": round(adapter_mean, 4),
+            "diff": round(test.mean, 4),
+            "ci95": [round(test.low, 4), round(test.high, 4)],
+            "p": round(test.p_value, 4),
+            "ties": test.ties,
+        }
+        print(
+            f"{metric:<11} base {base_mean:.4f} adapter {adapter_mean:.4f} diff {test.mean:+.4f} "
+            f"[{test.low:+.4f}, {test.high:+.4f}] p={test.p_value:.3f} ties={test.ties}/{len(asked)}"
+        )
+    return out
+
+
 if __name__ == "__main__":
-    run()
+    import sys
+
+    if sys.argv[1:2] == ["gain"]:
+        print(gain(int(sys.argv[2]) if len(sys.argv) > 2 else 120))
+    else:
+        run()
