@@ -297,12 +297,16 @@ def _name_windows(text: str, context: int) -> list[tuple[int, str]]:
         return [(0, text)] if text.strip() else []
     from spacy.lang.en.stop_words import STOP_WORDS
 
+    from llmops.pii.rules import NOT_NAMES
+
     tokens = [(m.start(), m.end()) for m in _TOKEN.finditer(text)]
     keep = bytearray(len(tokens))
     for n, (start, end) in enumerate(tokens):
         for w in _LETTERS.finditer(text, start, end):
             word = w.group(0)
-            if (word[0].isupper() and word.casefold() not in STOP_WORDS) or not word.isascii():
+            if (
+                word[0].isupper() and word.casefold() not in STOP_WORDS and word.casefold() not in NOT_NAMES
+            ) or not word.isascii():
                 keep[max(0, n - context) : n + context + 1] = b"\x01" * (min(len(tokens), n + context + 1) - max(0, n - context))
                 break
     if sum(keep) >= 0.8 * len(tokens):

@@ -61,7 +61,6 @@ _NAME_CUE = re.compile(
 _SIGN_OFF = re.compile(r"(?:\^\s?|(?:^|\s)[-–_]\s?(?=[A-Z][A-Za-z]?[a-z]{2,15}\s*(?:\d/\d)?\s*$))([A-Z][A-Za-z]?[a-z]{2,15})\b")
 _SINGLE = re.compile(r"(?<![\w@#'-])[A-Za-z][a-z'-]{2,20}(?![\w@'-])")
 _SINGLE_SCORE = 0.5  # a lone lexicon first name: above the redaction threshold, below the leak gate's
-_PAIR = re.compile(rf"\b({_NAME_WORD})\s+({_NAME_WORD})\b")
 
 
 @functools.cache
@@ -121,14 +120,21 @@ def find_lowercase_names(text: str) -> list[tuple[int, int, float]]:
             end = m.end(1)
         out.append((m.start(1), end, 0.7))
     out.extend((m.start(1), m.end(1), 0.6) for m in _SIGN_OFF.finditer(text))
+    prev: re.Match[str] | None = None  # one pass over the words: lone first names and "first last" pairs
     for m in _SINGLE.finditer(text):
         word = m.group(0)
-        if word.casefold() in first and (word.islower() or word[1:].islower()):
+        folded = word.casefold()
+        if folded in first and (word.islower() or word[1:].islower()):
             out.append((m.start(), m.end(), _SINGLE_SCORE))
-    for m in _PAIR.finditer(text):
-        a, b = m.group(1), m.group(2)
-        if a.islower() and b.islower() and a in first and b in last and b not in first:
-            out.append((m.start(), m.end(), 0.6))
+        elif (
+            prev is not None
+            and word.islower()
+            and folded in last
+            and prev.group(0) in first
+            and text[prev.end() : m.start()].isspace()
+        ):
+            out.append((prev.start(), m.end(), 0.6))
+        prev = m
     return out
 
 
