@@ -156,11 +156,14 @@ _PLACE_CUE = re.compile(
 )
 
 
+_NOT_PLACE = re.compile(r"(?:ing|ed|ly|tion|sion|ment|ness|ity|ise|ize|ful|less|able|ible)$")  # verbs, adverbs, abstractions
+
+
 def _capitalise_place(m: re.Match[str]) -> str:
     from spacy.lang.en.stop_words import STOP_WORDS
 
     word, code = m.group(1), m.group(2) or ""
-    if word in STOP_WORDS:
+    if word in STOP_WORDS or _NOT_PLACE.search(word):
         return m.group(0)
     head = m.group(0)[: m.start(1) - m.start(0)]
     return head + word.capitalize() + (code.upper() if code.strip() not in STOP_WORDS else code)

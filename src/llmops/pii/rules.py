@@ -75,6 +75,7 @@ _UNIT = r"(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|Flat|Floor|Room|Box)\s*#?\s*\d+[
 _ADDR_LINE = (
     rf"(?:{_UNIT}|,\s*[A-Z]{{2}}\b|{_CAP}(?:[ -]{_CAP})*(?:\s+\d{{3,6}}(?:-\d{{3,4}})?)?|[{_U}]{{2,}}|\d{{4,6}}(?:-\d{{3,4}})?)"
 )
+_HOUSE_NO = r"\d{1,5}[a-z]?\b(?!/)\.?"  # on the street's line; "24/7" is no house number
 _ADDR_MORE = rf"(?:[ \t]*\n[ \t]*(?:>[ \t]*)?{_ADDR_LINE}){{0,4}}"
 _ADDR_CONTEXT = (
     r"address|live[sd]?|located|street|moved|return|send|ship|deliver|billing|corner|station|reside|visit|"
@@ -192,7 +193,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "STREET_ADDRESS",
-        _r(rf"\b(?:\d{{1,6}}\s+)?(?:(?:ul|al|pl|str)\.\s+)?{_CAP}(?:[ -][\w.]+){{0,2}}?\s+\d{{1,5}}[a-z]?\b\.?{_ADDR_MORE}"),
+        _r(rf"\b(?:\d{{1,6}}\s+)?(?:(?:ul|al|pl|str)\.\s+)?{_CAP}(?:[ -][\w.]+){{0,2}}?[ \t]+{_HOUSE_NO}{_ADDR_MORE}"),
         0.35,
         context=re.compile(rf"\b(?:{_ADDR_CONTEXT})\b", re.IGNORECASE),  # whole words: "to" is no cue in "tonight"
         context_score=0.75,
