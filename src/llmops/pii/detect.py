@@ -164,6 +164,7 @@ class FastAnalyzer:
 
     def _analyze(self, texts: Sequence[str], entities: list[str]) -> list[list[Span]]:
         from llmops.pii.normalize import shadow
+        from llmops.pii.spans import to_original
 
         wanted = set(entities)
         shadows = [shadow(t) for t in texts]
@@ -181,10 +182,10 @@ class FastAnalyzer:
             out.append(spans)
         if wanted & set(NER_LABELS.values()):
             self._add_ner(seen, wanted, out)
-        return [_to_original(sh, spans) for sh, spans in zip(shadows, out, strict=True)]
+        return [to_original(sh, spans) for sh, spans in zip(shadows, out, strict=True)]
 
     def _add_ner(self, texts: Sequence[str], wanted: set[str], out: list[list[Span]]) -> None:
-        from llmops.pii.names import is_name_word
+        from llmops.pii.names import relabel
         from llmops.pii.rules import NOT_NAMES
 
         context = self.cfg.ner_context_words
@@ -202,7 +203,7 @@ class FastAnalyzer:
             for (i, off, _), doc in zip(pieces, docs, strict=True):
                 for ent in doc.ents:
                     written = texts[i][off + ent.start_char : off + ent.end_char]  # as typed, before truecasing
-                    entity = NER_LABELS.get(ent.label_) or _relabel(ent.label_, written, is_name_word, texts[i])
+                    entity = NER_LABELS.get(ent.label_) or relabel(ent.label_, written, texts[i])
                     if entity in wanted and NER_SCORE >= self.cfg.score_threshold and ent.text.casefold() not in NOT_NAMES:
                         out[i].append(Span(entity, off + ent.start_char, off + ent.end_char, NER_SCORE))
         finally:
@@ -211,69 +212,6 @@ class FastAnalyzer:
         if "PERSON" in wanted:
             for i, text in enumerate(texts):
                 out[i].extend(_spread_names(text, out[i]))
-
-
-_US_STATE_CODES = frozenset(
-    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND OH OK OR PA "
-    "RI SC SD TN TX UT VT VA WA WV WI WY".split()
-)
-
-
-def _relabel(label: str, text: str, is_name_word: Any, context: str = "") -> str | None:
-    """The small model calls many names an organisation or a group ("Brett", "Jay & Trish", "Kishan"): such a
-    span whose every word is a lexicon name, or that is one capitalised word which no @handle of the text
-    contains (support posts tag the brands they name: "@Spotify ... Spotify"), is a person; a bare US
-    state code is a location."""
-    if label not in {"ORG", "NORP"}:
-        return None
-    if text in _US_STATE_CODES:
-        return "LOCATION"
-    words = _LETTERS.findall(text)
-    if words and len(words) <= 3 and all(is_name_word(w) for w in words):
-        return "PERSON"
-    if label == "ORG" and _ONE_NAME.fullmatch(text) and not _in_handle(text, context):
-        return "PERSON"
-    return None
-
-
-_ONE_NAME = re.compile(r"[A-Z][a-z]+[A-Za-z]*")
-_HANDLE = re.compile(r"@(\w+)")
-
-
-def _in_handle(word: str, context: str) -> bool:
-    if "@" not in context:
-        return False
-    w = word.casefold()
-    return any(w in h.casefold() for h in _HANDLE.findall(context))
-
-
-def _to_original(sh: Any, spans: list[Span]) -> list[Span]:
-    """Shadow spans -> whole, non-overlapping original spans; no span covers a placeholder."""
-    from llmops.pii.spans import consolidate
-
-    spans = consolidate(sh.text, spans)
-    inert = sh.inert_positions()
-    if inert:
-        spans = [piece for s in spans for piece in _cut(sh.text, s, inert)]
-    if sh.offsets is None:
-        return spans
-    return [Span(s.entity_type, *sh.to_original(s.start, s.end), s.score) for s in spans]
-
-
-def _cut(text: str, s: Span, inert: list[int]) -> list[Span]:
-    """``s`` without the placeholders inside it: the pieces around them that still hold a letter or digit."""
-    inside = [p for p in inert if s.start <= p < s.end]
-    if not inside:
-        return [s]
-    out, start = [], s.start
-    for p in [*inside, s.end]:
-        piece = text[start:p]
-        lead = len(piece) - len(piece.lstrip(" ,.;:-"))
-        piece = piece.strip(" ,.;:-")
-        if any(c.isalnum() for c in piece):
-            out.append(Span(s.entity_type, start + lead, start + lead + len(piece), s.score))
-        start = p + 1
-    return out
 
 
 _WORD = re.compile(r"\b([a-z])([a-z'-]+)")
@@ -377,7 +315,10 @@ _WORKER: FastAnalyzer | None = None
 def _init_worker(cfg: RedactParams) -> None:
     global _WORKER
     _WORKER = FastAnalyzer(cfg)
-    _ = _WORKER.nlp  # load the model once per worker, not per chunk
+    _ = _WORKER.nlp  # load the model and the name lexicon once per worker, not per chunk
+    from llmops.pii.names import lexicon
+
+    lexicon()
 
 
 def _analyze_chunk(texts: list[str], entities: list[str]) -> list[list[Span]]:

@@ -179,3 +179,37 @@ class _NameFinder:
 
 
 LOWERCASE_NAME_RULE: Rule = _NameFinder()  # type: ignore[assignment]
+
+
+_US_STATE_CODES = frozenset(
+    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND OH OK OR PA "
+    "RI SC SD TN TX UT VT VA WA WV WI WY".split()
+)
+
+
+def relabel(label: str, text: str, context: str = "") -> str | None:
+    """The small model calls many names an organisation or a group ("Brett", "Jay & Trish", "Kishan"): such a
+    span whose every word is a lexicon name, or that is one capitalised word which no @handle of the text
+    contains (support posts tag the brands they name: "@Spotify ... Spotify"), is a person; a bare US
+    state code is a location."""
+    if label not in {"ORG", "NORP"}:
+        return None
+    if text in _US_STATE_CODES:
+        return "LOCATION"
+    words = re.findall(r"[^\W\d_]+", text)
+    if words and len(words) <= 3 and all(is_name_word(w) for w in words):
+        return "PERSON"
+    if label == "ORG" and _ONE_NAME.fullmatch(text) and not _in_handle(text, context):
+        return "PERSON"
+    return None
+
+
+_ONE_NAME = re.compile(r"[A-Z][a-z]+[A-Za-z]*")
+_HANDLE = re.compile(r"@(\w+)")
+
+
+def _in_handle(word: str, context: str) -> bool:
+    if "@" not in context:
+        return False
+    w = word.casefold()
+    return any(w in h.casefold() for h in _HANDLE.findall(context))

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from llmops.pii.normalize import Shadow
 
 
 @dataclass(frozen=True)
@@ -91,3 +94,30 @@ def consolidate(text: str, spans: Sequence[Span]) -> list[Span]:
         merged = Span(best.entity_type, min(s.start, *(k.start for k in hits)), max(s.end, *(k.end for k in hits)), best.score)
         kept = [k for k in kept if k not in hits] + [merged]
     return sorted(kept, key=lambda x: (x.start, x.end))
+
+
+def to_original(sh: Shadow, spans: list[Span]) -> list[Span]:
+    """Shadow spans -> whole, non-overlapping original spans; no span covers a placeholder."""
+    spans = consolidate(sh.text, spans)
+    inert = sh.inert_positions()
+    if inert:
+        spans = [piece for s in spans for piece in _cut(sh.text, s, inert)]
+    if sh.offsets is None:
+        return spans
+    return [Span(s.entity_type, *sh.to_original(s.start, s.end), s.score) for s in spans]
+
+
+def _cut(text: str, s: Span, inert: list[int]) -> list[Span]:
+    """``s`` without the placeholders inside it: the pieces around them that still hold a letter or digit."""
+    inside = [p for p in inert if s.start <= p < s.end]
+    if not inside:
+        return [s]
+    out, start = [], s.start
+    for p in [*inside, s.end]:
+        piece = text[start:p]
+        lead = len(piece) - len(piece.lstrip(" ,.;:-"))
+        piece = piece.strip(" ,.;:-")
+        if any(c.isalnum() for c in piece):
+            out.append(Span(s.entity_type, start + lead, start + lead + len(piece), s.score))
+        start = p + 1
+    return out
