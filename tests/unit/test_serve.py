@@ -4,6 +4,7 @@ keys, lineage, hostile input, rate limits, bounded metric labels, single-flight 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -162,9 +163,11 @@ def test_burst_from_one_key_is_rate_limited(service: Service) -> None:
     app = create_app(service.answerer_with(rate_limit_per_minute=120), keys=KEYS)
     with TestClient(app) as client:
         q = {"query": "When can I get retirement benefits?"}
+        start = time.monotonic()
         codes = [client.post("/answer", json=q, headers=auth(OTHER)).status_code for _ in range(300)]
         limited = client.post("/answer", json=q, headers=auth(OTHER))
-        assert codes.count(200) in range(120, 123) and codes.count(429) == 300 - codes.count(200)
+        refilled = 2 * (time.monotonic() - start) + 1  # 120 a minute: 2 tokens a second come back during the burst
+        assert 120 <= codes.count(200) <= 120 + refilled and codes.count(429) == 300 - codes.count(200)
         assert limited.status_code == 429 and 1 <= int(limited.headers["retry-after"]) <= 60
         assert client.post("/answer", json=q, headers=auth(USER)).status_code == 200  # other keys unaffected
         assert 'llmops_rejected_total{reason="rate_limited"}' in client.get("/metrics", headers=auth(USER)).text
