@@ -28,6 +28,7 @@ CANARIES = [
     (f"card 4111{WJ}1111{WJ}1111{WJ}1111 was charged", f"4111{WJ}1111{WJ}1111{WJ}1111", "CREDIT_CARD"),
     (f"card 5555{SHY}5555{SHY}5555{SHY}4444 please", f"5555{SHY}5555{SHY}5555{SHY}4444", "CREDIT_CARD"),
     (f"call me on 415{SHY}555{SHY}0132 tonight", f"415{SHY}555{SHY}0132", "PHONE_NUMBER"),
+    (f"it is 415{WJ}555{WJ}0132, ok", f"415{WJ}555{WJ}0132", "PHONE_NUMBER"),  # no cue word: as "415 555 0132"
     (f"phone: +44{ZWSP} 20 7946{WJ} 0958", f"+44{ZWSP} 20 7946{WJ} 0958", "PHONE_NUMBER"),
     (f"mail {RLO}kaplowitz.q@example.org{PDF} now", "kaplowitz.q@example.org", "EMAIL_ADDRESS"),
     (f"my ssn is 536{WJ}-22-{ZWSP}8714", f"536{WJ}-22-{ZWSP}8714", "US_SSN"),
@@ -167,7 +168,8 @@ def test_strip_invisible() -> None:
     ("text", "expected"),
     [
         ("plain text", "plain text"),
-        (f"41{WJ}11", "4111"),
+        (f"41{WJ}11", "41 11"),  # an invisible separator between digit groups reads as a space
+        (f"Ma{ZWSP}ria", "Maria"),
         ("\uff14\uff11", "41"),
         ("536\u201122", "536-22"),
         ("call <PHONE_NUMBER_1> now", f"call {INERT} now"),
@@ -187,7 +189,7 @@ def test_shadow_text_and_offsets(text: str, expected: str) -> None:
             a, b = sh.to_original(start, end)
             assert 0 <= a < b <= len(text)
             if INERT not in sh.text[start:end]:  # the original piece holds the shadow piece (a folded char whole)
-                assert sh.text[start:end] in shadow(text[a:b]).text
+                assert sh.text[start:end].strip() in shadow(text[a:b]).text
 
 
 @pytest.mark.parametrize(

@@ -78,6 +78,12 @@ def _needs_work(text: str) -> bool:
     return not text.isascii()
 
 
+def _next_visible_is_digit(text: str, i: int) -> bool:
+    while i < len(text) and is_invisible(text[i]):
+        i += 1
+    return i < len(text) and unicodedata.normalize("NFKC", text[i])[:1].isdigit()
+
+
 def shadow(text: str) -> Shadow:
     """The detection shadow of ``text`` (pure; ASCII text without placeholders is returned as is)."""
     if not _needs_work(text):
@@ -97,7 +103,9 @@ def shadow(text: str) -> Shadow:
             out.append(ch)
             offsets.append(i)
         elif is_invisible(ch):
-            pass
+            if out and out[-1].isdigit() and _next_visible_is_digit(text, i + 1):
+                out.append(" ")  # an invisible digit-group separator reads as a space ("415<WJ>555" -> "415 555")
+                offsets.append(i)
         elif ch in _DASHES:
             out.append("-")
             offsets.append(i)
