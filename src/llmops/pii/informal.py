@@ -42,6 +42,15 @@ _CITY_STATE = rf"[ ,]+(?:[a-z]+[ ,]+){{1,3}}(?:{_STATES})(?:[ ,]+\d{{5}}(?:-\d{{
 _TAIL = rf"(?:[ ,]+{_UNIT}\b)?(?:{_CITY_STATE})?"
 
 
+# Cheap pre-checks: a text without them cannot hold the rule's value.
+_HAS_AT = re.compile(r"[\[({<]\s*at\s*[\])}>]|@\s", re.IGNORECASE)
+_HAS_DOT = re.compile(r"\bdot\b", re.IGNORECASE)
+_HAS_HOST = re.compile(rf"\bat\s+{_MAIL_HOSTS}\b", re.IGNORECASE)
+_HAS_DIGIT_WORDS = re.compile(rf"\b{_DIGIT_WORD}\b[\s,.-]{{0,3}}(?:{_DIGIT_WORD}\b|\d)", re.IGNORECASE)
+_HAS_SUFFIX = re.compile(rf"\b{_SUFFIX}(?![\w-])", re.IGNORECASE)
+_HAS_WEAK_SUFFIX = re.compile(rf"\b{_WEAK_SUFFIX}(?![\w-])", re.IGNORECASE)
+
+
 def _spelled_digits(value: str) -> int:
     return sum(1 for w in re.findall(rf"\d|{_DIGIT_WORD}\b", value, re.IGNORECASE))
 
@@ -64,10 +73,10 @@ def _r(pattern: str, flags: int = re.IGNORECASE) -> re.Pattern[str]:
 
 INFORMAL_RULES: tuple[Rule, ...] = (
     # "x [at] y [dot] com", "x (at) y.com", "x @ y . com": the brackets or spaces are the obfuscation.
-    Rule("EMAIL_ADDRESS", _r(rf"{_USER}{_AT_BRACKET}[a-z0-9-]+(?:{_DOT}[a-z0-9-]+)*?{_DOT}{_TLD}\b"), 0.85),
+    Rule("EMAIL_ADDRESS", _r(rf"{_USER}{_AT_BRACKET}[a-z0-9-]+(?:{_DOT}[a-z0-9-]+)*?{_DOT}{_TLD}\b"), 0.85, requires=_HAS_AT),
     # "x at y dot com": a spoken dot, or a well-known mail host ("zorblat99 at gmail.com").
-    Rule("EMAIL_ADDRESS", _r(rf"{_USER}\s+at\s+[a-z0-9-]+(?:{_DOT}[a-z0-9-]+)*?{_SPOKEN_DOT}{_TLD}\b"), 0.85),
-    Rule("EMAIL_ADDRESS", _r(rf"{_USER}\s+at\s+{_MAIL_HOSTS}{_DOT}{_TLD}\b"), 0.8),
+    Rule("EMAIL_ADDRESS", _r(rf"{_USER}\s+at\s+[a-z0-9-]+(?:{_DOT}[a-z0-9-]+)*?{_SPOKEN_DOT}{_TLD}\b"), 0.85, requires=_HAS_DOT),
+    Rule("EMAIL_ADDRESS", _r(rf"{_USER}\s+at\s+{_MAIL_HOSTS}{_DOT}{_TLD}\b"), 0.8, requires=_HAS_HOST),
     # Phone digits in small groups behind any separators ("555 . 012 . 3456", "5-5-5-0-1-2-3-4-5-6").
     Rule(
         "PHONE_NUMBER",
@@ -78,6 +87,7 @@ INFORMAL_RULES: tuple[Rule, ...] = (
         split_phone_ok,
         context=_ctx(_PHONE_CONTEXT),
         context_score=0.7,
+        requires=_ctx(_PHONE_CONTEXT),  # scored below any threshold without its cue
     ),
     # Digits spelled as words, mixed with figures or not ("five five five, oh one two ...").
     Rule(
@@ -85,9 +95,15 @@ INFORMAL_RULES: tuple[Rule, ...] = (
         _r(rf"\b(?:(?:{_DIGIT_WORD}|\d{{1,4}})\b[\s,.-]{{0,3}}){{3,14}}(?:{_DIGIT_WORD}|\d{{1,4}})\b"),
         0.7,
         spelled_phone_ok,
+        requires=_HAS_DIGIT_WORDS,
     ),
     # Lower-case US street address: number, street words, suffix, optional unit, optional city + state + ZIP.
     # Scored above NER (0.7), so a truecased street name read as a person does not take the address over.
-    Rule("STREET_ADDRESS", _r(rf"{_STREET_HEAD}{_SUFFIX}(?![\w-]){_TAIL}"), 0.72),
-    Rule("STREET_ADDRESS", _r(rf"{_STREET_HEAD}{_WEAK_SUFFIX}(?:[ ,]+{_UNIT}\b{_TAIL}|{_CITY_STATE})"), 0.72),
+    Rule("STREET_ADDRESS", _r(rf"{_STREET_HEAD}{_SUFFIX}(?![\w-]){_TAIL}"), 0.72, requires=_HAS_SUFFIX),
+    Rule(
+        "STREET_ADDRESS",
+        _r(rf"{_STREET_HEAD}{_WEAK_SUFFIX}(?:[ ,]+{_UNIT}\b{_TAIL}|{_CITY_STATE})"),
+        0.72,
+        requires=_HAS_WEAK_SUFFIX,
+    ),
 )

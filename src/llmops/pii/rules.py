@@ -99,8 +99,11 @@ class Rule:
     context: re.Pattern[str] | None = None
     context_score: float = 0.0
     window: int = 48
+    requires: re.Pattern[str] | None = None  # a cheap pre-check: no match of it anywhere, no match of the rule
 
     def find(self, text: str) -> list[tuple[int, int, float]]:
+        if self.requires is not None and self.requires.search(text) is None:
+            return []
         out = []
         for m in self.pattern.finditer(text):
             start, end = m.span(self.group)
