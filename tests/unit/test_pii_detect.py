@@ -221,3 +221,16 @@ def test_spans_are_sorted_disjoint_and_inside_the_original(redactor: Redactor) -
         assert spans, text
         assert all(0 <= s.start < s.end <= len(text) for s in spans)
         assert all(a.end <= b.start for a, b in itertools.pairwise(spans)), spans
+
+
+@pytest.mark.slow  # spawns two workers that each load spaCy and the name lexicon
+def test_process_pool_maps_hostile_text_like_one_process() -> None:
+    from llmops.pii.detect import FastAnalyzer
+
+    texts = [t for t, _, _ in CANARIES] * 3
+    single = FastAnalyzer(RedactParams(workers=1)).analyze(texts)
+    pooled = FastAnalyzer(RedactParams(workers=2, parallel_min_texts=10, batch_size=8))
+    try:
+        assert pooled.analyze(texts) == single
+    finally:
+        pooled.close()
