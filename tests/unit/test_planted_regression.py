@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from llmops.config import FinetuneParams
+from llmops.config import FinetuneParams, GateParams
 from llmops.evaluation.answers import token_f1
 from llmops.evaluation.gate import decide
 from llmops.finetune.lora import merge_adapter, train_lora
@@ -70,6 +70,7 @@ def test_shuffled_answer_challenger_is_rejected(tmp_path: Path, model_cache: Pat
     decision = decide(
         {"answers": {"token_f1": mean(chall)}},
         {"answers": {"token_f1": mean(champ)}},
+        GateParams(min_paired_examples=len(PAIRS)),  # decided on the paired evidence, not on "too few questions"
         challenger_scores=chall,
         champion_scores=champ,
     )
