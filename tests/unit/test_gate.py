@@ -71,6 +71,11 @@ def test_a_few_wins_among_many_ties_are_not_enough() -> None:
     chall = dict(champ) | {f"q{i}": 0.9 for i in range(2)}
     d = decide(_metrics(0.31), _metrics(0.30), challenger_scores=chall, champion_scores=champ)
     assert not d.promote and d.evidence["ties"] == 98
+    # Three wins among 97 ties: the BCa lower bound alone is above 0, but 3 signs are no evidence (p = 1/8).
+    chall = dict(champ) | {f"q{i}": 0.9 for i in range(3)}
+    d = decide(_metrics(0.32), _metrics(0.30), challenger_scores=chall, champion_scores=champ)
+    assert d.evidence["ci"][0] > 0 and d.evidence["p_value"] > 0.025
+    assert not d.promote and "permutation p >= 0.025" in d.reasons[0]
 
 
 def test_too_few_paired_questions_never_promote() -> None:

@@ -86,15 +86,21 @@ def _paired(cfg: GateParams, new: dict[str, float], old: dict[str, float], seed:
     if test.no_change:
         evidence["decision"] = "no change"
         return False, f"no change: challenger and champion score the same on all {test.n} questions (identical answers)", evidence
-    if test.low > cfg.margin:
+    # Both must agree: with mostly tied questions the BCa interval of a few lucky wins is too narrow on its
+    # own (3 wins among 100 ties give a lower bound > 0), while the sign-flip test sees only 2^3 outcomes.
+    alpha = (1 - cfg.confidence) / 2
+    if test.low > cfg.margin and test.p_value < alpha:
         evidence["decision"] = "promote"
-        reason = f"{cfg.score_field}: challenger - champion = {test.mean:+.4f}, {stats}; lower bound > margin {cfg.margin}"
+        reason = (
+            f"{cfg.score_field}: challenger - champion = {test.mean:+.4f}, {stats}; lower bound > margin {cfg.margin} "
+            f"and p < {alpha:g}"
+        )
         return True, reason, evidence
     evidence["decision"] = "reject"
+    why = f"lower bound <= margin {cfg.margin}" if test.low <= cfg.margin else f"permutation p >= {alpha:g}"
     return (
         False,
-        f"{cfg.score_field}: challenger - champion = {test.mean:+.4f}, {stats}; lower bound <= margin {cfg.margin}: "
-        "not a reliable improvement",
+        f"{cfg.score_field}: challenger - champion = {test.mean:+.4f}, {stats}; {why}: not a reliable improvement",
         evidence,
     )
 

@@ -64,8 +64,19 @@ def _shifted(rng: object, n: int, *, gain: float, sd: float = 0.10, tie: float =
     return _pairs(champ, champ + diff)
 
 
+def _sparse(rng: object, n: int, *, changed: float = 0.05, size: float = 0.3) -> Pairs:
+    """A challenger that changes only a few answers (~5%), each as likely better as worse by `size`."""
+    import numpy as np
+
+    g: np.random.Generator = rng  # type: ignore[assignment]
+    champ = g.beta(0.9, 4.0, n) * 0.6
+    diff = np.where(g.random(n) < changed, g.choice([-size, size], n), 0.0)
+    return _pairs(champ, champ + diff)
+
+
 NULL_SCENARIOS = [
     Scenario("exchangeable, 36% ties", 0.0, _exchangeable),
+    Scenario("sparse: ~5% of answers change, symmetric", 0.0, _sparse),
     Scenario("skewed: slightly worse mostly, much better on 5%", 0.0, _skewed),
     Scenario("slightly worse (-0.01)", -0.01, lambda g, n: _shifted(g, n, gain=-0.01)),
 ]
