@@ -17,6 +17,15 @@ def test_repo_params_yaml_is_valid_and_complete() -> None:
     assert params.finetune.max_steps > 0
 
 
+def test_the_gate_measures_what_is_served() -> None:
+    """The evaluate stage answers gate questions as the service does: same answer cap and context budget
+    (evaluation takes the top 3 hits, the service serve.top_k), so a promoted model is not served cut short."""
+    params = load_params(ROOT / "params.yaml")
+    assert params.serve.max_new_tokens == params.evaluate.max_new_tokens
+    assert params.serve.context_chars == params.evaluate.context_chars
+    assert params.serve.top_k == 3
+
+
 def test_unknown_key_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "params.yaml").write_text("finetune:\n  max_stepz: 3\n")
     with pytest.raises(ConfigError, match="max_stepz"):
