@@ -207,6 +207,15 @@ def test_approval_holds_a_passing_model_until_a_person_decides(settings_env: Pat
     res = runner.invoke(app, ["models", "reject", "second", "--reason", "tone is off"])
     assert res.exit_code == 0 and reg.get("second").status == "rejected" and reg.champion().model_id == "first"
 
+    # A pending model gated against an earlier champion is never approved over a newer one.
+    third = _project(tmp_path, "third", {q: v + 0.3 for q, v in BASE.items()})
+    model, _ = record_model(third, settings, params, reason="nightly")
+    assert model.status == "pending" and model.gate_evidence["champion_id"] == "first"
+    reg.promote("SmolLM2-135M-Instruct", reason="back to the base by hand")
+    res = runner.invoke(app, ["models", "approve", "third"])
+    assert res.exit_code == 1 and "never compared with the current champion" in res.output, res.output
+    assert reg.get("third").status == "pending" and reg.champion().model_id == "SmolLM2-135M-Instruct"
+
 
 def test_evaluation_key_changes_with_the_index_and_the_gate_set(tmp_path: Path) -> None:
     from llmops import workspace as ws

@@ -188,6 +188,14 @@ class Registry:
                 f"{model_id} is {record.status}, not pending approval: only a model the gate passed with "
                 "gate.require_approval on waits for approve/reject"
             )
+        gated_against = record.gate_evidence.get("champion_id")
+        champion = self.champion()
+        if approve and gated_against and champion is not None and champion.model_id != gated_against:
+            raise RegistryError(
+                f"{model_id} passed the gate against {gated_against}, but the champion is now {champion.model_id}: "
+                f"it was never compared with the current champion. Reject it (`llmops models reject {model_id}`) "
+                "and let the next retrain gate a model against the current champion"
+            )
         verdict = "approved" if approve else "rejected by a reviewer"
         return self.set_status(model_id, "champion" if approve else "rejected", reason=f"{verdict}: {reason}")
 
