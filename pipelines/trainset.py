@@ -40,7 +40,9 @@ def main() -> None:
     )
     # Leak gate: nothing is published if personal data survived the redact stage.
     examples = [e.to_openai() for e in (*result.train, *result.validation)]
-    scan_records([*examples, *result.provenance()], params.redact, "the training set (provenance included)")
+    scan_records(
+        [*examples, *result.provenance(), *pairs], params.redact, "the training set (provenance and preference pairs included)"
+    )
     write_jsonl(ws.TRAINSET / "train.jsonl", (e.to_openai() for e in result.train))
     write_jsonl(ws.TRAINSET / "validation.jsonl", (e.to_openai() for e in result.validation))
     write_jsonl(ws.TRAINSET / "provenance.jsonl", result.provenance())

@@ -72,12 +72,17 @@ def ingest_feedback(
 ) -> FeedbackRun:
     """Collect, redact, join and curate (see module docstring). ``base_examples`` and ``moderation``: see
     :func:`llmops.feedback.curate.curate_feedback`."""
+    from llmops.pii.normalize import strip_invisible
+
     new = collect_new(log_root, load_watermark(store / "watermark.json"))
     run = FeedbackRun(store=store, new=new)
-    if new.generations:
-        run._new_generations = redactor.redact_feedback(new.generations)
-    if new.updates:  # corrections are free text from users: redacted like the generations
-        ids, texts = [u.generation_id for u in new.updates], [u.correction or "" for u in new.updates]
+    if new.generations:  # served text is cleaned like the clean stage does (format characters out), then redacted
+        cleaned = [
+            g.model_copy(update={"query": strip_invisible(g.query), "answer": strip_invisible(g.answer)}) for g in new.generations
+        ]
+        run._new_generations = redactor.redact_feedback(cleaned)
+    if new.updates:  # corrections are free text from users: cleaned and redacted like the generations
+        ids, texts = [u.generation_id for u in new.updates], [strip_invisible(u.correction or "") for u in new.updates]
         corrections = redactor.redact_corrections(ids, texts)
         run._new_updates = [u.model_copy(update={"correction": c or None}) for u, c in zip(new.updates, corrections, strict=True)]
     old_generations = read_jsonl(store / "generations.jsonl", FeedbackEvent) if (store / "generations.jsonl").exists() else []
