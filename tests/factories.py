@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 
 from llmops.records import FeedbackEvent
 
@@ -69,6 +69,33 @@ def serve_webhook() -> Iterator[Webhook]:
     hook.url = f"http://127.0.0.1:{server.server_port}/hook"
     try:
         yield hook
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def serve_json(respond: Callable[[dict], tuple[int, dict]]) -> Iterator[str]:
+    """A loopback OpenAI-style JSON API: each POST body goes to ``respond``, which returns (status, body).
+    Yields the base URL (``http://127.0.0.1:<port>/v1``)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            code, payload = respond(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            raw = json.dumps(payload).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/v1"
     finally:
         server.shutdown()
         server.server_close()

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,6 +15,7 @@ from llmops.index.embed_openai import OpenAIEmbedder
 from llmops.index.store import chroma_client
 from llmops.index.versions import serving_collection
 from llmops.records import Document
+from tests.factories import serve_json
 
 
 class _Server:
@@ -26,33 +24,16 @@ class _Server:
     def __init__(self) -> None:
         self.failures: list[int] = []  # status codes to answer before succeeding
         self.requests: list[dict] = []
-        server = self
+        self.url = ""
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests.append(body)
-                if server.failures:
-                    code = server.failures.pop(0)
-                    payload = {"error": {"message": f"scripted {code}", "type": "x", "code": None}}
-                else:
-                    code = 200
-                    texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
-                    data = [{"object": "embedding", "index": i, "embedding": _vector(t)} for i, t in enumerate(texts)]
-                    usage = {"prompt_tokens": 1, "total_tokens": 1}
-                    payload = {"object": "list", "data": data, "model": body["model"], "usage": usage}
-                raw = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+    def respond(self, body: dict) -> tuple[int, dict]:
+        self.requests.append(body)
+        if self.failures:
+            code = self.failures.pop(0)
+            return code, {"error": {"message": f"scripted {code}", "type": "x", "code": None}}
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [{"object": "embedding", "index": i, "embedding": _vector(t)} for i, t in enumerate(texts)]
+        return 200, {"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": 1, "total_tokens": 1}}
 
 
 def _vector(text: str, dim: int = 16) -> list[float]:
@@ -66,11 +47,8 @@ def _vector(text: str, dim: int = 16) -> list[float]:
 @pytest.fixture()
 def server() -> Iterator[_Server]:
     s = _Server()
-    thread = threading.Thread(target=s.httpd.serve_forever, daemon=True)
-    thread.start()
-    yield s
-    s.httpd.shutdown()
-    s.httpd.server_close()
+    with serve_json(s.respond) as s.url:
+        yield s
 
 
 def _embedder(url: str, **kw: object) -> OpenAIEmbedder:

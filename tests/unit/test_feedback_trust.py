@@ -4,10 +4,8 @@ and a flood of 1,000 corrections from one key against the real training-set buil
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ from llmops.feedback.curate import key_quota
 from llmops.feedback.screen import OpenAIModeration, screen_pairs, screen_reason
 from llmops.finetune.trainset import build_trainset
 from llmops.records import Conversation, FeedbackEvent
-from tests.factories import T0
+from tests.factories import T0, serve_json
 from tests.factories import feedback_event as _ev
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,37 +59,22 @@ class _Moderation:
 
     def __init__(self) -> None:
         self.inputs: list[list[str]] = []
-        server = self
+        self.url = ""
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.inputs.append(body["input"])
-                results = [
-                    {"flagged": "flagme" in t, "categories": {}, "category_scores": {}, "category_applied_input_types": {}}
-                    for t in body["input"]
-                ]
-                raw = json.dumps({"id": "modr-1", "model": body["model"], "results": results}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+    def respond(self, body: dict) -> tuple[int, dict]:
+        self.inputs.append(body["input"])
+        results = [
+            {"flagged": "flagme" in t, "categories": {}, "category_scores": {}, "category_applied_input_types": {}}
+            for t in body["input"]
+        ]
+        return 200, {"id": "modr-1", "model": body["model"], "results": results}
 
 
 @pytest.fixture()
 def moderation_server() -> Iterator[_Moderation]:
     server = _Moderation()
-    thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.httpd.shutdown()
+    with serve_json(server.respond) as server.url:
+        yield server
 
 
 def test_moderation_endpoint_screens_what_local_rules_pass(moderation_server: _Moderation) -> None:
