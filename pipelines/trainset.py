@@ -34,6 +34,7 @@ def main() -> None:
         documents=read_jsonl(documents, Document),
         prompt=prompt,
         fit=fit,
+        feedback_cfg=params.feedback,
     )
     pairs, pairs_skipped = build_preference_pairs(
         read_jsonl(ws.FEEDBACK / "dpo.jsonl", CuratedPair), evals, params.base, prompt=prompt, fit=fit

@@ -138,6 +138,8 @@ class TrainsetParams(_Section):
     min_support: float = Field(default=0.5, ge=0, le=1)
     max_pairs_per_conversation: int = Field(default=4, ge=0)  # question/answer exchanges per conversation (0: all)
     kb_pairs: bool = True  # knowledge-base pages' FAQ sections (question heading + paragraph) as examples
+    # All feedback together (every key) at most this share of train.jsonl, after every filter (1: no cap).
+    max_feedback_share: float = Field(default=0.5, gt=0, le=1)
 
 
 class FinetuneParams(_Section):

@@ -3,14 +3,15 @@ The served prompt format, the support check and the token window are in test_tra
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from llmops.config import BaseParams, TrainsetParams
+from llmops.config import BaseParams, FeedbackParams, TrainsetParams
 from llmops.finetune.examples import broken_placeholder, broken_span, conversation_pairs, fit_answer, kb_pairs
-from llmops.finetune.trainset import build_trainset, interleave_sources
+from llmops.finetune.trainset import build_trainset, interleave_sources, max_key_share
 from llmops.records import Conversation, Document, EvalQuestion, Turn
 from tests.factories import feedback_event as _event
 
@@ -188,21 +189,76 @@ def test_no_group_spans_train_and_validation() -> None:
     assert all(e.created_at == T0 for e in res.train)
 
 
-def test_any_prefix_of_the_training_file_samples_every_source() -> None:
+_WORDS = "renew apply license office form fee online mail refund order card account branch visit weeks photo".split()
+
+
+def _text(i: int, n: int = 9) -> str:
+    """A distinct sentence per ``i`` (no near duplicates among them)."""
+    rng = random.Random(i)
+    return f"{i} " + " ".join(rng.choice(_WORDS) + str(rng.randrange(1000)) for _ in range(n))
+
+
+def _sources(n_conv: int, n_feedback: int, n_kb: int) -> tuple[list[Conversation], list, list[Document]]:
     convs = [
-        _conv(f"c{i}", ("customer", f"conversation question {i}"), ("agent", f"conversation answer number {i}"))
-        for i in range(40)
+        _conv(f"c{i}", ("customer", f"conversation {_text(i)}?"), ("agent", f"Answer: {_text(i + 10**4)}."))
+        for i in range(n_conv)
     ]
-    events = [_event(f"g{i}", f"feedback question {i}", f"a helpful rated answer {i}", 1) for i in range(5)]
+    events = [
+        _event(f"g{i}", f"feedback {_text(i + 2 * 10**4)}?", f"Gold: {_text(i + 3 * 10**4)}.", 1) for i in range(n_feedback)
+    ]
     docs = [
-        Document(doc_id=f"d{i}", text=f"Page {i}\n\nHow does topic {i} work?\nTopic {i} works like this, in detail.")
-        for i in range(5)
+        Document(doc_id=f"d{i}", text=f"Page {i}\n\nHow does {_text(i + 4 * 10**4, 4)} work?\n{_text(i + 5 * 10**4)}.")
+        for i in range(n_kb)
     ]
-    cfg = TrainsetParams(min_answer_chars=5, validation_share=0.0, max_examples=9)
+    return convs, events, docs
+
+
+def test_sources_are_interleaved_in_proportion_so_no_source_dominates_the_first_steps() -> None:
+    convs, events, docs = _sources(80, 10, 10)
+    cfg = TrainsetParams(min_answer_chars=5, validation_share=0.0, max_feedback_share=1.0)
     res = build_trainset(convs, events, [], cfg, BaseParams(), documents=docs)
-    assert [e.source for e in res.train[:3]] == ["conversation", "rated_positive", "kb_pair"]
-    assert [e.source for e in res.train].count("conversation") == 3 and res.skipped["over_max_examples"] == 41
+    sources = ["feedback" if e.source == "rated_positive" else e.source for e in res.train]
+    assert len(sources) == 100 and sources.count("feedback") == 10
+    for m in range(1, 101):  # every prefix (the first LoRA steps) holds each source at its share, within one example
+        for family, share in (("conversation", 0.8), ("feedback", 0.1), ("kb_pair", 0.1)):
+            assert abs(sources[:m].count(family) - share * m) <= 1, (m, family)
     assert interleave_sources(res.train, 42) == res.train  # stable
+    cut = build_trainset(convs, events, [], cfg.model_copy(update={"max_examples": 20}), BaseParams(), documents=docs)
+    assert [e.source for e in cut.train].count("conversation") == 16 and cut.skipped["over_max_examples"] == 80
+    assert {e.source for e in cut.train} == {"conversation", "rated_positive", "kb_pair"}
+
+
+def _keyed(events: list, key: str | None) -> list:
+    return [e.model_copy(update={"feedback_key_name": key, "feedback_role": "reviewer" if key else None}) for e in events]
+
+
+@pytest.mark.parametrize(("validation_share", "max_examples"), [(0.0, 2000), (0.2, 2000), (0.0, 40)])
+def test_one_keys_share_holds_on_the_final_files(validation_share: float, max_examples: int) -> None:
+    convs, events, _ = _sources(100, 60, 0)
+    feedback = [*_keyed(events[:50], "mallory"), *_keyed(events[50:53], "ops"), *_keyed(events[53:55], None)]
+    cfg = TrainsetParams(min_answer_chars=5, validation_share=validation_share, max_examples=max_examples)
+    res = build_trainset(convs, feedback, [], cfg, BaseParams(), feedback_cfg=FeedbackParams(max_share_per_key=0.05))
+    from_mallory = {e.generation_id for e in feedback if e.feedback_key_name == "mallory"}
+    for split, keys in ((res.train, res.train_keys), (res.validation, res.validation_keys)):
+        assert len(keys) == len(split) and [k == "mallory" for k in keys] == [e.group_id in from_mallory for e in split]
+        if split:
+            assert sum(e.group_id in from_mallory for e in split) / len(split) <= 0.05
+            assert max_key_share(keys) <= 0.05
+    kept = sum(e.group_id in from_mallory for e in res.train + res.validation)
+    assert kept >= 1 and res.skipped["over_key_share"] >= 50 - kept - res.skipped["over_max_examples"]
+    assert res.stats()["max_key_share_train"] <= 0.05 and res.stats()["keys"] >= 1
+    if max_examples == 2000 and validation_share == 0:  # quota: 0.05 * 102 / 0.95 -> 5 of mallory's, ops' 3 all kept
+        assert kept == 5 and res.skipped["over_key_share"] == 45 and res.train_keys.count("ops") == 3
+
+
+def test_all_feedback_together_is_capped() -> None:
+    convs, events, _ = _sources(30, 60, 0)
+    cfg = TrainsetParams(min_answer_chars=5, validation_share=0.0, max_feedback_share=0.25)
+    res = build_trainset(convs, events, [], cfg, BaseParams())  # operator-imported: no key, only the source cap
+    assert res.skipped["over_feedback_share"] == 50 and res.stats()["feedback_share_train"] == 10 / 40
+    assert "over_key_share" not in res.skipped
+    opened = build_trainset(convs, events, [], cfg.model_copy(update={"max_feedback_share": 1.0}), BaseParams())
+    assert len(opened.train) == 90 and "over_feedback_share" not in opened.skipped
 
 
 def test_fitted_answers_keep_their_end_of_turn_token_with_the_real_tokenizer(model_cache: Path) -> None:

@@ -1,6 +1,6 @@
 """Build chat-format fine-tuning data, each example in exactly the prompt the answer service serves.
 
-Sources, all in-domain (sampled across sources, round-robin, so no one source fills the budget):
+Sources, all in-domain:
 
 * feedback: a human correction (the gold answer) or a positively rated answer;
 * conversations: each customer question with the agent's reply (:func:`~llmops.finetune.examples.conversation_pairs`),
@@ -16,19 +16,27 @@ enter training: their dialogues (``<dialogue id>_<turn>`` ids), exact and near c
 Exact and near duplicates (:mod:`llmops.finetune.neardup`) are removed. Every drop is counted by reason.
 The train/validation split is by group (conversation, generation, page section), so one conversation
 never lands on both sides.
+
+Shares hold on the files written, after every filter: one API key's feedback is at most
+``feedback.max_share_per_key`` of train (and of validation), all feedback together at most
+``trainset.max_feedback_share``; the excess is dropped (``over_key_share`` / ``over_feedback_share``).
+Sources are interleaved in proportion to their sizes (:func:`interleave_sources`), so the first
+training steps (and a ``max_examples`` cut) see each source at its share of the whole, not more.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import sys
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from llmops.config import BaseParams, ServeParams, TrainsetParams
+from llmops.config import BaseParams, FeedbackParams, ServeParams, TrainsetParams
 from llmops.finetune.examples import CountTokens, broken_placeholder, broken_span, conversation_pairs, fit_answer, kb_pairs
 from llmops.records import ChatMessage, Conversation, Document, EvalQuestion, FeedbackEvent, TrainingExample
 
@@ -62,6 +70,7 @@ class _Candidate:
     source: str
     group_id: str
     created_at: Any = None
+    key: str | None = None  # the API key whose feedback made this example (None: no key controls it)
 
 
 def _norm(text: str) -> str:
@@ -85,6 +94,10 @@ class TrainsetResult:
     validation: list[TrainingExample] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
     trimmed: int = 0
+    # The API key behind each example (None: conversations, knowledge base, operator-imported feedback),
+    # parallel to ``train`` / ``validation``. Names stay in memory: the files carry no key names.
+    train_keys: list[str | None] = field(default_factory=list)
+    validation_keys: list[str | None] = field(default_factory=list)
 
     def provenance(self) -> list[dict[str, Any]]:
         """One row per example, in file order: split, source and the id it came from."""
@@ -107,7 +120,18 @@ class TrainsetResult:
             "by_source": dict(sorted(by_source.items())),
             "answers_trimmed": self.trimmed,
             "skipped": dict(sorted(self.skipped.items())),
+            "keys": len({k for k in self.train_keys + self.validation_keys if k is not None}),
+            "max_key_share_train": round(max_key_share(self.train_keys), 6),
+            "feedback_share_train": round(
+                sum(e.source in FEEDBACK_SOURCES for e in self.train) / len(self.train) if self.train else 0.0, 6
+            ),
         }
+
+
+def max_key_share(keys: Sequence[str | None]) -> float:
+    """The largest share of ``keys`` (one per example) that a single API key holds (0 without keys)."""
+    counts = Counter(k for k in keys if k is not None)
+    return max(counts.values()) / len(keys) if counts else 0.0
 
 
 def _candidates(
@@ -124,9 +148,9 @@ def _candidates(
                 if broken_span(ev.correction):
                     skipped["broken_correction"] += 1
                     continue
-                out.append(_Candidate(ev.query, ev.correction, "correction", ev.generation_id, ev.ts))
+                out.append(_Candidate(ev.query, ev.correction, "correction", ev.generation_id, ev.ts, ev.feedback_key_name))
             elif ev.rating == 1:
-                out.append(_Candidate(ev.query, ev.answer, "rated_positive", ev.generation_id, ev.ts))
+                out.append(_Candidate(ev.query, ev.answer, "rated_positive", ev.generation_id, ev.ts, ev.feedback_key_name))
             else:
                 skipped["feedback_not_positive"] += 1
     for conv in conversations:
@@ -150,11 +174,15 @@ def build_trainset(
     documents: Sequence[Document] = (),
     prompt: ServingPrompt | None = None,
     fit: AnswerFit | None = None,
+    feedback_cfg: FeedbackParams | None = None,
+    public_ids: Callable[[Sequence[str]], list[str]] | None = None,
 ) -> TrainsetResult:
     """Turn redacted data into train/validation examples in the served prompt format (see module docstring).
 
     Without ``prompt.retriever`` the prompt is the bare question (no context, no support check); without
-    ``fit`` answers are not checked against a token window.
+    ``fit`` answers are not checked against a token window. ``feedback_cfg``: ``max_share_per_key`` (its
+    default when None). ``public_ids``: how the redaction boundary rewrites ids (``redact.hash_ids``,
+    :meth:`llmops.pii.Redactor.public_ids`), so eval dialogues are excluded under their hashed ids too.
     """
     from llmops.feedback.curate import support
     from llmops.finetune.neardup import near_duplicates, shingles
@@ -164,6 +192,8 @@ def build_trainset(
     prompt = prompt or ServingPrompt(None)
     eval_queries = {_norm(q.query) for q in eval_questions}
     eval_dialogues = {dialogue_of(q.id) for q in eval_questions}
+    if public_ids is not None and eval_dialogues:  # conversation ids may be hashed at the boundary
+        eval_dialogues |= set(public_ids(sorted(eval_dialogues)))
     eval_shingles = [shingles(q) for q in eval_queries]
     seen: set[str] = set()
     kept: list[_Candidate] = []
@@ -198,7 +228,7 @@ def build_trainset(
         questions = list(dict.fromkeys(c.question for c in kept))
         hits = prompt.retriever.search(questions, k=prompt.cfg.top_k)
         contexts = {q: [h["text"] for h in hs] for q, hs in zip(questions, hits, strict=True)}
-    examples: list[TrainingExample] = []
+    examples: list[tuple[TrainingExample, str | None]] = []
     for c in kept:
         if prompt.retriever is not None:
             messages = rag_messages(c.question, contexts[c.question], base.system_prompt, prompt.cfg.context_chars)
@@ -218,33 +248,78 @@ def build_trainset(
                 continue
             result.trimmed += outcome == "trimmed"
         chat = [ChatMessage.model_validate(m) for m in messages] + [ChatMessage(role="assistant", content=answer)]
-        examples.append(TrainingExample(messages=chat, source=c.source, group_id=c.group_id, created_at=c.created_at))
+        example = TrainingExample(messages=chat, source=c.source, group_id=c.group_id, created_at=c.created_at)
+        examples.append((example, c.key))
 
-    train: list[TrainingExample] = []
-    for ex in examples:
-        (result.validation if _unit(ex.group_id, base.seed) < cfg.validation_share else train).append(ex)
-    result.train = interleave_sources(train, base.seed)
-    result.validation = interleave_sources(result.validation, base.seed)
-    if len(result.train) > cfg.max_examples:
-        result.skipped["over_max_examples"] += len(result.train) - cfg.max_examples
-        result.train = result.train[: cfg.max_examples]
+    train: list[tuple[TrainingExample, str | None]] = []
+    validation: list[tuple[TrainingExample, str | None]] = []
+    for item in examples:
+        (validation if _unit(item[0].group_id, base.seed) < cfg.validation_share else train).append(item)
+    key_share = (feedback_cfg or FeedbackParams()).max_share_per_key
+    # Capped before the max_examples cut (so the cut is filled with what may stay) and again on what the
+    # cut leaves (its rounding may tip a key over): the shares hold on the files as written.
+    train = _interleave(_cap_shares(train, key_share, cfg.max_feedback_share, base.seed, result.skipped), base.seed)
+    if len(train) > cfg.max_examples:
+        result.skipped["over_max_examples"] += len(train) - cfg.max_examples
+        train = train[: cfg.max_examples]
+    train = _cap_shares(train, key_share, cfg.max_feedback_share, base.seed, result.skipped)
+    validation = _interleave(_cap_shares(validation, key_share, cfg.max_feedback_share, base.seed, result.skipped), base.seed)
+    result.train, result.train_keys = [e for e, _ in train], [k for _, k in train]
+    result.validation, result.validation_keys = [e for e, _ in validation], [k for _, k in validation]
     return result
 
 
+def _family(ex: TrainingExample) -> str:
+    return "feedback" if ex.source in FEEDBACK_SOURCES else ex.source
+
+
+def _order(ex: TrainingExample, seed: int) -> float:
+    # Stable and pseudo-random: which of its examples a key keeps, and where they land, is not its choice.
+    return _unit(f"{ex.group_id}/{_norm(ex.messages[-1].content)}", seed)
+
+
+def _quota(share: float, others: int) -> int:
+    """Most items a capped group may keep next to ``others`` items so that it holds at most ``share``."""
+    return sys.maxsize if share >= 1 else math.floor(share * others / (1 - share) + 1e-9)
+
+
+def _cap_shares(
+    items: list[tuple[TrainingExample, str | None]], key_share: float, feedback_share: float, seed: int, skipped: Counter[str]
+) -> list[tuple[TrainingExample, str | None]]:
+    """Drop the excess of each API key (its share of the list at most ``key_share``, against the examples no
+    key controls: other keys can only dilute it) and then of all feedback (at most ``feedback_share``)."""
+    free = sum(1 for _, k in items if k is None)
+    by_key: dict[str, list[int]] = defaultdict(list)
+    for i, (_, k) in enumerate(items):
+        if k is not None:
+            by_key[k].append(i)
+    quota = _quota(key_share, free)
+    drop = {i for group in by_key.values() for i in sorted(group, key=lambda i: _order(items[i][0], seed))[quota:]}
+    feedback = [i for i, (ex, _) in enumerate(items) if i not in drop and _family(ex) == "feedback"]
+    others = len(items) - len(drop) - len(feedback)
+    over = set(sorted(feedback, key=lambda i: _order(items[i][0], seed))[_quota(feedback_share, others) :])
+    for reason, dropped in (("over_key_share", drop), ("over_feedback_share", over)):
+        if dropped:  # no zero counts in the metrics
+            skipped[reason] += len(dropped)
+    return [item for i, item in enumerate(items) if i not in drop | over]
+
+
+def _interleave(items: list[tuple[TrainingExample, Any]], seed: int) -> list[tuple[TrainingExample, Any]]:
+    families: dict[str, list[int]] = defaultdict(list)
+    for i, (ex, _) in enumerate(items):
+        families[_family(ex)].append(i)
+    placed = []
+    for name, group in sorted(families.items()):
+        ordered = sorted(group, key=lambda i: _order(items[i][0], seed))
+        placed += [((j + 0.5) / len(ordered), name, i) for j, i in enumerate(ordered)]
+    return [items[i] for _, _, i in sorted(placed)]
+
+
 def interleave_sources(examples: Sequence[TrainingExample], seed: int) -> list[TrainingExample]:
-    """Round-robin over source families (feedback, conversation, kb_pair), each in a stable shuffled order:
-    any prefix of the result (``max_examples``) samples every source."""
-    families: dict[str, list[TrainingExample]] = defaultdict(list)
-    for ex in examples:
-        families["feedback" if ex.source in FEEDBACK_SOURCES else ex.source].append(ex)
-    queues = [
-        sorted(group, key=lambda e: _unit(f"{e.group_id}/{_norm(e.messages[-1].content)}", seed))
-        for _, group in sorted(families.items())
-    ]
-    out: list[TrainingExample] = []
-    for i in range(max((len(q) for q in queues), default=0)):
-        out += [q[i] for q in queues if i < len(q)]
-    return out
+    """Source families (feedback, conversation, kb_pair), each in a stable shuffled order, spread evenly
+    in proportion to their sizes: every prefix of the result (the first training steps, a ``max_examples``
+    cut) holds each family at its share of the whole, within one example."""
+    return [ex for ex, _ in _interleave([(ex, None) for ex in examples], seed)]
 
 
 def _near_eval(text: str, eval_shingles: list[set[int]], threshold: float) -> bool:
