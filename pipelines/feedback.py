@@ -4,11 +4,12 @@ joined, curated SFT events and DPO pairs (consumed by `trainset`)."""
 from __future__ import annotations
 
 from llmops import workspace as ws
+from llmops.data.incremental import count_records
 from llmops.feedback.ingest import ingest_feedback
 from llmops.feedback.screen import OpenAIModeration
 from llmops.jsonl import read_jsonl, write_json, write_jsonl
 from llmops.pii import Redactor
-from llmops.records import Conversation, Document, EvalQuestion, FeedbackEvent
+from llmops.records import Document, EvalQuestion, FeedbackEvent
 from pipelines._stage import setup
 
 
@@ -16,7 +17,7 @@ def main() -> None:
     params, settings = setup("feedback")
     docs = read_jsonl(ws.REDACTED / "documents.jsonl", Document)
     # Examples no API key controls: the base one key's share of the next training set is measured against.
-    conversations = read_jsonl(ws.REDACTED / "conversations.jsonl", Conversation)
+    conversations = count_records(ws.REDACTED_CONVERSATIONS)
     run = ingest_feedback(
         read_jsonl(ws.REDACTED / "feedback.jsonl", FeedbackEvent),
         settings.path("generation-log"),
@@ -25,7 +26,7 @@ def main() -> None:
         {d.doc_id: d.text for d in docs},
         params.feedback,
         Redactor.from_settings(params.redact, settings),
-        base_examples=len(conversations),
+        base_examples=conversations,
         moderation=OpenAIModeration.from_settings(settings) if params.feedback.moderation else None,
     )
     write_jsonl(ws.FEEDBACK / "events.jsonl", run.joined)

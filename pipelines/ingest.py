@@ -1,29 +1,49 @@
 """Stage `ingest`: read raw sources (local or s3://), validate contracts, quarantine bad records (whole,
-local only, sealed with the vault key when one is set)."""
+local only, sealed with the vault key when one is set).
+
+Conversations land in day partitions (``data/raw/conversations/<created day>.jsonl``) and only lines not
+seen by an earlier run are validated (:mod:`llmops.data.incremental`); documents and feedback are small
+and read whole."""
 
 from __future__ import annotations
 
 from llmops import workspace as ws
 from llmops.data import ingest
-from llmops.data.quarantine import write_quarantine
+from llmops.data.incremental import RecordCache, cache_path, fingerprint
+from llmops.data.ingest import ingest_partitioned
+from llmops.data.quarantine import QuarantineWriter, write_quarantine
 from llmops.jsonl import write_json, write_jsonl
-from llmops.records import Conversation, Document, FeedbackEvent
+from llmops.records import Document, FeedbackEvent, Quarantined
 from llmops.storage import store_for
 from pipelines._stage import setup
+
+CODE = ["pipelines/ingest.py", "src/llmops/data/ingest.py", "src/llmops/records.py"]
 
 
 def main() -> None:
     params, settings = setup("ingest")
     key = settings.pii_vault_key.get_secret_value() if settings.pii_vault_key else None  # seals the quarantine
     counts = {}
-    for kind, model in (("conversations", Conversation), ("documents", Document), ("feedback", FeedbackEvent)):
+    uri = params.ingest.conversations
+    store = store_for(uri, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region)
+    held = QuarantineWriter(ws.QUARANTINE / "conversations.jsonl", key)
+
+    def hold(q: Quarantined) -> None:
+        print(f"quarantined {q.source}:{q.line_no}: {q.reason}")
+        held(q)
+
+    with RecordCache(cache_path(settings.home_dir, "ingest")) as cache:
+        result = ingest_partitioned(uri, store, ws.RAW_CONVERSATIONS, hold, cache, fingerprint({}, CODE))
+    held.close()
+    counts["conversations"] = result.as_dict()
+    for kind, model in (("documents", Document), ("feedback", FeedbackEvent)):
         uri = getattr(params.ingest, kind)
         store = store_for(uri, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region)
-        result = ingest(uri, model, store)
-        write_jsonl(ws.RAW / f"{kind}.jsonl", result.records)
-        write_quarantine(ws.QUARANTINE / f"{kind}.jsonl", result.quarantined, key)
-        counts[kind] = result.counts()
-        for q in result.quarantined:
+        whole = ingest(uri, model, store)
+        write_jsonl(ws.RAW / f"{kind}.jsonl", whole.records)
+        write_quarantine(ws.QUARANTINE / f"{kind}.jsonl", whole.quarantined, key)
+        counts[kind] = whole.counts()
+        for q in whole.quarantined:
             print(f"quarantined {q.source}:{q.line_no}: {q.reason}")
     write_json(ws.stage_metrics("ingest"), counts)
     print(counts)

@@ -1,16 +1,21 @@
 """Stage `redact`: pseudonymise conversations, feedback and documents, then leak-scan the result; records
-with residual personal data are quarantined locally (sealed with the vault key when set)."""
+with residual personal data are quarantined locally (sealed with the vault key when set).
+
+Conversations go partition by partition and only new or changed ones are redacted
+(:mod:`llmops.data.redaction`); feedback and documents are small and redacted whole."""
 
 from __future__ import annotations
 
 import time
 
 from llmops import workspace as ws
+from llmops.data.incremental import PartitionedOutput, RecordCache, cache_path
 from llmops.data.quarantine import write_quarantine
+from llmops.data.redaction import redact_fingerprint, redact_partitioned
 from llmops.jsonl import read_jsonl, write_json, write_jsonl
 from llmops.pii import Redactor
 from llmops.pii.boundary import redact_batch
-from llmops.records import Conversation, Document, FeedbackEvent
+from llmops.records import Document, FeedbackEvent
 from pipelines._stage import setup
 
 
@@ -18,18 +23,29 @@ def main() -> None:
     params, settings = setup("redact")
     start = time.perf_counter()
     redactor = Redactor.from_settings(params.redact, settings)
+    key = settings.pii_vault_key.get_secret_value() if settings.pii_vault_key else None
+    qdir = ws.REDACT_QUARANTINE_CONVERSATIONS
+    out = PartitionedOutput(ws.REDACTED_CONVERSATIONS, redact_fingerprint(params.redact, redactor.id_key), companions=[qdir])
+    with RecordCache(cache_path(settings.home_dir, "redact")) as cache:
+        conversations, counts = redact_partitioned(
+            ws.CLEAN_CONVERSATIONS, out, qdir, cache, redactor, key, params.redact.stream_batch
+        )
     result = redact_batch(
-        read_jsonl(ws.CLEAN / "conversations.jsonl", Conversation),
+        [],
         read_jsonl(ws.CLEAN / "feedback.jsonl", FeedbackEvent),
         read_jsonl(ws.CLEAN / "documents.jsonl", Document),
         redactor,
-        progress=True,
     )
-    key = settings.pii_vault_key.get_secret_value() if settings.pii_vault_key else None
-    for crossing in result.crossings:
+    result.conversations = conversations
+    for crossing in result.crossings[1:]:
         write_jsonl(ws.REDACTED / f"{crossing.kind}.jsonl", crossing.records)
         write_quarantine(ws.REDACT_QUARANTINE / f"{crossing.kind}.jsonl", crossing.quarantined, key)
-    stats = {**redactor.report(), "leak_gate": result.report(), "seconds": round(time.perf_counter() - start, 2)}
+    stats = {
+        **redactor.report(),
+        "conversations": counts.as_dict(),
+        "leak_gate": result.report(),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
     write_json(ws.stage_metrics("redact"), stats)
     print(stats)
     result.check()  # above redact.max_leak_share: the stage fails (DVC records nothing)

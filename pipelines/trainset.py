@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from llmops import workspace as ws
+from llmops.data.incremental import MANIFEST, iter_records
 from llmops.finetune.dpo import CuratedPair, build_preference_pairs
 from llmops.finetune.trainset import AnswerFit, ServingPrompt, build_trainset, input_revision
 from llmops.finetune.validate import base_token_counter
@@ -17,7 +18,8 @@ from pipelines._stage import setup
 
 def main() -> None:
     params, settings = setup("trainset")
-    inputs = [ws.REDACTED / "conversations.jsonl", ws.FEEDBACK / "curated.jsonl", params.evaluate.questions]
+    # The conversations' revision is their manifest (the md5 of every day partition it was made from and wrote).
+    inputs = [ws.REDACTED_CONVERSATIONS / MANIFEST, ws.FEEDBACK / "curated.jsonl", params.evaluate.questions]
     documents = ws.REDACTED / "documents.jsonl"
     # The answer service's retriever over the serving index: examples carry the context it would retrieve.
     embedder = make_embedder(params.index.embedder, params.index, settings)
@@ -26,7 +28,7 @@ def main() -> None:
     fit = AnswerFit(base_token_counter(settings.base_model_cache), params.finetune.max_seq_len)
     evals = read_jsonl(inputs[2], EvalQuestion)
     result = build_trainset(
-        read_jsonl(inputs[0], Conversation),
+        iter_records(ws.REDACTED_CONVERSATIONS, Conversation),
         read_jsonl(inputs[1], FeedbackEvent),
         evals,
         params.trainset,

@@ -78,6 +78,7 @@ class RedactParams(_Section):
     vault: bool = False
     workers: int = 0
     parallel_min_texts: int = 4000
+    stream_batch: int = Field(default=2000, ge=1)  # new/changed conversations redacted per batch (bounded memory)
     scan_entities: list[str] = Field(
         default_factory=lambda: ["EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "PHONE_NUMBER"]
     )
@@ -127,6 +128,7 @@ class IndexParams(_Section):
 
 class TrainsetParams(_Section):
     validation_share: float = 0.1
+    max_validation: int = Field(default=200, ge=0)  # validation examples kept (stable: lowest split hash first); 0 = all
     min_answer_chars: int = 20
     max_examples: int = 2000
     include_feedback: bool = True
@@ -239,6 +241,10 @@ class MonitorParams(_Section):
     max_metric_drop: float = 0.05
     retrain_on_trigger: bool = True
     retrain_deployment: str = "retrain/retrain"
+    # The current window: conversations that arrived since the last monitored run (first run: the last
+    # current_days days of the archive); fewer than min_current_rows -> the drift check is skipped.
+    current_days: int = Field(default=7, ge=1)
+    min_current_rows: int = Field(default=30, ge=1)
 
 
 class FeedbackParams(_Section):

@@ -22,6 +22,12 @@ REDACT_QUARANTINE = Path("data/redact-quarantine")  # records with residual PII 
 CLEAN = Path("data/clean")
 REDACTED = Path("data/redacted")
 FEEDBACK = Path("data/feedback")
+# Conversations: one JSONL file per UTC creation day (llmops.data.incremental), so a night's arrivals are
+# new files and every per-record stage reuses what it made of the others.
+RAW_CONVERSATIONS = RAW / "conversations"
+CLEAN_CONVERSATIONS = CLEAN / "conversations"
+REDACTED_CONVERSATIONS = REDACTED / "conversations"
+REDACT_QUARANTINE_CONVERSATIONS = REDACT_QUARANTINE / "conversations"
 INDEX_MANIFEST = Path("data/index/manifest.jsonl")
 TRAINSET = Path("data/trainset")
 ADAPTER = Path("models/adapter")

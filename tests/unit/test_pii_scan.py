@@ -99,7 +99,9 @@ def test_trainset_stage_refuses_to_publish_a_leak(workspace: Path) -> None:
         conv["turns"][0]["text"] += f" My card is {CARD}."
     for stage in (ingest, clean, redact, index):  # training examples carry the context the serving index returns
         stage.main()
-    (workspace / "data/redacted/conversations.jsonl").write_text("\n".join(json.dumps(c) for c in convs) + "\n")
+    for part in (workspace / "data/redacted/conversations").glob("*.jsonl"):
+        part.unlink()
+    (workspace / "data/redacted/conversations/2026-01-01.jsonl").write_text("\n".join(json.dumps(c) for c in convs) + "\n")
     (workspace / "data/feedback").mkdir(parents=True)
     (workspace / "data/feedback/curated.jsonl").write_text("")
     (workspace / "data/feedback/dpo.jsonl").write_text("")

@@ -33,7 +33,7 @@ def _write_clean(n: int, leaky: int) -> None:
         )
         for i in range(n)
     ]
-    write_jsonl(ws.CLEAN / "conversations.jsonl", convs)
+    write_jsonl(ws.CLEAN_CONVERSATIONS / "2026-01-01.jsonl", convs)
     write_jsonl(ws.CLEAN / "feedback.jsonl", [feedback_event("g1", "hi", "hello")])
     write_jsonl(ws.CLEAN / "documents.jsonl", [Document(doc_id="d", text="Opening hours: 9 to 5.")])
 
@@ -81,7 +81,7 @@ def test_redact_stage_quarantines_residuals_and_fails_above_the_share(
         "residual_types": {"CREDIT_CARD": leaky} if leaky else {},
     }
     assert gate["passed"] is not fails and gate["max_leak_share"] == 0.1
-    held = workspace / ws.REDACT_QUARANTINE / "conversations.jsonl"
-    assert CARD not in held.read_text() and CARD not in (workspace / ws.REDACTED / "conversations.jsonl").read_text()
+    held = workspace / ws.REDACT_QUARANTINE_CONVERSATIONS / "2026-01-01.jsonl"
+    assert CARD not in held.read_text() and CARD not in (workspace / ws.REDACTED_CONVERSATIONS / "2026-01-01.jsonl").read_text()
     records = read_quarantine(held, key)
     assert len(records) == leaky and all(CARD in r.raw and "CREDIT_CARD" in r.reason for r in records)

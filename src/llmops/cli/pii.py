@@ -124,19 +124,21 @@ def purge(
 ) -> None:
     """Delete the personal data kept before the redaction boundary: data/raw, data/clean, data/quarantine,
     data/redact-quarantine and their objects in the local DVC cache (older versions included, through the
-    dvc.lock copies of past runs). The DVC remote never holds them. The next run ingests the sources again."""
+    dvc.lock copies of past runs), and the ingest/clean record caches under LLMOPS_HOME. The DVC remote never
+    holds them. The next run ingests the sources again."""
     from llmops.config import Settings
     from llmops.data.purge import purge_private
 
     try:
         if not (project_dir / "dvc.yaml").exists():
             raise LLMOpsError(f"{project_dir} has no dvc.yaml: run from the project root or pass --project-dir")
-        locks = sorted(Settings().path("runs").glob("*.dvc.lock"))
-        plan = purge_private(project_dir, locks, dry_run=True)
+        settings = Settings()
+        locks = sorted(settings.path("runs").glob("*.dvc.lock"))
+        plan = purge_private(project_dir, locks, dry_run=True, state_dir=settings.home_dir)
         typer.echo(f"{', '.join(plan.paths) or 'no private outputs'}; {plan.objects} cache objects ({plan.bytes} bytes)")
         if dry_run or (not yes and not typer.confirm("Delete them?")):
             return
-        typer.echo(json.dumps(purge_private(project_dir, locks).as_dict()))
+        typer.echo(json.dumps(purge_private(project_dir, locks, state_dir=settings.home_dir).as_dict()))
     except LLMOpsError as exc:
         fail(exc)
 

@@ -4,12 +4,17 @@ and quarantine what fails with a reason. Nothing is dropped silently: ``in = out
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from llmops.data.incremental import SUFFIX, Counts, RecordCache, batched, file_md5, partition_of, partitions, record_key
 from llmops.data.quarantine import hold
 from llmops.records import Quarantined
 from llmops.storage import ObjectStore
@@ -45,31 +50,58 @@ def _validation_reason(exc: ValidationError) -> str:
     return "contract violation: " + "; ".join(parts) + more
 
 
+def validate_line(raw: bytes, model: type[M], source: str, line_no: int) -> M | Quarantined:
+    """One source line as ``model``, or its quarantine record (whole, with the reason)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return hold(source, line_no, f"not UTF-8: invalid byte at offset {exc.start}", raw)
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return hold(source, line_no, f"malformed JSON: {exc.msg} at column {exc.colno}", text)
+    if not isinstance(obj, dict):
+        return hold(source, line_no, f"contract violation: expected a JSON object, got {type(obj).__name__}", text)
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        return hold(source, line_no, _validation_reason(exc), text)
+
+
 def parse_jsonl(data: bytes, model: type[M], source: str) -> IngestResult[M]:
     """Validate every non-blank line of ``data`` as ``model``; bad lines go to quarantine, whole, with a reason."""
     result: IngestResult[M] = IngestResult(source=source)
     for line_no, raw in enumerate(data.split(b"\n"), start=1):
         if not raw.strip():
             continue
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            result.quarantined.append(hold(source, line_no, f"not UTF-8: invalid byte at offset {exc.start}", raw))
-            continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            result.quarantined.append(hold(source, line_no, f"malformed JSON: {exc.msg} at column {exc.colno}", text))
-            continue
-        if not isinstance(obj, dict):
-            reason = f"contract violation: expected a JSON object, got {type(obj).__name__}"
-            result.quarantined.append(hold(source, line_no, reason, text))
-            continue
-        try:
-            result.records.append(model.model_validate(obj))
-        except ValidationError as exc:
-            result.quarantined.append(hold(source, line_no, _validation_reason(exc), text))
+        out = validate_line(raw, model, source, line_no)
+        (result.quarantined if isinstance(out, Quarantined) else result.records).append(out)  # type: ignore[arg-type]
     return result
+
+
+def source_uris(uri: str, store: ObjectStore) -> list[str]:
+    """A URI ending in ``/`` is a prefix: every ``*.jsonl`` object below it, in name order."""
+    return [u for u in store.list(uri) if u.endswith(".jsonl")] if uri.endswith("/") else [uri]
+
+
+def iter_source_lines(uri: str, store: ObjectStore) -> Iterator[tuple[str, int, bytes]]:
+    """``(source, line number, raw line)`` of every non-blank line; local files are streamed, objects are
+    read one at a time (bounded by the largest object: land daily drops as separate objects)."""
+    from llmops.storage.local import LocalStore
+
+    for part in source_uris(uri, store):
+        if isinstance(store, LocalStore):
+            with LocalStore._path(part).open("rb") as fh:
+                lines: Iterable[bytes] = fh
+                for line_no, raw in enumerate(lines, start=1):
+                    raw = raw.rstrip(b"\r\n")
+                    if raw.strip():
+                        yield part, line_no, raw
+        else:
+            for line_no, raw in enumerate(store.read_bytes(part).split(b"\n"), start=1):
+                raw = raw.rstrip(b"\r")
+                if raw.strip():
+                    yield part, line_no, raw
 
 
 def ingest(uri: str, model: type[M], store: ObjectStore) -> IngestResult[M]:
@@ -77,10 +109,103 @@ def ingest(uri: str, model: type[M], store: ObjectStore) -> IngestResult[M]:
 
     A URI ending in ``/`` is a prefix: every ``*.jsonl`` object below it is read, in name order.
     """
-    uris = [u for u in store.list(uri) if u.endswith(".jsonl")] if uri.endswith("/") else [uri]
+    uris = source_uris(uri, store)
     total: IngestResult[M] = IngestResult(source=uri)
     for part in uris:
         result = parse_jsonl(store.read_bytes(part), model, source=part)
         total.records.extend(result.records)
         total.quarantined.extend(result.quarantined)
     return total
+
+
+@dataclass
+class PartitionedIngest:
+    """What :func:`ingest_partitioned` did (``metrics/ingest.json`` -> ``conversations``)."""
+
+    lines_in: int = 0
+    out: int = 0
+    quarantined: int = 0
+    counts: Counts = field(default_factory=Counts)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"in": self.lines_in, "out": self.out, "quarantined": self.quarantined, **self.counts.as_dict()}
+
+
+def ingest_partitioned(
+    uri: str,
+    store: ObjectStore,
+    out_dir: Path,
+    quarantine: Callable[[Quarantined], None],
+    cache: RecordCache,
+    fp: str,
+    *,
+    buffer_bytes: int = 8 << 20,
+) -> PartitionedIngest:
+    """Stream ``uri``'s conversations into ``out_dir/<created day>.jsonl`` (each valid line as it arrived).
+
+    Lines seen by an earlier run (same bytes, same fingerprint) are not validated again: the cache knows
+    their partition. Bad lines go to ``quarantine``. A partition file whose content is unchanged is left
+    untouched; partitions no longer fed by the source are removed (deletes propagate). Memory: one
+    ``buffer_bytes`` buffer of lines and one cache batch, whatever the archive's size.
+    """
+    from llmops.records import Conversation
+
+    result = PartitionedIngest()
+    staging = out_dir / ".staging"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    buffers: dict[str, list[bytes]] = {}
+    buffered = 0
+
+    def flush() -> None:
+        nonlocal buffered
+        for name, lines in buffers.items():
+            with (staging / f"{name}{SUFFIX}").open("ab") as fh:
+                fh.write(b"".join(lines))
+        buffers.clear()
+        buffered = 0
+
+    for batch in batched(iter_source_lines(uri, store), 1000):
+        keys = [record_key(fp, raw) for _, _, raw in batch]
+        known = cache.get_many(keys, part="ingest")
+        new: list[tuple[str, str]] = []
+        for key, (source, line_no, raw) in zip(keys, batch, strict=True):
+            result.lines_in += 1
+            name = known.get(key)
+            if name is None:
+                rec = validate_line(raw, Conversation, source, line_no)
+                if isinstance(rec, Quarantined):
+                    result.quarantined += 1
+                    quarantine(rec)
+                    continue
+                name = partition_of(rec.created_at)
+                new.append((key, name))
+                result.counts.processed += 1
+            else:
+                result.counts.reused += 1
+            result.out += 1
+            buffers.setdefault(name, []).append(raw + b"\n")
+            buffered += len(raw) + 1
+        cache.put_many(new, part="ingest")
+        if buffered >= buffer_bytes:
+            flush()
+    flush()
+    written = {p.stem for p in partitions(staging)}
+    for part in partitions(staging):
+        target = out_dir / part.name
+        if target.exists() and file_md5(target) == file_md5(part):
+            part.unlink()
+            result.counts.partitions_reused += 1
+        else:
+            os.chmod(part, 0o644)
+            os.replace(part, target)
+            result.counts.partitions_written += 1
+    for part in partitions(out_dir):
+        if part.stem not in written:
+            part.unlink()
+            result.counts.partitions_removed += 1
+    shutil.rmtree(staging)
+    result.counts.partitions = len(written)
+    result.counts.deleted = cache.sweep()
+    return result

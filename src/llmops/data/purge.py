@@ -57,10 +57,16 @@ def _expand(md5: str, cache: Any) -> set[str]:
     return oids
 
 
-def purge_private(project_dir: Path, locks: Iterable[Path] = (), *, dry_run: bool = False) -> PurgeReport:
+PRIVATE_CACHES = ["ingest", "clean"]  # per-record caches of the stages before the boundary (llmops.data.incremental)
+
+
+def purge_private(
+    project_dir: Path, locks: Iterable[Path] = (), *, dry_run: bool = False, state_dir: Path | None = None
+) -> PurgeReport:
     """Remove raw/clean/quarantine outputs of ``project_dir`` and their DVC cache objects.
 
     ``locks``: more ``dvc.lock`` files (archived by run summaries) whose private outputs are purged too.
+    ``state_dir``: the state directory ($LLMOPS_HOME) whose pre-boundary record caches go too.
     ``dry_run``: report what would go, remove nothing.
     """
     from dvc.repo import Repo
@@ -87,4 +93,14 @@ def purge_private(project_dir: Path, locks: Iterable[Path] = (), *, dry_run: boo
             report.paths.append(str(rel))
             if not dry_run:
                 shutil.rmtree(path)
+    if state_dir is not None:
+        from llmops.data.incremental import cache_path
+
+        for stage in PRIVATE_CACHES:
+            db = cache_path(state_dir, stage)
+            if db.exists():
+                report.paths.append(str(db))
+                if not dry_run:
+                    for f in db.parent.glob(f"{db.name}*"):  # the database and its journal files
+                        f.unlink()
     return report

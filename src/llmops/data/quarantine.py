@@ -90,3 +90,25 @@ def read_quarantine(path: str | Path, key: str | bytes | None = None) -> list[Qu
     """Read a quarantine file back; with ``key``, sealed records are decrypted."""
     records = read_jsonl(path, Quarantined)
     return unseal(records, key) if key is not None else records
+
+
+class QuarantineWriter:
+    """A quarantine file written record by record (sealed with ``key`` when given), moved into place on
+    :meth:`close`: what a streaming stage holds back, without keeping it in memory."""
+
+    def __init__(self, path: str | Path, key: str | bytes | None) -> None:
+        from llmops.data.incremental import AtomicLines
+
+        self.out = AtomicLines(path, mode=0o600)
+        self.fernet = _fernet(key) if key is not None else None
+        self.count = 0
+
+    def __call__(self, record: Quarantined) -> None:
+        if self.fernet is not None and not record.sealed:
+            token = self.fernet.encrypt(record.raw.encode("utf-8")).decode("ascii")  # type: ignore[attr-defined]
+            record = record.model_copy(update={"raw": token, "sealed": True})
+        self.out.write(record.model_dump_json(exclude_none=True))
+        self.count += 1
+
+    def close(self) -> None:
+        self.out.commit()

@@ -7,17 +7,125 @@ its stages: append the run to the history, decide whether to retrain, render the
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from llmops.config import MonitorParams, Settings
+from llmops.data.incremental import batched, iter_jsonl
 from llmops.index.embed import Embedder
 from llmops.monitoring.drift import drift_report
 from llmops.monitoring.history import History, HistoryEntry, drift_summary, key_metrics
 from llmops.monitoring.triggers import TriggerDecision, decide_retrain, notify, slack_payload
 from llmops.records import Conversation, Document, FeedbackEvent
+
+
+@dataclass
+class Window:
+    """The monitor's current window: conversations that arrived since the last monitored run (first run:
+    the archive's last ``current_days`` days). ``_keys``/``_parts``: what to mark as seen once monitored."""
+
+    rows: list[Conversation]
+    basis: str
+    changed_partitions: int = 0
+    _keys: list[str] = field(default_factory=list, repr=False)
+    _parts: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        stamps = [c.created_at for c in self.rows]
+        return {
+            "basis": self.basis,
+            "rows": len(self.rows),
+            "changed_partitions": self.changed_partitions,
+            "oldest": min(stamps).isoformat() if stamps else None,
+            "newest": max(stamps).isoformat() if stamps else None,
+        }
+
+
+def _aware(ts: datetime) -> datetime:
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def _seen_db(state: Path) -> sqlite3.Connection:
+    state.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(state)
+    db.execute("CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY)")
+    db.execute("CREATE TABLE IF NOT EXISTS parts (name TEXT PRIMARY KEY, md5 TEXT)")
+    return db
+
+
+def current_window(directory: Path, state: Path, cfg: MonitorParams) -> Window:
+    """The conversations of the day partitions in ``directory`` that no monitored run has seen.
+
+    ``state`` (SQLite) keeps the md5 of each partition and a hash of each conversation line at the last
+    monitored run: unchanged partitions are not read at all, so cost and memory follow the new batch,
+    not the archive. Without state (first run) the window is the last ``monitor.current_days`` days of
+    ``created_at``, and every conversation is marked as seen once it is monitored.
+    """
+    from llmops.data.incremental import batched, file_md5, iter_lines, partitions, record_key
+
+    parts = partitions(directory)
+    first = not state.exists()
+    db = _seen_db(state)
+    try:
+        known = dict(db.execute("SELECT name, md5 FROM parts").fetchall())
+        window = Window([], "since the last monitored run")
+        since: datetime | None = None
+        if first:
+            newest = max((_aware(c.created_at) for c in iter_jsonl(parts[-1], Conversation)), default=None) if parts else None
+            since = newest - timedelta(days=cfg.current_days) if newest else None
+            window.basis = f"the last {cfg.current_days} days of the archive (first monitored run)"
+        for part in parts:
+            md5 = file_md5(part)
+            window._parts[part.stem] = md5
+            if known.get(part.stem) == md5:
+                continue
+            window.changed_partitions += 1
+            for batch in batched(iter_lines(part), 1000):
+                keys = [record_key("monitor", line) for _, line in batch]
+                marks = ",".join("?" * len(keys))
+                seen = {k for (k,) in db.execute(f"SELECT key FROM seen WHERE key IN ({marks})", keys)}
+                for key, (_, line) in zip(keys, batch, strict=True):
+                    if key in seen:
+                        continue
+                    window._keys.append(key)
+                    conv = Conversation.model_validate_json(line)
+                    if not first or (since is not None and _aware(conv.created_at) > since):
+                        window.rows.append(conv)
+        return window
+    finally:
+        db.close()
+
+
+def advance_watermark(state: Path, window: Window) -> None:
+    """Mark the window's conversations (and, on a first run, the whole archive) as seen: the next window
+    starts after them. Called only when the window was monitored, so a skipped batch is seen next time."""
+    db = _seen_db(state)
+    try:
+        for chunk in batched(window._keys, 1000):
+            db.executemany("INSERT OR IGNORE INTO seen (key) VALUES (?)", ((k,) for k in chunk))
+        db.execute("DELETE FROM parts")
+        db.executemany("INSERT INTO parts (name, md5) VALUES (?, ?)", window._parts.items())
+        db.commit()
+    finally:
+        db.close()
+
+
+def skipped_drift(reason: str, current_rows: int, reference_rows: int) -> dict[str, Any]:
+    """drift.json's conversation part when the current window is too small to test (no drift claimed)."""
+    return {
+        "skipped": reason,
+        "drift_detected": False,
+        "drift_share": None,
+        "drifted_signals": [],
+        "new_vocab_share": None,
+        "current_rows": current_rows,
+        "reference_rows": reference_rows,
+        "embeddings": {},
+    }
 
 
 def monitor_batch(
@@ -30,12 +138,22 @@ def monitor_batch(
     reference_documents: Sequence[Document] = (),
     current_documents: Sequence[Document] = (),
     embedder: Embedder | None = None,
+    window: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Conversation drift (+ query embeddings), document embedding drift and production quality.
 
+    Fewer than ``cfg.min_current_rows`` current conversations: the conversation checks are skipped (the
+    reason in ``skipped``), the document and quality checks still run. ``window``: how the current
+    conversations were chosen (:class:`Window`), recorded in drift.json.
+
     Writes ``report.html`` (conversations), ``quality.html`` (generation log) and ``drift.json``.
     """
-    body = drift_report(reference, current, cfg, out_dir, embedder=embedder).as_dict()
+    if len(current) < cfg.min_current_rows:
+        reason = f"skipped: {len(current)} current conversations < monitor.min_current_rows {cfg.min_current_rows}"
+        body = skipped_drift(reason, len(current), len(reference))
+        out_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        body = drift_report(reference, current, cfg, out_dir, embedder=embedder).as_dict()
     if embedder is not None and cfg.embedding_drift and reference_documents and current_documents:
         from llmops.monitoring.embeddings import embedding_drift
 
@@ -48,6 +166,8 @@ def monitor_batch(
         from llmops.monitoring.quality import quality_report
 
         body["quality"] = quality_report(feedback, cfg, out_dir).as_dict()
+    if window is not None:
+        body["window"] = window
     body["thresholds"] = cfg.model_dump(exclude={"reference", "reference_documents"})
     (out_dir / "drift.json").write_text(json.dumps(body, indent=2, default=str) + "\n", encoding="utf-8")
     return body

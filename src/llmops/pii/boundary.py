@@ -32,12 +32,23 @@ class Crossing(Generic[R]):
     records: list[R] = field(default_factory=list)
     quarantined: list[Quarantined] = field(default_factory=list)
     residual: Counter[str] = field(default_factory=Counter)
+    # Records streamed to disk instead of kept in ``records`` / ``quarantined`` (the partitioned redact stage).
+    streamed_out: int = 0
+    streamed_held: int = 0
+
+    @property
+    def out(self) -> int:
+        return len(self.records) + self.streamed_out
+
+    @property
+    def held(self) -> int:
+        return len(self.quarantined) + self.streamed_held
 
     def counts(self) -> dict[str, Any]:
         return {
             "in": self.records_in,
-            "out": len(self.records),
-            "quarantined": len(self.quarantined),
+            "out": self.out,
+            "quarantined": self.held,
             "residual_types": dict(sorted(self.residual.items())),
         }
 
@@ -56,7 +67,7 @@ class BoundaryResult:
     @property
     def leak_share(self) -> float:
         total = sum(c.records_in for c in self.crossings)
-        return sum(len(c.quarantined) for c in self.crossings) / total if total else 0.0
+        return sum(c.held for c in self.crossings) / total if total else 0.0
 
     def report(self) -> dict[str, Any]:
         """The leak gate's figures for ``metrics/redact.json`` (types and counts only, never values)."""
@@ -71,7 +82,7 @@ class BoundaryResult:
         """Raise :class:`PIILeakError` when more than ``max_leak_share`` of the records were held back."""
         if self.leak_share <= self.max_leak_share:
             return
-        held = ", ".join(f"{c.kind}: {len(c.quarantined)}/{c.records_in}" for c in self.crossings if c.quarantined)
+        held = ", ".join(f"{c.kind}: {c.held}/{c.records_in}" for c in self.crossings if c.held)
         types = Counter[str]()
         for c in self.crossings:
             types.update(c.residual)
@@ -89,10 +100,21 @@ def _reason(findings: Sequence[Finding]) -> str:
     return f"residual personal data after redaction: {where}{more}"
 
 
-def _cross(kind: str, before: Sequence[R], after: Sequence[R], scanner: Scanner) -> Crossing[R]:
+def residual_findings(kind: str, after: Sequence[R], scanner: Scanner) -> dict[int, list[Finding]]:
+    """Leak-scan findings of redacted records, by index in ``after``."""
     findings: dict[int, list[Finding]] = {}
     for f in scanner.scan(record_texts(after, kind)):
         findings.setdefault(int(f.location.split("#", 1)[1].split(":", 1)[0]), []).append(f)
+    return findings
+
+
+def quarantine_reason(findings: Sequence[Finding]) -> str:
+    """Why a redacted record is held back: types and locations of what the leak scan still found, no values."""
+    return _reason(findings)
+
+
+def _cross(kind: str, before: Sequence[R], after: Sequence[R], scanner: Scanner) -> Crossing[R]:
+    findings = residual_findings(kind, after, scanner)
     crossing: Crossing[R] = Crossing(kind=kind, records_in=len(before))
     for i, (orig, red) in enumerate(zip(before, after, strict=True)):
         if i not in findings:

@@ -1,0 +1,292 @@
+"""Partitioned, content-addressed stage outputs: a nightly run costs what arrived, not the whole archive.
+
+Layout: conversations live in one JSONL file per UTC day of ``created_at`` (``<dir>/2026-12-05.jsonl``):
+new arrivals land in new partitions, so DVC (directory outs, files deduplicated by content) stores only the
+partitions that changed. Each per-record stage keeps two kinds of reuse:
+
+* **partition reuse** -- ``<out dir>/_manifest.json`` records, per output partition, the md5 of the input
+  partition it was made from and the stage fingerprint (params + code). An unchanged input partition keeps
+  its output file untouched (nothing is read but the input's bytes, for the hash). The manifest travels
+  with the output (same DVC out, ``persist: true``), so a ``dvc checkout`` of another version stays
+  consistent; it holds hashes and counts only.
+* **record reuse** -- inside a changed partition, :class:`RecordCache` (SQLite under
+  ``$LLMOPS_HOME/incremental``) maps ``hash(fingerprint, input line)`` to the stage's result for that
+  record, so only new or changed records are processed. Entries of records that are gone are swept at
+  the end of the run (erasure: nothing of a deleted conversation stays in the cache). The caches of the
+  stages before the redaction boundary hold personal data: local only, never pushed, removed by
+  ``llmops pii purge``.
+
+Deletes propagate because every stage rebuilds each changed partition from its input: a conversation
+removed at the source is missing from its raw partition, hence from the clean and redacted ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from llmops.jsonl import iter_jsonl
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+MANIFEST = "_manifest.json"
+SUFFIX = ".jsonl"
+CACHE_DIR = "incremental"  # under $LLMOPS_HOME: one SQLite file per stage
+
+
+def partition_of(created_at: datetime) -> str:
+    """The partition (file stem) of a conversation: its UTC creation day."""
+    ts = created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC)
+    return ts.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def partitions(directory: str | Path) -> list[Path]:
+    """The partition files of a directory, in name (= date) order."""
+    directory = Path(directory)
+    return sorted(p for p in directory.glob(f"*{SUFFIX}") if p.is_file()) if directory.is_dir() else []
+
+
+def iter_records(path: str | Path, model: type[M]) -> Iterator[M]:
+    """Records of a partitioned directory (partition by partition) or of one JSONL file, streamed."""
+    path = Path(path)
+    if path.is_dir():
+        for part in partitions(path):
+            yield from iter_jsonl(part, model)
+    else:
+        yield from iter_jsonl(path, model)
+
+
+def count_records(directory: str | Path) -> int:
+    """Non-blank lines of every partition of ``directory`` (read, never parsed)."""
+    n = 0
+    for part in partitions(directory):
+        with part.open("rb") as fh:
+            n += sum(1 for line in fh if line.strip())
+    return n
+
+
+def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of the non-blank lines of a file written by a stage, streamed."""
+    with Path(path).open(encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if line.strip():
+                yield line_no, line.rstrip("\n")
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    it = iter(items)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+def file_md5(path: str | Path) -> str:
+    h = hashlib.md5(usedforsecurity=False)
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _code_files(paths: Iterable[str | Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in map(Path, paths):
+        out += sorted(p.rglob("*.py")) if p.is_dir() else [p]
+    return out
+
+
+def fingerprint(params: Any, code: Sequence[str | Path] = (), extra: str = "") -> str:
+    """What a stage's per-record result depends on besides the record: its params (a pydantic model or a
+    JSON-able value), the source of the code that computes it, and ``extra`` (a key's hash ...)."""
+    h = hashlib.sha256()
+    value = params.model_dump(mode="json") if isinstance(params, BaseModel) else params
+    h.update(json.dumps(value, sort_keys=True, default=str).encode())
+    for path in _code_files(code):
+        h.update(f"\x1e{path.as_posix()}\x1f".encode())
+        h.update(path.read_bytes())
+    h.update(extra.encode())
+    return h.hexdigest()[:32]
+
+
+def record_key(fp: str, line: str | bytes) -> str:
+    data = line.encode("utf-8") if isinstance(line, str) else line
+    return hashlib.blake2b(fp.encode() + b"\x1f" + data, digest_size=16).hexdigest()
+
+
+def cache_path(home: Path, stage: str) -> Path:
+    return home / CACHE_DIR / f"{stage}.sqlite"
+
+
+class RecordCache:
+    """Per-record results of one stage, by ``record_key``; tagged with the partition and the run that
+    last used them, so what a run no longer used can be swept (see module docstring)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.path.parent, 0o700)  # may hold personal data (stages before the boundary)
+        self.db = sqlite3.connect(self.path)
+        self.db.execute("PRAGMA secure_delete=ON")  # swept records are overwritten, not left in free pages
+        self.db.execute("CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, part TEXT, run INTEGER, value TEXT)")
+        self.db.execute("CREATE INDEX IF NOT EXISTS cache_part ON cache (part)")
+        os.chmod(self.path, 0o600)
+        self.run = (self.db.execute("SELECT MAX(run) FROM cache").fetchone()[0] or 0) + 1
+
+    def get_many(self, keys: Sequence[str], part: str) -> dict[str, str]:
+        """Cached values of ``keys`` (hits are marked as used by this run, under ``part``)."""
+        found: dict[str, str] = {}
+        for chunk in batched(dict.fromkeys(keys), 500):
+            marks = ",".join("?" * len(chunk))
+            found.update(self.db.execute(f"SELECT key, value FROM cache WHERE key IN ({marks})", chunk).fetchall())
+            self.db.execute(f"UPDATE cache SET run = ?, part = ? WHERE key IN ({marks})", [self.run, part, *chunk])
+        return found
+
+    def put_many(self, items: Iterable[tuple[str, str]], part: str) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO cache (key, part, run, value) VALUES (?, ?, ?, ?)", ((k, part, self.run, v) for k, v in items)
+        )
+
+    def keep(self, parts: Iterable[str]) -> None:
+        """Mark every entry of ``parts`` (partitions reused whole) as used by this run."""
+        for part in parts:
+            self.db.execute("UPDATE cache SET run = ? WHERE part = ?", (self.run, part))
+
+    def sweep(self) -> int:
+        """Delete entries this run did not use (deleted or changed records); returns how many."""
+        n = self.db.execute("DELETE FROM cache WHERE run != ?", (self.run,)).rowcount
+        self.db.commit()
+        return n
+
+    def close(self) -> None:
+        self.db.commit()
+        self.db.close()
+
+    def __enter__(self) -> RecordCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AtomicLines:
+    """A JSONL file written line by line to a temp file, moved into place on :meth:`commit`."""
+
+    def __init__(self, path: str | Path, mode: int = 0o644) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+        self.fh = os.fdopen(fd, "w", encoding="utf-8")
+        self.mode = mode
+        self.lines = 0
+
+    def write(self, line: str) -> None:
+        self.fh.write(line)
+        self.fh.write("\n")
+        self.lines += 1
+
+    def commit(self) -> None:
+        self.fh.close()
+        os.chmod(self.tmp, self.mode)
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        self.fh.close()
+        Path(self.tmp).unlink(missing_ok=True)
+
+
+@dataclass
+class Counts:
+    """``metrics/<stage>.json`` -> ``conversations``: records processed, reused from the previous run,
+    deleted (gone from the input since, or replaced by a changed version), partitions written/reused."""
+
+    processed: int = 0
+    reused: int = 0
+    deleted: int = 0
+    partitions: int = 0
+    partitions_written: int = 0
+    partitions_reused: int = 0
+    partitions_removed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class PartitionedOutput:
+    """The output directory of a partitioned stage and its manifest (see module docstring).
+
+    ``companions``: other directories whose ``<partition>.jsonl`` belongs to the same partition entry (the
+    redact stage's quarantine); they are checked and cleaned up with the main file.
+    """
+
+    directory: Path
+    fp: str
+    companions: Sequence[Path] = ()
+    entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    previous: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.directory = Path(self.directory)
+        manifest = self.directory / MANIFEST
+        if manifest.exists():
+            try:
+                data = json.loads(manifest.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                data = {}
+            if data.get("fingerprint") == self.fp:
+                self.previous = data.get("partitions", {})
+
+    def path(self, name: str) -> Path:
+        return self.directory / f"{name}{SUFFIX}"
+
+    def reusable(self, name: str, input_md5: str) -> dict[str, Any] | None:
+        """The previous entry of partition ``name`` when it was made from the same input by the same
+        fingerprint and its files are still the ones it wrote; else None (recompute it)."""
+        entry = self.previous.get(name)
+        if not entry or entry.get("input") != input_md5:
+            return None
+        files = {"output": self.path(name), **{f"{c.name}": c / f"{name}{SUFFIX}" for c in self.companions}}
+        for key, path in files.items():
+            want = entry.get("files", {}).get(key)
+            if want is None:
+                if path.exists():
+                    return None
+                continue
+            if not path.exists() or file_md5(path) != want:
+                return None
+        self.entries[name] = entry
+        return entry
+
+    def record(self, name: str, input_md5: str, **extra: Any) -> None:
+        """Register a partition just written (its files hashed as they are now)."""
+        files = {"output": self.path(name), **{f"{c.name}": c / f"{name}{SUFFIX}" for c in self.companions}}
+        hashes = {k: file_md5(p) for k, p in files.items() if p.exists()}
+        self.entries[name] = {"input": input_md5, "files": hashes, **extra}
+
+    def finish(self) -> int:
+        """Remove partitions that are no longer produced (their input is gone) and write the manifest;
+        returns how many partitions were removed."""
+        removed = 0
+        for directory in [self.directory, *self.companions]:
+            for path in partitions(directory):
+                if path.stem not in self.entries:
+                    path.unlink()
+                    removed += directory == self.directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        body = {"fingerprint": self.fp, "partitions": dict(sorted(self.entries.items()))}
+        (self.directory / MANIFEST).write_text(json.dumps(body, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        return removed
+
+    def total(self, key: str) -> int:
+        return sum(int(e.get(key, 0)) for e in self.entries.values())

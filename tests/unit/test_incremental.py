@@ -1,0 +1,129 @@
+"""Incremental data stages: ingest, clean and redact process only new or changed conversations, reuse the
+rest, propagate deletes (erasure) into every output and cache, and the monitor's window is the new batch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from llmops import workspace as ws
+from llmops.config import MonitorParams
+from llmops.data.incremental import CACHE_DIR, PartitionedOutput, RecordCache, iter_records, partitions
+from llmops.jsonl import write_jsonl
+from llmops.monitoring.monitor import advance_watermark, current_window, monitor_batch
+from llmops.records import Conversation, Turn
+
+STAGES = ("ingest", "clean", "redact")
+
+
+def _conv(cid: str, day: int, text: str, agent: str = "Thanks, we are looking into it.") -> Conversation:
+    return Conversation(
+        conversation_id=cid,
+        channel="chat",
+        created_at=datetime(2026, 3, day, 12, tzinfo=UTC),
+        turns=[Turn(role="customer", text=text), Turn(role="agent", text=agent)],
+    )
+
+
+def _archive(n: int = 12) -> list[Conversation]:
+    return [_conv(f"c{i:02d}", 1 + i % 4, f"My parcel number {i} did not arrive, what can I do?") for i in range(n)]
+
+
+def _run(stage: str) -> dict:
+    subprocess.run([sys.executable, "-m", f"pipelines.{stage}"], check=True, capture_output=True, text=True)
+    return json.loads(Path(ws.stage_metrics(stage)).read_text())["conversations"]
+
+
+def _everything(workspace: Path, home: Path) -> bytes:
+    """Every byte of every output, quarantine and cache (SQLite files included)."""
+    roots = [workspace / "data/raw", workspace / "data/clean", workspace / "data/redacted", home / CACHE_DIR]
+    return b"".join(p.read_bytes() for r in roots for p in sorted(r.rglob("*")) if p.is_file())
+
+
+@pytest.mark.timeout(600)
+def test_append_processes_only_new_conversations_and_a_delete_reaches_every_output(workspace: Path, settings_env: Path) -> None:
+    source = workspace / "data/sample/conversations.jsonl"
+    convs = _archive()
+    convs[3] = _conv("c03", 4, "I am Maria Gonzalez, call me on 415-555-0132 about my parcel please")
+    write_jsonl(source, convs)
+    first = {s: _run(s) for s in STAGES}
+    assert all(first[s]["processed"] == 12 and first[s]["reused"] == 0 for s in STAGES)
+    assert first["ingest"]["partitions"] == 4
+    assert len(partitions(workspace / ws.REDACTED_CONVERSATIONS)) == 4
+    redacted_before = {p.name: p.read_bytes() for p in partitions(workspace / ws.REDACTED_CONVERSATIONS)}
+
+    # A night later: two conversations arrive (a new day) and c03 is erased at the source.
+    new = [_conv("n1", 9, "Where is my refund for order 77?"), _conv("n2", 9, "How do I change my delivery address?")]
+    write_jsonl(source, [c for c in convs if c.conversation_id != "c03"] + new)
+    second = {s: _run(s) for s in STAGES}
+    for s in STAGES:
+        assert (second[s]["processed"], second[s]["reused"], second[s]["deleted"]) == (2, 11, 1), s
+    assert second["redact"]["partitions_reused"] == 3  # days 1-3 untouched; day 4 lost c03, day 9 is new
+    after = {p.name: p.read_bytes() for p in partitions(workspace / ws.REDACTED_CONVERSATIONS)}
+    assert {n for n in after if after[n] == redacted_before.get(n)} == {
+        "2026-03-01.jsonl",
+        "2026-03-02.jsonl",
+        "2026-03-03.jsonl",
+    }
+    ids = [c.conversation_id for c in iter_records(workspace / ws.REDACTED_CONVERSATIONS, Conversation)]
+    assert sorted(ids) == sorted([f"c{i:02d}" for i in range(12) if i != 3] + ["n1", "n2"])
+    blob = _everything(workspace, settings_env)
+    assert b"Maria" not in blob and b"415-555-0132" not in blob and b'"c03"' not in blob
+
+    # Nothing changed: every stage reuses every partition.
+    third = {s: _run(s) for s in STAGES}
+    assert all((third[s]["processed"], third[s]["deleted"]) == (0, 0) for s in STAGES)
+    assert third["redact"]["partitions_reused"] == third["redact"]["partitions"] == 5
+
+    # `llmops pii purge` takes the record caches before the boundary with the private outputs.
+    from llmops.data.purge import purge_private
+
+    report = purge_private(workspace, state_dir=settings_env)
+    assert {str(settings_env / CACHE_DIR / f"{s}.sqlite") for s in ("ingest", "clean")} <= set(report.paths)
+    assert sorted(p.name for p in (settings_env / CACHE_DIR).iterdir()) == ["redact.sqlite"]  # post-boundary
+
+
+def test_a_duplicate_reappears_when_its_original_is_deleted(workspace: Path, settings_env: Path) -> None:
+    from llmops.config import CleanParams
+    from llmops.data.clean import clean_partitioned
+
+    raw = workspace / ws.RAW_CONVERSATIONS
+    original = _conv("a", 1, "Where is my parcel?")
+    copy = _conv("b", 2, "where is my  parcel?")  # the same after normalisation and case folding
+    write_jsonl(raw / "2026-03-01.jsonl", [original])
+    write_jsonl(raw / "2026-03-02.jsonl", [copy])
+
+    def clean() -> list[str]:
+        out = PartitionedOutput(workspace / ws.CLEAN_CONVERSATIONS, "fp")
+        with RecordCache(settings_env / "clean.sqlite") as cache:
+            clean_partitioned(raw, out, cache, CleanParams())
+        return [c.conversation_id for c in iter_records(out.directory, Conversation)]
+
+    assert clean() == ["a"]
+    (raw / "2026-03-01.jsonl").unlink()
+    assert clean() == ["b"]  # day 2 did not change, but its dropped duplicate lost its original
+
+
+def test_the_monitor_window_is_the_new_batch(tmp_path: Path) -> None:
+    parts = tmp_path / "conversations"
+    write_jsonl(parts / "2026-03-01.jsonl", [_conv(f"a{i}", 1, "old question") for i in range(5)])
+    write_jsonl(parts / "2026-03-09.jsonl", [_conv(f"b{i}", 9, "recent question") for i in range(4)])
+    state, cfg = tmp_path / "window.sqlite", MonitorParams(current_days=7, min_current_rows=3)
+    first = current_window(parts, state, cfg)
+    assert sorted(c.conversation_id for c in first.rows) == [f"b{i}" for i in range(4)]  # the last 7 days
+    advance_watermark(state, first)
+    assert current_window(parts, state, cfg).rows == []  # nothing arrived since
+    # Two arrivals, one of them late (an old creation day): both are new to the monitor.
+    write_jsonl(parts / "2026-03-01.jsonl", [_conv(f"a{i}", 1, "old question") for i in range(5)] + [_conv("late", 1, "x")])
+    write_jsonl(parts / "2026-03-10.jsonl", [_conv("c0", 10, "new question")])
+    window = current_window(parts, state, cfg)
+    assert sorted(c.conversation_id for c in window.rows) == ["c0", "late"]
+    assert window.changed_partitions == 2
+    body = monitor_batch(window.rows, window.rows, cfg, tmp_path / "drift", window=window.as_dict())
+    assert body["skipped"].startswith("skipped: 2 current conversations < monitor.min_current_rows 3")
+    assert body["drift_detected"] is False and body["window"]["rows"] == 2
