@@ -12,6 +12,7 @@ from llmops.index.embed import make_embedder
 from llmops.index.hybrid import open_retriever
 from llmops.index.store import chroma_client
 from llmops.jsonl import read_jsonl, write_json, write_jsonl
+from llmops.llm.cluster import on_cluster
 from llmops.llm.trained import model_in
 from llmops.records import EvalQuestion
 from pipelines._stage import setup
@@ -23,7 +24,7 @@ def main() -> None:
     metrics, rows = evaluate_model(
         read_jsonl(params.evaluate.gate_questions, EvalQuestion),
         open_retriever(chroma_client(settings), embedder, params.index),
-        model_in(ws.ADAPTER, settings, default_backend=params.finetune.backend),
+        on_cluster(model_in(ws.ADAPTER, settings, default_backend=params.finetune.backend), settings),  # LLMOPS_DASK_ADDRESS
         embedder,
         params,
         settings,

@@ -321,6 +321,9 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
     openai_chat_model: str | None = Field(default=None, description="e.g. gpt-4o-mini; serves with OpenAI when keyed")
+    # dask.distributed scheduler (tcp://host:8786) for the data-parallel work (redaction, embedding,
+    # evaluation answers); default: local processes. See README, "Scaling out with Dask".
+    dask_address: str | None = None
     notify_webhook: str | None = None
     # Run history (metrics + drift per run, archived reports): a directory or s3://bucket/prefix.
     history_uri: str | None = Field(default=None, description="default: <home>/history")

@@ -64,13 +64,14 @@ def score_model(
     from llmops.index.hybrid import open_retriever
     from llmops.index.store import chroma_client
     from llmops.jsonl import read_jsonl
+    from llmops.llm.cluster import on_cluster
     from llmops.records import EvalQuestion
 
     embedder = make_embedder(params.index.embedder, params.index, settings)
     return evaluate_model(
         read_jsonl(project_dir / params.evaluate.gate_questions, EvalQuestion),
         open_retriever(chroma_client(settings), embedder, params.index),
-        model,
+        on_cluster(model, settings),  # answers on the Dask cluster when LLMOPS_DASK_ADDRESS is set
         embedder,
         params,
         settings,

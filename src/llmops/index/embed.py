@@ -11,6 +11,7 @@ from llmops.errors import ModelNotAvailableError
 
 if TYPE_CHECKING:
     from llmops.config import IndexParams, Settings
+    from llmops.parallel import Executor
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 
@@ -68,9 +69,61 @@ class LocalEmbedder:
         return vectors.tolist()
 
 
+def _worker_embedder(name_or_path: str, batch_size: int) -> LocalEmbedder:
+    return LocalEmbedder(name_or_path, batch_size=batch_size)
+
+
+def _embed_batch(embedder: LocalEmbedder, texts: list[str]) -> list[list[float]]:
+    return embedder.embed(texts)
+
+
+def _embedder_id(embedder: LocalEmbedder, _: list[None]) -> list[str]:
+    return [embedder.embedder_id]
+
+
+class DistributedEmbedder:
+    """A local sentence-transformers model on every worker of an executor (a Dask cluster,
+    :mod:`llmops.parallel`), loaded once per worker. Inputs of at least ``min_texts`` are cut into tasks of
+    ``task_texts`` and embedded on the workers; smaller ones (a query, a few answers) in this process, which
+    loads the same model on first need. Same vectors as :class:`LocalEmbedder` up to float rounding."""
+
+    def __init__(
+        self, name_or_path: str, executor: Executor, *, batch_size: int = 64, min_texts: int = 512, task_texts: int = 256
+    ) -> None:
+        from llmops.parallel import WorkerState
+
+        self._state = WorkerState(_worker_embedder, (name_or_path, batch_size))
+        self._name, self._batch_size = name_or_path, batch_size
+        self.executor, self.min_texts, self.task_texts = executor, min_texts, task_texts
+        self._local: LocalEmbedder | None = None
+        self._id: str | None = None
+
+    @property
+    def local(self) -> LocalEmbedder:
+        if self._local is None:
+            self._local = LocalEmbedder(self._name, batch_size=self._batch_size)
+        return self._local
+
+    @property
+    def embedder_id(self) -> str:
+        if self._id is None:
+            self._id = (
+                self._local.embedder_id if self._local else self.executor.map(_embedder_id, [[None]], state=self._state)[0][0]
+            )
+        return self._id
+
+    def embed(self, texts: list[str], *, progress: bool = False) -> list[list[float]]:
+        if len(texts) < self.min_texts:
+            return self.local.embed(texts, progress=progress)
+        from llmops.parallel import map_batches
+
+        return map_batches(self.executor, _embed_batch, texts, size=self.task_texts, state=self._state)
+
+
 def make_embedder(name: str, cfg: IndexParams, settings: Settings | None = None) -> Embedder:
     """``openai:<model>`` -> :class:`OpenAIEmbedder` on ``settings`` (OPENAI_BASE_URL / OPENAI_API_KEY);
-    anything else is a local sentence-transformers model: the packaged default or a model directory."""
+    anything else is a local sentence-transformers model: the packaged default or a model directory, on the
+    Dask cluster of ``settings.dask_address`` when set (:class:`DistributedEmbedder`)."""
     if name.startswith("openai:"):
         from llmops.index.embed_openai import OpenAIEmbedder
 
@@ -83,4 +136,8 @@ def make_embedder(name: str, cfg: IndexParams, settings: Settings | None = None)
             requests_per_minute=cfg.embedding_rpm,
             max_retries=cfg.embedding_retries,
         )
+    if settings is not None and settings.dask_address:
+        from llmops.parallel import DaskExecutor
+
+        return DistributedEmbedder(name, DaskExecutor(settings.dask_address), batch_size=cfg.batch_size)
     return LocalEmbedder(name, batch_size=cfg.batch_size)

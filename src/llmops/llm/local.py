@@ -91,6 +91,7 @@ class LocalChatModel:
 
     def __init__(self, cache_root: Path, adapter_dir: Path | None = None, *, model_id: str | None = None) -> None:
         self.model, self.tokenizer = load_model_and_tokenizer(cache_root, adapter_dir)
+        self.cache_root, self.adapter_dir = cache_root, adapter_dir  # how a worker loads the same model
         self.model_id = model_id or (f"{BASE_MODEL_NAME}+{adapter_dir.name}" if adapter_dir else BASE_MODEL_NAME)
 
     def chat(self, messages: list[dict[str, str]], *, max_new_tokens: int = 128) -> ChatResult:

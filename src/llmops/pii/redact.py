@@ -8,13 +8,16 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmops.config import RedactParams
 from llmops.pii.scope import metadata_texts, rebuild_metadata, spread_values, whole_value_spans
 from llmops.pii.spans import RedactStats, Span, resolve_overlaps
 from llmops.pii.vault import Vault, hashed_id
 from llmops.records import Conversation, Document, FeedbackEvent
+
+if TYPE_CHECKING:
+    from llmops.parallel import Executor
 
 __all__ = ["Pseudonymizer", "RedactStats", "Redactor", "Span", "resolve_overlaps"]
 
@@ -86,13 +89,20 @@ class Redactor:
     :meth:`from_settings` gives the stable key every sink uses.
     """
 
-    def __init__(self, cfg: RedactParams, analyzer: Any = None, vault: Vault | None = None, id_key: bytes | None = None) -> None:
+    def __init__(
+        self,
+        cfg: RedactParams,
+        analyzer: Any = None,
+        vault: Vault | None = None,
+        id_key: bytes | None = None,
+        executor: Executor | None = None,
+    ) -> None:
         self.cfg = cfg
         self.analyzer = analyzer
         if analyzer is None and cfg.engine == "fast":
             from llmops.pii.detect import FastAnalyzer
 
-            self.analyzer = FastAnalyzer(cfg)
+            self.analyzer = FastAnalyzer(cfg, executor)
         elif analyzer is None:
             from llmops.pii.detect import build_analyzer
 
@@ -109,11 +119,16 @@ class Redactor:
 
     @classmethod
     def from_settings(cls, cfg: RedactParams, settings: Any) -> Redactor:
-        """The redactor every sink uses: the vault the settings point at when ``redact.vault`` is on, and the
-        id-hash key of this state directory."""
+        """The redactor every sink uses: the vault the settings point at when ``redact.vault`` is on, the
+        id-hash key of this state directory, and the Dask cluster of ``LLMOPS_DASK_ADDRESS`` when set."""
         from llmops.pii.vault import id_hash_key, open_vault
 
-        return cls(cfg, vault=open_vault(cfg, settings), id_key=id_hash_key(settings))
+        executor = None
+        if getattr(settings, "dask_address", None):
+            from llmops.parallel import DaskExecutor
+
+            executor = DaskExecutor(settings.dask_address)
+        return cls(cfg, vault=open_vault(cfg, settings), id_key=id_hash_key(settings), executor=executor)
 
     def analyze(self, texts: Sequence[str], entities: Sequence[str] | None = None) -> list[list[Span]]:
         """Spans per text above ``cfg.score_threshold``: the one detection path of redaction and the leak scan."""
