@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from llmops import workspace as ws
-from llmops.data.incremental import MANIFEST, iter_records
+from llmops.data.incremental import (
+    MANIFEST,
+    CachedRetriever,
+    RecordCache,
+    cache_path,
+    count_records,
+    file_md5,
+    fingerprint,
+    iter_records,
+)
 from llmops.finetune.dpo import CuratedPair, build_preference_pairs
 from llmops.finetune.trainset import AnswerFit, ServingPrompt, build_trainset, input_revision
 from llmops.finetune.validate import base_token_counter
@@ -24,6 +33,15 @@ def main() -> None:
     # The answer service's retriever over the serving index: examples carry the context it would retrieve.
     embedder = make_embedder(params.index.embedder, params.index, settings)
     retriever = open_retriever(chroma_client(settings), embedder, params.index)
+    # Contexts are reused across runs while the index content and the retrieval params hold: after an
+    # append only the new questions are embedded and searched.
+    retrieval_fp = fingerprint(
+        {"index": params.index.model_dump(mode="json", exclude={"tune"}), "top_k": params.serve.top_k},
+        ["src/llmops/index"],
+        extra=file_md5(ws.INDEX_MANIFEST),
+    )
+    cache = RecordCache(cache_path(settings.home_dir, "trainset"))
+    retriever = CachedRetriever(retriever, cache, retrieval_fp)
     prompt = ServingPrompt(retriever, params.serve)
     fit = AnswerFit(base_token_counter(settings.base_model_cache), params.finetune.max_seq_len)
     evals = read_jsonl(inputs[2], EvalQuestion)
@@ -51,6 +69,16 @@ def main() -> None:
     write_jsonl(ws.TRAINSET / "provenance.jsonl", result.provenance())
     write_jsonl(ws.TRAINSET / "dpo.jsonl", pairs)
     stats = result.stats() | {"dpo_pairs": len(pairs), "dpo_skipped": dict(pairs_skipped)}
+    n_conversations = count_records(ws.REDACTED_CONVERSATIONS)
+    # processed/reused count candidate questions (conversation turns, feedback, FAQ sections): retrieval is the cost.
+    stats["conversations"] = {
+        "in": n_conversations,
+        "processed": retriever.searched,
+        "reused": retriever.reused,
+        "deleted": cache.sweep(),
+        "unit": "questions",
+    }
+    cache.close()
     stats |= input_revision([*inputs, documents, ws.INDEX_MANIFEST, ws.FEEDBACK / "dpo.jsonl"])
     write_json(ws.stage_metrics("trainset"), stats)
     print(stats)

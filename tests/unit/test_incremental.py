@@ -127,3 +127,28 @@ def test_the_monitor_window_is_the_new_batch(tmp_path: Path) -> None:
     body = monitor_batch(window.rows, window.rows, cfg, tmp_path / "drift", window=window.as_dict())
     assert body["skipped"].startswith("skipped: 2 current conversations < monitor.min_current_rows 3")
     assert body["drift_detected"] is False and body["window"]["rows"] == 2
+
+
+class _CountingRetriever:
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def search(self, queries: list[str], k: int = 10) -> list[list[dict]]:
+        self.asked += queries
+        return [[{"doc_id": "d", "text": f"context for {q}", "score": 1.0}][:k] for q in queries]
+
+
+def test_the_training_set_stage_searches_only_new_questions(tmp_path: Path) -> None:
+    from llmops.data.incremental import CachedRetriever
+
+    inner = _CountingRetriever()
+    with RecordCache(tmp_path / "trainset.sqlite") as cache:
+        first = CachedRetriever(inner, cache, "fp").search(["a?", "b?"], k=3)
+    with RecordCache(tmp_path / "trainset.sqlite") as cache:
+        again = CachedRetriever(inner, cache, "fp")
+        assert again.search(["a?", "b?", "c?"], k=3)[:2] == first
+        assert (again.searched, again.reused) == (1, 2) and inner.asked == ["a?", "b?", "c?"]
+        assert cache.sweep() == 0
+    with RecordCache(tmp_path / "trainset.sqlite") as cache:  # the index changed: a new fingerprint
+        CachedRetriever(inner, cache, "fp2").search(["a?"], k=3)
+        assert inner.asked[-1] == "a?" and cache.sweep() == 3  # the old index's results are gone

@@ -279,3 +279,21 @@ def test_fitted_answers_keep_their_end_of_turn_token_with_the_real_tokenizer(mod
     encoded = encode_example(tok, example, 96)
     assert encoded is not None and len(encoded[0]) <= 96
     assert tok.decode([t for t in encoded[1] if t != -100]).rstrip().endswith("<|im_end|>")
+
+
+def test_validation_is_capped_and_an_append_never_moves_a_trained_group_into_validation() -> None:
+    def conv(i: int) -> Conversation:
+        return _conv(f"c{i}", ("customer", f"question {_text(i)}?"), ("agent", f"Answer: {_text(i + 10**4)}."))
+
+    cfg = TrainsetParams(min_answer_chars=1, validation_share=0.5, max_validation=20, near_dup_threshold=0)
+    before = build_trainset([conv(i) for i in range(100)], [], [], cfg, BaseParams())
+    after = build_trainset([conv(i) for i in range(110)], [], [], cfg, BaseParams())  # a 10% append
+    for res in (before, after):
+        assert len(res.validation) == 20 and res.validation_capped > 0 and res.stats()["validation_capped"] > 0
+        assert not {e.group_id for e in res.train} & {e.group_id for e in res.validation}
+    assert len(before.train) + len(before.validation) == 100  # over the cap: trained on, not dropped
+    trained_before = {e.group_id for e in before.train}
+    assert not trained_before & {e.group_id for e in after.validation}
+    # The order is stable: the examples of the old archive keep their relative order in train.jsonl.
+    old_in_after = [e.group_id for e in after.train if e.group_id in trained_before]
+    assert old_in_after == [e.group_id for e in before.train if e.group_id in set(old_in_after)]

@@ -290,3 +290,28 @@ class PartitionedOutput:
 
     def total(self, key: str) -> int:
         return sum(int(e.get(key, 0)) for e in self.entries.values())
+
+
+class CachedRetriever:
+    """A retriever whose results are reused across runs: ``search`` looks each query up in ``cache`` (keyed
+    by ``fp``: the index's content and the retrieval params) and searches only the new ones. The training-set
+    stage retrieves the serving context of every candidate question; after an append only the new
+    questions cost an embedding and a search. ``searched``/``reused`` count queries."""
+
+    def __init__(self, retriever: Any, cache: RecordCache, fp: str) -> None:
+        self.retriever, self.cache, self.fp = retriever, cache, fp
+        self.searched = 0
+        self.reused = 0
+
+    def search(self, queries: Sequence[str], k: int = 10) -> list[list[dict[str, Any]]]:
+        keys = [record_key(self.fp, f"{k}\x1e{q}") for q in queries]
+        known = self.cache.get_many(keys, "retrieval")
+        missing = list(dict.fromkeys(q for q, key in zip(queries, keys, strict=True) if key not in known))
+        if missing:
+            hits = self.retriever.search(missing, k=k)
+            fresh = {record_key(self.fp, f"{k}\x1e{q}"): json.dumps(h) for q, h in zip(missing, hits, strict=True)}
+            self.cache.put_many(fresh.items(), "retrieval")
+            known.update(fresh)
+        self.searched += len(missing)
+        self.reused += len(queries) - len(missing)
+        return [json.loads(known[key]) for key in keys]

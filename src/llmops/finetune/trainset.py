@@ -94,6 +94,7 @@ class TrainsetResult:
     validation: list[TrainingExample] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
     trimmed: int = 0
+    validation_capped: int = 0
     # The API key behind each example (None: conversations, knowledge base, operator-imported feedback),
     # parallel to ``train`` / ``validation``. Names stay in memory: the files carry no key names.
     train_keys: list[str | None] = field(default_factory=list)
@@ -119,6 +120,7 @@ class TrainsetResult:
             "validation": len(self.validation),
             "by_source": dict(sorted(by_source.items())),
             "answers_trimmed": self.trimmed,
+            "validation_capped": self.validation_capped,  # validation-share examples over trainset.max_validation (trained on)
             "skipped": dict(sorted(self.skipped.items())),
             "keys": len({k for k in self.train_keys + self.validation_keys if k is not None}),
             "max_key_share_train": round(max_key_share(self.train_keys), 6),
@@ -255,6 +257,10 @@ def build_trainset(
     validation: list[tuple[TrainingExample, str | None]] = []
     for item in examples:
         (validation if _unit(item[0].group_id, base.seed) < cfg.validation_share else train).append(item)
+    if cfg.max_validation and len(validation) > cfg.max_validation:
+        validation, moved = _cap_validation(validation, cfg.max_validation, base.seed)
+        train += moved
+        result.validation_capped = len(moved)
     key_share = (feedback_cfg or FeedbackParams()).max_share_per_key
     # Capped before the max_examples cut (so the cut is filled with what may stay) and again on what the
     # cut leaves (its rounding may tip a key over): the shares hold on the files as written.
@@ -267,6 +273,22 @@ def build_trainset(
     result.train, result.train_keys = [e for e, _ in train], [k for _, k in train]
     result.validation, result.validation_keys = [e for e, _ in validation], [k for _, k in validation]
     return result
+
+
+def _cap_validation(items: list[tuple[TrainingExample, Any]], cap: int, seed: int) -> tuple[list, list]:
+    """Whole groups in split-hash order until ``cap`` examples; the later groups train instead. As the archive
+    grows a group can only move from validation to train, never back: no trained example is validated on."""
+    groups: dict[str, list[tuple[TrainingExample, Any]]] = defaultdict(list)
+    for item in items:
+        groups[item[0].group_id].append(item)
+    kept: list[tuple[TrainingExample, Any]] = []
+    moved: list[tuple[TrainingExample, Any]] = []
+    for gid in sorted(groups, key=lambda g: (_unit(g, seed), g)):
+        if moved or len(kept) + len(groups[gid]) > cap:
+            moved.extend(groups[gid])
+        else:
+            kept.extend(groups[gid])
+    return kept, moved
 
 
 def _family(ex: TrainingExample) -> str:
