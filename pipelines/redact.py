@@ -13,8 +13,8 @@ from llmops.data.incremental import PartitionedOutput, RecordCache, cache_path
 from llmops.data.quarantine import write_quarantine
 from llmops.data.redaction import redact_fingerprint, redact_partitioned
 from llmops.jsonl import read_jsonl, write_json, write_jsonl
-from llmops.pii import Redactor
 from llmops.pii.boundary import redact_batch
+from llmops.pii.redact import Redactor
 from llmops.records import Document, FeedbackEvent
 from pipelines._stage import setup
 

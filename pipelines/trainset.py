@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from llmops import workspace as ws
 from llmops.data.incremental import (
     MANIFEST,
@@ -28,7 +30,7 @@ from pipelines._stage import setup
 def main() -> None:
     params, settings = setup("trainset")
     # The conversations' revision is their manifest (the md5 of every day partition it was made from and wrote).
-    inputs = [ws.REDACTED_CONVERSATIONS / MANIFEST, ws.FEEDBACK / "curated.jsonl", params.evaluate.questions]
+    inputs: list[str | Path] = [ws.REDACTED_CONVERSATIONS / MANIFEST, ws.FEEDBACK / "curated.jsonl", params.evaluate.questions]
     documents = ws.REDACTED / "documents.jsonl"
     # The answer service's retriever over the serving index: examples carry the context it would retrieve.
     embedder = make_embedder(params.index.embedder, params.index, settings)
@@ -41,8 +43,8 @@ def main() -> None:
         extra=file_md5(ws.INDEX_MANIFEST),
     )
     cache = RecordCache(cache_path(settings.home_dir, "trainset"))
-    retriever = CachedRetriever(retriever, cache, retrieval_fp)
-    prompt = ServingPrompt(retriever, params.serve)
+    cached = CachedRetriever(retriever, cache, retrieval_fp)
+    prompt = ServingPrompt(cached, params.serve)
     fit = AnswerFit(base_token_counter(settings.base_model_cache), params.finetune.max_seq_len)
     evals = read_jsonl(inputs[2], EvalQuestion)
     result = build_trainset(
@@ -73,8 +75,8 @@ def main() -> None:
     # processed/reused count candidate questions (conversation turns, feedback, FAQ sections): retrieval is the cost.
     stats["conversations"] = {
         "in": n_conversations,
-        "processed": retriever.searched,
-        "reused": retriever.reused,
+        "processed": cached.searched,
+        "reused": cached.reused,
         "deleted": cache.sweep(),
         "unit": "questions",
     }

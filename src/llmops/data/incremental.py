@@ -136,7 +136,8 @@ class RecordCache:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(self.path.parent, 0o700)  # may hold personal data (stages before the boundary)
-        self.db = sqlite3.connect(self.path)
+        # Concurrent runs (isolated flow runs share LLMOPS_HOME) wait for each other's short write batches.
+        self.db = sqlite3.connect(self.path, timeout=300)
         self.db.execute("PRAGMA secure_delete=ON")  # swept records are overwritten, not left in free pages
         self.db.execute("CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, part TEXT, run INTEGER, value TEXT)")
         self.db.execute("CREATE INDEX IF NOT EXISTS cache_part ON cache (part)")
@@ -150,17 +151,20 @@ class RecordCache:
             marks = ",".join("?" * len(chunk))
             found.update(self.db.execute(f"SELECT key, value FROM cache WHERE key IN ({marks})", chunk).fetchall())
             self.db.execute(f"UPDATE cache SET run = ?, part = ? WHERE key IN ({marks})", [self.run, part, *chunk])
+        self.db.commit()  # one short write transaction per batch: never a lock held for a whole stage
         return found
 
     def put_many(self, items: Iterable[tuple[str, str]], part: str) -> None:
         self.db.executemany(
             "INSERT OR REPLACE INTO cache (key, part, run, value) VALUES (?, ?, ?, ?)", ((k, part, self.run, v) for k, v in items)
         )
+        self.db.commit()
 
     def keep(self, parts: Iterable[str]) -> None:
         """Mark every entry of ``parts`` (partitions reused whole) as used by this run."""
         for part in parts:
             self.db.execute("UPDATE cache SET run = ? WHERE part = ?", (self.run, part))
+        self.db.commit()
 
     def sweep(self) -> int:
         """Delete entries this run did not use (deleted or changed records); returns how many."""

@@ -31,7 +31,7 @@ import json
 import math
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -137,7 +137,7 @@ def max_key_share(keys: Sequence[str | None]) -> float:
 
 
 def _candidates(
-    conversations: Sequence[Conversation],
+    conversations: Iterable[Conversation],
     feedback: Sequence[FeedbackEvent],
     documents: Sequence[Document],
     cfg: TrainsetParams,
@@ -167,7 +167,7 @@ def _candidates(
 
 
 def build_trainset(
-    conversations: Sequence[Conversation],
+    conversations: Iterable[Conversation],
     feedback: Sequence[FeedbackEvent],
     eval_questions: Sequence[EvalQuestion],
     cfg: TrainsetParams,
