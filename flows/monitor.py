@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from prefect import flow
 from prefect.runtime import flow_run
 
 from flows.retrain import retrain
-from flows.tasks import forced_stages, launch_retrain, observe, publish_summary, run_stage
+from flows.tasks import configure_remote, forced_stages, launch_retrain, observe, publish, publish_summary, pull, run_stages
 from llmops.config import Settings
+from llmops.isolation import isolated_run, serial
 from llmops.runtime import prepare_environment
 from llmops.workspace import MONITORING
 
@@ -18,24 +17,33 @@ from llmops.workspace import MONITORING
 @flow(name="monitor", log_prints=True, timeout_seconds=3 * 3600 + (retrain.timeout_seconds or 0))
 def monitor(project_dir: str = ".") -> dict:
     """Drift of the current batch against the reference window (Evidently HTML + JSON), history and trend
-    page; when a threshold is crossed, alert and retrain with the reason recorded."""
-    prepare_environment(Settings())  # deployments start here, not in the CLI: same edge set-up
-    started = datetime.now(UTC)
-    forced = forced_stages(project_dir)
-    stage_runs = [run_stage(project_dir, s, force=s in forced) for s in MONITORING]
+    page; when a threshold is crossed, alert and ask for a retrain (the ``llmops.drift.detected`` event on a
+    Prefect server, else the retrain flow here) with the reason recorded."""
+    settings = Settings()
+    prepare_environment(settings)  # deployments start here, not in the CLI: same edge set-up
     run_id = str(flow_run.get_id() or "local")
-    # A skipped monitor stage left an earlier run's drift.json: recording it again would re-fire its trigger.
-    monitored = any(r.ran for r in stage_runs if r.stage == "monitor")
-    trigger = observe(project_dir, "monitor", run_id, evaluated=False, monitored=monitored)
-    if trigger["launch"]:
-        launched = launch_retrain(f"monitor: {trigger['reason']}", project_dir, trigger["deployment"])
+    with isolated_run(project_dir, settings, flow="monitor", run_id=run_id) as run:
+        ws = str(run.workspace)
+        configure_remote(ws)
+        pull(ws)
+        stage_runs = run_stages(run, MONITORING, forced_stages(ws))
+        run.at("publish")
+        # A skipped monitor stage left an earlier run's drift.json: recording it again would re-fire its trigger.
+        monitored = any(r.ran for r in stage_runs if r.stage == "monitor")
+        with serial(settings, f"monitor {run_id}: publish") as slot:
+            slot["stages"] = publish(run, MONITORING)
+            trigger = observe(str(run.project), "monitor", run_id, evaluated=False, monitored=monitored)
+            summary = publish_summary(
+                str(run.project),
+                flow="monitor",
+                run_id=run_id,
+                started=run.started,
+                stages=stage_runs,
+                pushed=None,
+                reason=f"retrain triggered: {trigger['reason']}" if trigger["launch"] else None,
+                publish=slot,
+            )
+    if trigger["launch"]:  # after this run's slot and workspace are released: the retrain needs both
+        launched = launch_retrain(f"monitor: {trigger['reason']}", str(run.project), trigger["deployment"], run_id)
         print(f"retrain triggered ({launched}): {trigger['reason']}")
-    return publish_summary(
-        project_dir,
-        flow="monitor",
-        run_id=run_id,
-        started=started,
-        stages=stage_runs,
-        pushed=None,
-        reason=f"retrain triggered: {trigger['reason']}" if trigger["launch"] else None,
-    )
+    return summary

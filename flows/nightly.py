@@ -1,8 +1,6 @@
-"""The nightly flow: the whole DAG, stage by stage through DVC, then push, promotion gate and summary."""
+"""The nightly flow: the whole DAG in the run's own workspace, then push, promotion gate, publish and summary."""
 
 from __future__ import annotations
-
-from datetime import UTC, datetime
 
 from prefect import flow
 from prefect.runtime import flow_run
@@ -12,39 +10,51 @@ from flows.tasks import (
     configure_remote,
     forced_stages,
     observe,
+    publish,
     publish_summary,
+    pull,
     push,
     record_model,
-    run_stage,
+    run_stages,
 )
 from llmops.config import Settings
+from llmops.isolation import isolated_run, serial
 from llmops.runtime import prepare_environment
 from llmops.workspace import STAGES
 
 
 @flow(name="nightly", log_prints=True, timeout_seconds=12 * 3600)
-def nightly(project_dir: str = ".", force: bool = False) -> dict:
-    """Ingest -> clean -> redact -> index -> trainset -> finetune -> evaluate -> monitor; push; gate."""
-    prepare_environment(Settings())  # deployments start here, not in the CLI: same edge set-up
-    started = datetime.now(UTC)
-    configure_remote(project_dir)
-    forced = forced_stages(project_dir)
-    stage_runs = [run_stage(project_dir, s, force=force or s in forced) for s in STAGES]
-    pushed = push(project_dir)
-    model, decision = record_model(project_dir, reason="nightly", flow_run_id=str(flow_run.get_id() or "local"))
-    if model.status == "pending":  # gate.require_approval: a person decides
-        model = await_approval(project_dir, model)
-    ran = {r.stage for r in stage_runs if r.ran}  # outputs of skipped stages are an earlier run's: not re-recorded
-    observe(
-        project_dir, "nightly", str(flow_run.get_id() or "local"), evaluated="evaluate" in ran, monitored="monitor" in ran
-    )  # history, trend, alert
-    return publish_summary(
-        project_dir,
-        flow="nightly",
-        run_id=str(flow_run.get_id() or "local"),
-        started=started,
-        stages=stage_runs,
-        pushed=pushed,
-        model=model,
-        decision=decision,
-    )
+def nightly(project_dir: str = ".", force: bool = False, overrides: dict[str, str] | None = None) -> dict:
+    """Ingest -> clean -> redact -> index -> trainset -> finetune -> evaluate -> monitor; push; gate.
+
+    ``overrides`` ({"finetune.max_steps": "2"}) apply to this run only (its workspace's params.yaml)."""
+    settings = Settings()
+    prepare_environment(settings)  # deployments start here, not in the CLI: same edge set-up
+    run_id = str(flow_run.get_id() or "local")
+    with isolated_run(project_dir, settings, flow="nightly", run_id=run_id, overrides=overrides) as run:
+        ws = str(run.workspace)
+        configure_remote(ws)
+        pull(ws)
+        stage_runs = run_stages(run, STAGES, forced_stages(ws), force=force)
+        run.at("publish")
+        with serial(settings, f"nightly {run_id}: publish") as slot:  # remote, registry, dvc.lock: one run at a time
+            pushed = push(ws)
+            model, decision = record_model(ws, reason="nightly", flow_run_id=run_id, overrides=run.overrides)
+            slot["stages"] = publish(run, STAGES)
+        if model.status == "pending":  # gate.require_approval: a person decides
+            model = await_approval(ws, model)
+        ran = {r.stage for r in stage_runs if r.ran}  # outputs of skipped stages are an earlier run's: not re-recorded
+        with serial(settings, f"nightly {run_id}: history"):
+            observe(str(run.project), "nightly", run_id, evaluated="evaluate" in ran, monitored="monitor" in ran)
+            return publish_summary(
+                str(run.project),
+                flow="nightly",
+                run_id=run_id,
+                started=run.started,
+                stages=stage_runs,
+                pushed=pushed,
+                model=model,
+                decision=decision,
+                overrides=run.overrides,
+                publish=slot,
+            )

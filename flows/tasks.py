@@ -8,11 +8,12 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.input import RunInput
 
-from llmops import runs, versioning
+from llmops import isolation, runs, versioning
 from llmops.config import Params, Settings, load_params
 from llmops.evaluation.gate import GateDecision
 from llmops.finetune.registry import ModelRecord
 from llmops.finetune.triggers import RetrainDecision
+from llmops.isolation import IsolatedRun
 
 # Operational policy per stage: retries only where I/O can fail transiently; timeouts for every stage.
 STAGE_POLICY: dict[str, dict[str, int]] = {
@@ -39,6 +40,36 @@ def run_stage(project_dir: str, stage: str, force: bool = False) -> versioning.S
     return _run_stage.with_options(name=stage, **STAGE_POLICY[stage])(project_dir, stage, force)
 
 
+# Stages that write shared state while they run (the index stage refreshes Chroma and its serving alias).
+SHARED_STAGES = {"index"}
+
+
+def run_stages(run: IsolatedRun, stages: list[str], forced: set[str], force: bool = False) -> list[versioning.StageRun]:
+    """Run ``stages`` in the run's workspace, in order; the ones that write shared state hold the serial slot."""
+    done = []
+    for stage in stages:
+        run.at(stage)
+        if stage in SHARED_STAGES:
+            with isolation.serial(Settings(), f"{run.flow} {stage} stage"):
+                done.append(run_stage(str(run.workspace), stage, force=force or stage in forced))
+        else:
+            done.append(run_stage(str(run.workspace), stage, force=force or stage in forced))
+    run.at(None)
+    return done
+
+
+@task(name="dvc-pull", retries=2, retry_delay_seconds=15, timeout_seconds=1800)
+def pull(workspace: str) -> int:
+    """The outputs of the workspace's dvc.lock: from the shared cache, else the DVC remote."""
+    return versioning.pull(Path(workspace))
+
+
+@task(name="publish", retries=1, retry_delay_seconds=5)
+def publish(run: IsolatedRun, stages: list[str]) -> list[str]:
+    """The run's dvc.lock entries into the project's dvc.lock, outputs checked out there (hold the slot)."""
+    return isolation.publish_lock(run.project, run.workspace, stages)
+
+
 @task(name="configure-remote", retries=1)
 def configure_remote(project_dir: str) -> str:
     return versioning.configure_remote(Path(project_dir), Settings())
@@ -55,9 +86,13 @@ def forced_stages(project_dir: str) -> set[str]:
 
 
 @task(name="promotion-gate")
-def record_model(project_dir: str, reason: str, flow_run_id: str | None = None) -> tuple[ModelRecord, GateDecision]:
+def record_model(
+    project_dir: str, reason: str, flow_run_id: str | None = None, overrides: dict | None = None
+) -> tuple[ModelRecord, GateDecision]:
     params: Params = load_params(Path(project_dir) / "params.yaml")
-    model, decision = runs.record_model(Path(project_dir), Settings(), params, reason=reason, flow_run_id=flow_run_id)
+    model, decision = runs.record_model(
+        Path(project_dir), Settings(), params, reason=reason, flow_run_id=flow_run_id, overrides=overrides
+    )
     create_markdown_artifact(key="gate-report", markdown=runs.gate_markdown(model, decision), description="promotion gate")
     return model, decision
 
@@ -112,19 +147,25 @@ def observe(project_dir: str, flow: str, run_id: str, evaluated: bool, monitored
     return result
 
 
-def launch_retrain(reason: str, project_dir: str, deployment: str) -> str:
-    """Start retraining: a run of ``deployment`` when a Prefect server knows it, else the retrain flow as a subflow."""
+def launch_retrain(reason: str, project_dir: str, deployment: str, run_id: str = "local") -> str:
+    """Start retraining. With a Prefect server that knows ``deployment``: emit ``llmops.drift.detected``
+    and let the deployment's trigger (prefect.yaml) start the run. Without one: the retrain flow as a subflow."""
     from prefect.settings import PREFECT_API_URL
 
     if PREFECT_API_URL.value():
-        from prefect.deployments import run_deployment
+        from prefect.client.orchestration import get_client
         from prefect.exceptions import ObjectNotFound
 
+        from llmops.monitoring.triggers import emit_drift_event
+
         try:
-            run = run_deployment(name=deployment, parameters={"reason": reason, "project_dir": project_dir}, timeout=0)
-            return f"deployment {deployment}: flow run {run.id}"
+            with get_client(sync_client=True) as client:
+                client.read_deployment_by_name(deployment)
         except ObjectNotFound:
             pass  # no such deployment on this server: run it here instead
+        else:
+            event = emit_drift_event(reason, run_id=run_id, project=Path(project_dir).resolve().name)
+            return f"event {event}: the trigger of deployment {deployment} starts the retrain"
     from flows.retrain import retrain
 
     retrain(reason=reason, project_dir=project_dir)

@@ -6,6 +6,7 @@ Flows call these functions; they hold the logic so flows only compose.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,7 +57,13 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def record_model(
-    project_dir: Path, settings: Settings, params: Params, *, reason: str, flow_run_id: str | None = None
+    project_dir: Path,
+    settings: Settings,
+    params: Params,
+    *,
+    reason: str,
+    flow_run_id: str | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> tuple[ModelRecord, GateDecision]:
     """Register the workspace's evaluated adapter and let the gate decide whether it becomes champion.
 
@@ -88,7 +95,8 @@ def record_model(
         params_hash=params_hash(params.finetune.model_dump()),
         reason=reason,
         training={k: v for k, v in training.items() if k not in {"train_loss", "val_loss"}}
-        | {"data_until": data_until(project_dir / ws.TRAINSET / "provenance.jsonl")},
+        | {"data_until": data_until(project_dir / ws.TRAINSET / "provenance.jsonl")}
+        | ({"overrides": overrides} if overrides else {}),  # the run's params overrides: lineage
         evaluation=evaluation,
         eval_scores=scores,
         eval_key=evaluation_key(project_dir, params),
@@ -170,6 +178,90 @@ def retrain_check(project_dir: Path, settings: Settings, params: Params, *, forc
     )
 
 
+def record_path(settings: Settings, flow: str, started: datetime) -> Path:
+    """Where a run's record lives: ``<LLMOPS_HOME>/runs/<started>-<flow>.json``."""
+    return settings.path("runs", f"{started.strftime('%Y%m%dT%H%M%S')}-{flow}.json")
+
+
+def _write_record(path: Path, record: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)  # readers (`llmops status`) never see half a record
+
+
+def start_record(
+    settings: Settings, *, flow: str, run_id: str, started: datetime, overrides: dict[str, Any] | None = None
+) -> Path:
+    """Record a run as running (with its process id, so a supervisor can mark it crashed); returns the path."""
+    path = record_path(settings, flow, started)
+    _write_record(
+        path,
+        {
+            "flow": flow,
+            "run_id": run_id,
+            "state": "running",
+            "stage": None,
+            "pid": os.getpid(),
+            "started": started.isoformat(),
+            "overrides": overrides or {},
+            "stages": [],
+        },
+    )
+    return path
+
+
+def update_record(path: Path, **fields: Any) -> None:
+    """Change fields of a run record (the stage a running run is in)."""
+    if path.exists():
+        _write_record(path, json.loads(path.read_text(encoding="utf-8")) | fields)
+
+
+def record_failure(settings: Settings, path: Path, *, state: str, stage: str | None, error: BaseException | str) -> None:
+    """Record a failed or crashed run (stage, error) in its run record and on the trend page."""
+    message = error if isinstance(error, str) else f"{type(error).__name__}: {error}".rstrip(": ")
+    record = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    record |= {"state": state, "stage": stage, "error": message[:2000], "finished": datetime.now(UTC).isoformat()}
+    _write_record(path, record)
+    try:  # the trend page lists the run too; a history store that cannot be reached must not hide the failure
+        from llmops.monitoring.history import History, HistoryEntry
+        from llmops.monitoring.trend import render_trend
+
+        history = History(settings.history, endpoint_url=settings.s3_endpoint_url)
+        where = f"-in-{stage}" if stage else ""
+        history.append(
+            HistoryEntry(  # the flow column names the failure; the entry key (a file name) stays plain
+                run_id=str(record.get("run_id", "")),
+                flow=f"{record.get('flow', 'run')}-{state}{where}",
+                ts=datetime.now(UTC).isoformat(),
+                data_rev=None,
+                metrics={},
+                drift={},
+                trigger={"retrain": False, "reasons": [], "reason": message[:300]},
+            )
+        )
+        render_trend(history.entries(), settings.path("trend.html"))
+    except Exception as exc:  # reported: the run record above already holds the failure
+        print(f"the trend page was not updated with the {state} run: {type(exc).__name__}: {exc}")
+
+
+def mark_crashed(settings: Settings, pid: int, reason: str) -> list[Path]:
+    """Mark the records of process ``pid`` still "running" as crashed (the process was killed)."""
+    runs_dir = settings.path("runs")
+    marked = []
+    for path in sorted(runs_dir.glob("*.json")) if runs_dir.exists() else []:
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        if record.get("state") == "running" and record.get("pid") == pid:
+            record_failure(settings, path, state="crashed", stage=record.get("stage"), error=reason)
+            if record.get("workspace"):  # the killed run could not remove it (pre-redaction data inside)
+                shutil.rmtree(record["workspace"], ignore_errors=True)
+            marked.append(path)
+    return marked
+
+
 def write_run_summary(
     project_dir: Path,
     settings: Settings,
@@ -183,12 +275,17 @@ def write_run_summary(
     decision: GateDecision | None = None,
     reason: str | None = None,
     skipped: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    publish: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Persist what the run did under ``<LLMOPS_HOME>/runs/`` (with a copy of dvc.lock) and return it."""
     summary: dict[str, Any] = {
         "flow": flow,
         "run_id": run_id,
+        "state": "completed",
         "reason": reason,
+        "overrides": overrides or {},
+        "publish": publish or {},
         "started": started.isoformat(),
         "finished": datetime.now(UTC).isoformat(),
         "data_rev": data_revision(project_dir),
@@ -206,12 +303,10 @@ def write_run_summary(
         summary["model"] = {"model_id": model.model_id, "status": model.status}
     if decision is not None:
         summary["gate"] = decision.as_dict()
-    runs = settings.path("runs")
-    runs.mkdir(parents=True, exist_ok=True)
-    stamp = started.strftime("%Y%m%dT%H%M%S")
-    (runs / f"{stamp}-{flow}.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    path = record_path(settings, flow, started)
+    _write_record(path, summary)
     if (project_dir / "dvc.lock").exists():
-        shutil.copyfile(project_dir / "dvc.lock", runs / f"{stamp}-{flow}.dvc.lock")
+        shutil.copyfile(project_dir / "dvc.lock", path.with_suffix(".dvc.lock"))
     return summary
 
 
@@ -276,13 +371,13 @@ def _serving_index(project_dir: Path, settings: Settings) -> str | None:
         return f"unknown ({type(exc).__name__}: {exc})"
 
 
-_STATUS_KEYS = {"flow", "run_id", "started", "finished", "data_rev", "reason", "stages"}
+_STATUS_KEYS = {"flow", "run_id", "state", "stage", "error", "started", "finished", "data_rev", "reason", "overrides", "stages"}
 
 
 def status(project_dir: Path, settings: Settings, *, last: int = 5) -> dict[str, Any]:
     """Last runs, current champion, index version and data revision."""
     runs_dir = settings.path("runs")
-    runs = sorted(runs_dir.glob("*.json"))[-last:] if runs_dir.exists() else []
+    runs = sorted(p for p in runs_dir.glob("*.json") if not p.name.startswith("."))[-last:] if runs_dir.exists() else []
     champion = Registry.from_settings(settings).champion()
     lock = read_lock(project_dir)
     manifest_md5 = next((o.get("md5") for o in lock.get("stages", {}).get("index", {}).get("outs", [])), None)

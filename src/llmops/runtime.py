@@ -59,3 +59,61 @@ def s3_environment(settings: Settings) -> dict[str, str]:
     if settings.s3_region:
         env["AWS_DEFAULT_REGION"] = settings.s3_region
     return env
+
+
+# Set in the child of :func:`supervise`: the flow runs in that process, not in another supervisor.
+SUPERVISED_ENV = "LLMOPS_SUPERVISED"
+
+
+def supervise(argv: list[str], *, grace_s: float = 8.0) -> tuple[int, int | None, int]:
+    """Run ``argv`` (a flow command) as a child in its own process group and stop it promptly on SIGTERM/SIGINT.
+
+    On a signal the child gets SIGTERM first (Prefect marks its flow run crashed, the run records the
+    stage it was in), then its whole group (stage processes, the ephemeral Prefect server), then SIGKILL
+    after ``grace_s``. Whatever the child leaves behind in its group is killed when it exits, so no
+    Prefect server or stage process is orphaned. Returns (exit code, signal received or None, child pid).
+    """
+    import signal
+    import subprocess
+    import time
+
+    env = os.environ | {SUPERVISED_ENV: "1"}
+    child = subprocess.Popen(argv, env=env, start_new_session=True)
+    received: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        received.append(signum)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while child.poll() is None and not received:
+            try:
+                child.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                pass
+        if received:
+            print(f"llmops: {signal.Signals(received[0]).name} received, stopping the run", file=sys.stderr, flush=True)
+            steps = [(lambda: child.send_signal(signal.SIGTERM), 3.0), (lambda: _killpg(child.pid, signal.SIGTERM), grace_s)]
+            for send, wait in steps:
+                send()
+                deadline = time.monotonic() + wait
+                while child.poll() is None and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                if child.poll() is not None:
+                    break
+    finally:
+        _killpg(child.pid, signal.SIGKILL)  # stragglers of the child's group (it was its own session)
+        if child.poll() is None:
+            child.wait()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        return 128 + received[0], received[0], child.pid
+    return child.returncode, None, child.pid
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass  # nothing left in the group

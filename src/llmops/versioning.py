@@ -5,6 +5,7 @@ Uses DVC's Python API in-process; each stage's command still runs as its own pro
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from dataclasses import dataclass
@@ -52,7 +53,8 @@ def repro_stage(project_dir: Path, stage: str, *, force: bool = False) -> StageR
 
     start = time.perf_counter()
     try:
-        with _repo(project_dir) as repo:
+        # DVC looks a stage name up in the working directory's dvc.yaml: run from the workspace.
+        with _repo(project_dir) as repo, contextlib.chdir(repo.root_dir):
             ran = repo.reproduce(stage, single_item=True, force=force)
     except DvcException as exc:
         cause = str(exc.__cause__ or exc).rstrip(".")
@@ -61,9 +63,27 @@ def repro_stage(project_dir: Path, stage: str, *, force: bool = False) -> StageR
 
 
 def push(project_dir: Path) -> int:
-    """Push every stage output in the DVC cache to the default remote; returns the number of files sent."""
+    """Push every stage output in the DVC cache to the default remote, with the run cache (so ``dvc repro
+    --pull`` elsewhere restores unchanged stages); returns the number of files sent. Outputs marked
+    ``push: false`` (personal data before the redaction boundary) stay local; the run cache holds hashes only."""
     with _repo(project_dir) as repo:
-        return int(repo.push())
+        return int(repo.push(run_cache=True))
+
+
+def pull(project_dir: Path) -> int:
+    """Bring the outputs of the workspace's dvc.lock into it: from the (shared) cache, else from the
+    remote; an output in neither (``push: false`` data on a fresh worker) is left for its stage to
+    rebuild. Returns the number of files fetched from the remote."""
+    from dvc.exceptions import DvcException
+
+    if not (project_dir / "dvc.lock").exists():
+        return 0
+    try:
+        with _repo(project_dir) as repo:
+            result = repo.pull(allow_missing=True)
+    except DvcException as exc:
+        raise StageError("pull", f"{exc}. Check the DVC remote (LLMOPS_DVC_REMOTE_URL) and `dvc pull`") from exc
+    return int((result or {}).get("stats", {}).get("fetched", 0))
 
 
 def read_lock(project_dir: Path) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """`llmops run nightly` as a user runs it (a separate process, the real ephemeral Prefect API), on the
-full shipped sample; then `llmops retrain` with an override and `llmops status`."""
+full shipped sample; then `llmops retrain` with an override (that run's only) and `llmops status`."""
 
 from __future__ import annotations
 
@@ -41,12 +41,16 @@ def test_full_sample_nightly_then_retrain(tmp_path: Path, settings_env: Path) ->
     assert gate["paired_questions"] >= 100 and len(gate["ci"]) == 2 and gate["decision"] in {"promote", "reject", "no change"}
     assert gate["champion_id"] == "SmolLM2-135M-Instruct" and gate["mde"] > 0
 
+    params = (ws / "params.yaml").read_bytes()
+    bad = _llmops("retrain", "--reason", "typo", "--set", "finetune.max_stepz=3", cwd=ws)
+    assert bad.returncode != 0 and "max_stepz" in bad.stderr and "nothing was run" in bad.stderr
     retrain = _llmops("retrain", "--reason", "e2e check", "--set", "finetune.max_steps=3", cwd=ws)
     assert retrain.returncode == 0, retrain.stdout[-3000:] + retrain.stderr[-3000:]
-    assert "max_steps: 3" in (ws / "params.yaml").read_text()
+    assert (ws / "params.yaml").read_bytes() == params  # the override was the run's only
 
     status = _llmops("status", "--json", cwd=ws)
     info = json.loads(status.stdout)
     assert [r["flow"] for r in info["last_runs"]] == ["retrain", "nightly"]
-    assert info["last_runs"][0]["reason"] == "e2e check"
+    assert info["last_runs"][0]["reason"] == "e2e check" and info["last_runs"][0]["overrides"] == {"finetune.max_steps": 3}
+    assert [r["state"] for r in info["last_runs"]] == ["completed", "completed"]
     assert info["champion"] is not None

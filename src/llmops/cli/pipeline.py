@@ -42,28 +42,80 @@ def _print_summary(summary: dict[str, Any]) -> None:
     typer.echo(summary_markdown(summary))
 
 
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", help="Override a param for this run only, e.g. --set finetune.max_steps=50 (params.yaml is not written)."
+    ),
+]
+
+
+def _overrides(items: list[str] | None, project_dir: Path) -> dict[str, str]:
+    """Parse and validate ``--set KEY=VALUE`` against the project's params.yaml, before anything runs."""
+    from llmops.isolation import check_overrides
+
+    overrides = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--set {item!r}: expected KEY=VALUE")
+        overrides[key] = value
+    if overrides:
+        if not (project_dir / "params.yaml").exists():
+            raise LLMOpsError(f"{project_dir.resolve()} has no params.yaml: run from the project root or pass --project-dir")
+        check_overrides(project_dir.resolve(), overrides)
+    return overrides
+
+
+def _supervised(args: list[str], project_dir: Path) -> None:
+    """Run this flow command in a supervised child process (see :func:`llmops.runtime.supervise`) unless this
+    is that child: SIGTERM/SIGINT stop the run within seconds, the run is recorded as crashed, no Prefect
+    server is left behind. Exits with the child's code (128 + signal when stopped)."""
+    import os
+    import signal
+
+    from llmops.runtime import SUPERVISED_ENV, supervise
+
+    if os.environ.get(SUPERVISED_ENV) == "1":
+        return
+    if not (project_dir.resolve() / "dvc.yaml").exists():
+        raise LLMOpsError(f"{project_dir.resolve()} has no dvc.yaml: run from the project root or pass --project-dir")
+    code, received, pid = supervise([sys.executable, "-m", "llmops", *args, "--project-dir", str(project_dir.resolve())])
+    if received is not None:
+        from llmops.runs import mark_crashed
+
+        name = signal.Signals(received).name
+        marked = mark_crashed(Settings(), pid, f"stopped by {name}")
+        typer.secho(f"run stopped by {name}" + (f"; recorded as crashed in {marked[0]}" if marked else ""), err=True, fg="red")
+    raise typer.Exit(code)
+
+
 @run_app.command("nightly")
 def run_nightly(
     project_dir: ProjectDir = Path("."),
     force: Annotated[bool, typer.Option(help="Rerun every stage even if DVC sees no change.")] = False,
+    set_: SetOption = None,
 ) -> None:
     """Run the nightly flow: the whole DAG, push to the DVC remote, promotion gate, run summary."""
     try:
+        overrides = _overrides(set_, project_dir)
+        _supervised(["run", "nightly", *(["--force"] if force else []), *_set_args(set_)], project_dir)
         _prepare(project_dir)
         from flows.nightly import nightly
 
-        _print_summary(nightly(project_dir=".", force=force))
+        _print_summary(nightly(project_dir=".", force=force, overrides=overrides or None))
     except LLMOpsError as exc:
         _fail(exc)
+
+
+def _set_args(items: list[str] | None) -> list[str]:
+    return [arg for item in items or [] for arg in ("--set", item)]
 
 
 @app.command()
 def retrain(
     reason: Annotated[str, typer.Option(help="Why: recorded in the model's lineage and the run summary.")],
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a param, e.g. --set finetune.max_steps=50 (written to params.yaml)."),
-    ] = None,
+    set_: SetOption = None,
     project_dir: ProjectDir = Path("."),
     force: Annotated[
         bool, typer.Option(help="Train even with fewer than retrain.min_new_examples new examples and unchanged params.")
@@ -71,12 +123,8 @@ def retrain(
 ) -> None:
     """Retrain now: refresh data, fine-tune + evaluate (unless nothing new), run the promotion gate."""
     try:
-        overrides = {}
-        for item in set_ or []:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise typer.BadParameter(f"--set {item!r}: expected KEY=VALUE")
-            overrides[key] = value
+        overrides = _overrides(set_, project_dir)
+        _supervised(["retrain", "--reason", reason, *(["--force"] if force else []), *_set_args(set_)], project_dir)
         _prepare(project_dir)
         from flows.retrain import retrain as retrain_flow
 
@@ -97,6 +145,7 @@ def monitor(ctx: typer.Context, project_dir: ProjectDir = Path(".")) -> None:
     if ctx.invoked_subcommand is not None:
         return
     try:
+        _supervised(["monitor"], project_dir)
         _prepare(project_dir)
         from flows.monitor import monitor as monitor_flow
 
@@ -140,10 +189,22 @@ def status(
         )
     else:
         console.print("[bold]champion[/] none yet: run `llmops run nightly`")
-    table = Table("flow", "started", "data rev", "ran", "skipped", title="last runs")
+    table = Table("flow", "state", "started", "data rev", "ran", "skipped", title="last runs")
     for r in info["last_runs"]:
-        ran = [s["stage"] for s in r["stages"] if s["ran"]]
-        table.add_row(r["flow"], r["started"][:19], r["data_rev"], ", ".join(ran) or "-", str(len(r["stages"]) - len(ran)))
+        ran = [s["stage"] for s in r.get("stages", []) if s["ran"]]
+        state = r.get("state", "completed")
+        if state in {"failed", "crashed"}:
+            state = f"[red]{state}[/] in {r.get('stage') or '?'}: {r.get('error', '')[:120]}"
+        elif state == "running":
+            state = f"running ({r.get('stage') or 'starting'})"
+        table.add_row(
+            r["flow"],
+            state,
+            r["started"][:19],
+            r.get("data_rev") or "-",
+            ", ".join(ran) or "-",
+            str(len(r.get("stages", [])) - len(ran)),
+        )
     console.print(table)
 
 
@@ -160,15 +221,27 @@ def serve_schedules(
     try:
         _prepare(project_dir)
         from prefect import serve
+        from prefect.events import DeploymentEventTrigger
 
         from flows.monitor import monitor as monitor_flow
         from flows.nightly import nightly
         from flows.retrain import retrain as retrain_flow
+        from llmops.monitoring.triggers import DRIFT_EVENT
 
         serve(
             nightly.to_deployment(name="nightly", cron="0 2 * * *", timezone=timezone),
             retrain_flow.to_deployment(
-                name="retrain", cron="0 4 * * 0", timezone=timezone, parameters={"reason": "scheduled weekly retrain"}
+                name="retrain",
+                cron="0 4 * * 0",
+                timezone=timezone,
+                parameters={"reason": "scheduled weekly retrain"},
+                triggers=[  # the same reaction to the monitor's drift event as in prefect.yaml
+                    DeploymentEventTrigger(
+                        match={"prefect.resource.id": "llmops.project.*"},
+                        expect={DRIFT_EVENT},
+                        parameters={"reason": "monitor: {{ event.payload.reason }}", "project_dir": "."},
+                    )
+                ],
             ),
             monitor_flow.to_deployment(name="monitor", cron="0 */6 * * *", timezone=timezone),
         )

@@ -87,3 +87,20 @@ def notify(url: str, payload: dict[str, Any], *, timeout: float = 10.0) -> bool:
         log.warning("notification to %s failed: %s (check LLMOPS_NOTIFY_WEBHOOK)", url, exc)
         return False
     return True
+
+
+DRIFT_EVENT = "llmops.drift.detected"
+
+
+def emit_drift_event(reason: str, *, run_id: str, project: str) -> str:
+    """Tell the Prefect API (a server or Prefect Cloud) that retraining is due: the event
+    ``llmops.drift.detected`` on resource ``llmops.project.<project>``, the reason in its payload. The retrain
+    deployment's trigger (prefect.yaml) owns the reaction. Returns the event id ("" when not sent)."""
+    from prefect.events import emit_event
+
+    event = emit_event(
+        event=DRIFT_EVENT,
+        resource={"prefect.resource.id": f"llmops.project.{project}", "prefect.resource.name": project},
+        payload={"reason": reason, "run_id": run_id},
+    )
+    return str(event.id) if event is not None else ""

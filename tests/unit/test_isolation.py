@@ -1,0 +1,184 @@
+"""Isolated run workspaces on a two-stage DVC project: materialise, run, publish, overrides, the serial slot."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from llmops import isolation, versioning
+from llmops.config import Settings
+from llmops.errors import ConfigError
+from tests.conftest import ROOT
+
+DVC_YAML = """\
+stages:
+  first:
+    cmd: python src/first.py
+    deps: [src/first.py]
+    params: [base.seed]
+    outs: [out/a.txt]
+  second:
+    cmd: python -c "open('out/b.txt', 'w').write(open('out/a.txt').read() * 2)"
+    deps: [out/a.txt]
+    outs: [out/b.txt]
+"""
+
+
+@pytest.fixture()
+def project(tmp_path: Path, settings_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "dvc.yaml").write_text(DVC_YAML)
+    (proj / "params.yaml").write_text("# the one knob\nbase:\n  seed: 3  # kept comment\n")
+    (proj / "out").mkdir()
+    (proj / "src").mkdir()
+    (proj / "src" / "lib.py").write_text("X = 1\n")
+    (proj / "src" / "first.py").write_text(
+        "import os, yaml\nos.makedirs('out', exist_ok=True)\n"
+        "open('out/a.txt', 'w').write(str(yaml.safe_load(open('params.yaml'))['base']['seed']))\n"
+    )
+    (proj / ".venv").mkdir()
+    (proj / ".venv" / "big.bin").write_bytes(b"0" * 1000)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=proj, check=True)
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{__import__('os').environ['PATH']}")
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    return proj
+
+
+def _run_in_workspace(project: Path, dest: Path, overrides: dict | None = None) -> Path:
+    settings = Settings()
+    ws = isolation.materialise(project, dest)
+    isolation.prepare_params(ws, overrides)
+    versioning.configure_remote(ws, settings)
+    versioning.pull(ws)
+    for stage in ("first", "second"):
+        versioning.repro_stage(ws, stage)
+    versioning.push(ws)
+    return ws
+
+
+def test_materialised_workspace_holds_sources_not_environment_or_outputs(project: Path, tmp_path: Path) -> None:
+    (project / "out" / "a.txt").write_text("stale")
+    files = {str(p) for p in isolation.source_files(project)}
+    assert {"dvc.yaml", "params.yaml", "src/lib.py"} <= files
+    assert not any(f.startswith((".venv/", ".dvc/", "out/")) for f in files)
+    ws = isolation.materialise(project, tmp_path / "ws")
+    assert (ws / "src/lib.py").read_text() == "X = 1\n" and not (ws / ".venv").exists() and not (ws / "out/a.txt").exists()
+    config = (ws / ".dvc/config").read_text()
+    assert "no_scm = true" in config and str(project / ".dvc" / "cache") in config
+
+
+def test_run_publishes_into_the_project_and_a_fresh_workspace_skips_everything(project: Path, tmp_path: Path) -> None:
+    before = (project / "params.yaml").read_bytes()
+    ws = _run_in_workspace(project, tmp_path / "run1", overrides={"base.seed": "5"})
+    assert (ws / "out/b.txt").read_text() == "55"
+    assert isolation.publish_lock(project, ws, ["first", "second"]) == ["first", "second"]
+    assert (project / "params.yaml").read_bytes() == before  # the override was the run's only
+    assert (project / "out/b.txt").read_text() == "55" and (project / "out/b.txt").stat().st_mode & 0o200
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    assert list(lock["stages"]) == ["first", "second"] and lock["stages"]["first"]["params"]["params.yaml"]["base.seed"] == 5
+
+    # A second run without the override starts from the published lock: 'first' changed (seed 3), reruns.
+    ws2 = isolation.materialise(project, tmp_path / "run2")
+    versioning.configure_remote(ws2, Settings())
+    versioning.pull(ws2)
+    assert (ws2 / "out/b.txt").read_text() == "55"  # checked out from the shared cache
+    assert versioning.repro_stage(ws2, "first").ran and versioning.repro_stage(ws2, "second").ran
+    versioning.push(ws2)
+    isolation.publish_lock(project, ws2, ["first", "second"])
+    assert (project / "out/b.txt").read_text() == "33"
+    # A fresh workspace with the project's lock and no cache at all (a new worker): pulled, nothing reruns.
+    import shutil
+
+    shutil.rmtree(project / ".dvc" / "cache")
+    ws3 = isolation.materialise(project, tmp_path / "run3")
+    versioning.configure_remote(ws3, Settings())
+    assert versioning.pull(ws3) == 2  # both outputs come from the DVC remote
+    assert [versioning.repro_stage(ws3, s).ran for s in ("first", "second")] == [False, False]
+
+
+def test_publish_merges_only_the_runs_stages(project: Path, tmp_path: Path) -> None:
+    ws = _run_in_workspace(project, tmp_path / "run1")
+    isolation.publish_lock(project, ws, ["first", "second"])
+    other = yaml.safe_load((project / "dvc.lock").read_text())
+    other["stages"]["second"]["cmd"] = "published by another run"
+    (project / "dvc.lock").write_text(yaml.safe_dump(other, sort_keys=False))
+    ws2 = _run_in_workspace(project, tmp_path / "run2", overrides={"base.seed": "7"})
+    assert isolation.publish_lock(project, ws2, ["first"]) == ["first"]
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    assert lock["stages"]["first"]["params"]["params.yaml"]["base.seed"] == 7
+    assert lock["stages"]["second"]["cmd"] == "published by another run"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [({"nosuch.n": "1"}, "no section 'nosuch'"), ({"finetune.max_stepz": "1"}, "invalid")],
+)
+def test_bad_overrides_fail_before_anything_and_leave_params_untouched(overrides: dict, message: str, settings_env: Path) -> None:
+    before = (ROOT / "params.yaml").read_bytes()
+    with pytest.raises(ConfigError, match=message) as err:
+        isolation.check_overrides(ROOT, overrides)
+    assert "nothing was run" in str(err.value) and "llmops-params-" not in str(err.value)
+    assert (ROOT / "params.yaml").read_bytes() == before
+
+
+def test_good_overrides_are_parsed_without_writing(settings_env: Path) -> None:
+    before = (ROOT / "params.yaml").read_bytes()
+    assert isolation.check_overrides(ROOT, {"finetune.max_steps": "3"}) == {"finetune.max_steps": 3}
+    assert (ROOT / "params.yaml").read_bytes() == before
+
+
+def test_serial_slot_makes_a_second_process_wait(settings_env: Path, tmp_path: Path) -> None:
+    holder = textwrap.dedent(
+        """
+        import sys, time
+        from llmops.config import Settings
+        from llmops.isolation import serial
+        with serial(Settings(), "holder"):
+            print("held", flush=True)
+            time.sleep(float(sys.argv[1]))
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", holder, "3"], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    try:
+        with isolation.serial(Settings(), "waiter") as slot:
+            assert slot["waited_s"] > 0.5  # the holder kept it for seconds
+            acquired = datetime.fromisoformat(slot["acquired"])
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == 0 and acquired <= datetime.now(UTC) and "released" in slot
+    # A holder killed with SIGKILL does not leave the slot taken.
+    proc = subprocess.Popen([sys.executable, "-c", holder, "60"], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    proc.kill()
+    proc.wait()
+    start = time.monotonic()
+    with isolation.serial(Settings(), "after a crash"):
+        pass
+    assert time.monotonic() - start < 5
+
+
+def test_failed_run_is_recorded_with_its_stage_and_its_workspace_removed(project: Path, settings_env: Path) -> None:
+    from llmops import runs
+    from llmops.errors import StageError
+
+    settings = Settings()
+    with pytest.raises(StageError):
+        with isolation.isolated_run(project, settings, flow="nightly", run_id="abc123") as run:
+            run.at("second")
+            raise StageError("second", "boom")
+    record = json.loads(run.record.read_text())
+    assert record["state"] == "failed" and record["stage"] == "second" and "boom" in record["error"]
+    assert not run.workspace.exists()  # pre-redaction data never outlives the run
+    info = runs.status(project, settings)
+    assert info["last_runs"][0]["state"] == "failed" and info["last_runs"][0]["stage"] == "second"
+    assert "nightly-failed-in-second" in settings.path("trend.html").read_text()
