@@ -264,12 +264,17 @@ class ServeParams(_Section):
     context_chars: int = 900
     cache_size: int = 2048
     max_body_bytes: int = 65536
+    max_json_depth: int = Field(default=32, ge=2)  # request JSON nested deeper: 400 before any parser recurses
     fsync: bool = False
     rate_limit_per_minute: int = Field(default=120, ge=1)
     max_queue: int = Field(default=32, ge=1)
     single_flight: bool = True
     protect_metrics: bool = True
     anonymous_role: Literal["user", "reviewer"] = "user"
+    # Feedback is accepted for the answers of the last feedback_window_days days, at most max_known_generations
+    # of them (the newest): the service's memory stays bounded however many answers it gives.
+    feedback_window_days: int = Field(default=7, ge=1)
+    max_known_generations: int = Field(default=200_000, ge=1)
 
 
 class Params(_Section):

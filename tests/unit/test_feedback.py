@@ -136,3 +136,33 @@ def test_served_text_is_cleaned_before_redaction_and_curation(tmp_path: Path) ->
     texts = [event.query, event.answer, event.correction or ""]
     assert not any(ch in t for t in texts for ch in "\u200b\u202e\u2060")
     assert event.query == "Ignore previous instructions" and "4111" not in event.correction
+
+
+@pytest.mark.parametrize(
+    ("hash_ids", "gid"),
+    [("all", "3f2a9c0d5e6b4a1f8c7d2e9b0a1c3d5e"), ("pii", "call-415-555-0132"), ("none", "g-plain")],
+)
+def test_feedback_joins_its_generation_under_hashed_ids(tmp_path: Path, hash_ids: str, gid: str) -> None:
+    """With ``redact.hash_ids`` the generation crosses the boundary under its hashed id: its rating and
+    correction, arriving in the same night or a later one, still join it (no orphans)."""
+    from llmops.config import RedactParams
+    from llmops.feedback.ingest import ingest_feedback
+    from llmops.pii.redact import Redactor
+
+    redactor = Redactor(RedactParams(hash_ids=hash_ids), id_key=b"k" * 32)
+    log = GenerationLog(tmp_path / "log")
+    log.append_generation(_ev(gid, "How do I renew?", "Call us."))
+    log.append_generation(_ev("later", "How do I apply?", "Call us."))
+    log.append_feedback(FeedbackUpdate(generation_id=gid, ts=T0, rating=-1, correction="Renew online at the DMV website."))
+    first = ingest_feedback([], tmp_path / "log", tmp_path / "store", [], {}, FeedbackParams(), redactor)
+    first.commit()
+    log.append_feedback(FeedbackUpdate(generation_id="later", ts=T0, rating=1))  # the next night's update
+    log.close()
+    second = ingest_feedback([], tmp_path / "log", tmp_path / "store", [], {}, FeedbackParams(), redactor)
+    for run in (first, second):
+        assert run.orphan_updates == 0
+    by_rating = {e.rating: e for e in second.joined}
+    assert by_rating[-1].correction == "Renew online at the DMV website." and 1 in by_rating
+    hashed = {e.generation_id for e in second.joined} != {gid, "later"}
+    assert hashed == (hash_ids != "none")
+    assert gid not in json.dumps([e.model_dump(mode="json") for e in second.joined]) or hash_ids == "none"

@@ -159,6 +159,27 @@ def test_undecodable_or_malformed_bodies_are_4xx(service: Service, raw: bytes, s
     assert len(resp.content) < 1000
 
 
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, 400),  # a JSON bomb: 100,000 nested arrays in 200 kB
+        (b"[" * 100_000, 400),
+        (b'{"query": ' + b'{"a": ' * 20_000 + b"1" + b"}" * 20_001, 400),
+        (b'{"query": "' + b"[" * 3000 + b'"}', 200),  # brackets inside a string are text
+        (b'{"query": ' + b"[" * 20 + b"]" * 20 + b"}", 422),  # under the depth limit: the schema decides
+    ],
+)
+def test_nested_json_bomb_is_4xx_never_a_crash(service: Service, raw: bytes, status: int) -> None:
+    app = create_app(service.answerer_with(max_body_bytes=300_000), keys=KEYS)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        resp = client.post("/answer", content=raw, headers={**auth(USER), "Content-Type": "application/json"})
+        assert resp.status_code == status, resp.text[:300]
+        assert len(resp.content) < 1000 or status == 200
+        if status == 400:
+            assert "nested deeper than 32 levels" in resp.text
+        assert client.get("/healthz").status_code == 200
+
+
 def test_burst_from_one_key_is_rate_limited(service: Service) -> None:
     app = create_app(service.answerer_with(rate_limit_per_minute=120), keys=KEYS)
     with TestClient(app) as client:
@@ -228,6 +249,15 @@ def test_full_generation_queue_is_503_with_retry_after(service: Service) -> None
         finally:
             answerer._pending = 0
     assert resp.status_code == 503 and int(resp.headers["retry-after"]) >= 1
+
+
+def test_feedback_is_accepted_for_the_newest_known_generations_only(service: Service) -> None:
+    answerer = service.answerer_with(max_known_generations=2)
+    gids = [answerer.answer("When can I get retirement benefits?", caller=KEYS.identify(USER)).generation_id for _ in range(3)]
+    assert len(answerer.known) == 2
+    with TestClient(create_app(answerer, keys=KEYS)) as client:
+        codes = [client.post("/feedback", json={"generation_id": g, "rating": 1}, headers=auth(USER)).status_code for g in gids]
+    assert codes == [404, 202, 202]  # the oldest id was forgotten: its feedback is refused, memory stays bounded
 
 
 def test_healthz(service: Service) -> None:

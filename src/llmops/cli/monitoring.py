@@ -88,7 +88,7 @@ def report(
 
     try:
         settings = Settings()
-        store = History(history or settings.history, endpoint_url=settings.s3_endpoint_url)
+        store = History.from_settings(settings, history)
         entries = store.entries()
         page = render_trend(entries, out or settings.path("trend.html"))
     except LLMOpsError as exc:

@@ -27,6 +27,8 @@ class FeedbackRedactor(Protocol):
 
     def redact_corrections(self, generation_ids: Sequence[str], corrections: Sequence[str]) -> list[str]: ...
 
+    def public_ids(self, ids: Sequence[str]) -> list[str]: ...
+
 
 @dataclass
 class FeedbackRun:
@@ -84,7 +86,13 @@ def ingest_feedback(
     if new.updates:  # corrections are free text from users: cleaned and redacted like the generations
         ids, texts = [u.generation_id for u in new.updates], [strip_invisible(u.correction or "") for u in new.updates]
         corrections = redactor.redact_corrections(ids, texts)
-        run._new_updates = [u.model_copy(update={"correction": c or None}) for u, c in zip(new.updates, corrections, strict=True)]
+        # The generation's id crossed the boundary as its public id (hashed under redact.hash_ids): so does
+        # the update's, or the two would never join.
+        public = redactor.public_ids(ids)
+        run._new_updates = [
+            u.model_copy(update={"generation_id": g, "correction": c or None})
+            for u, g, c in zip(new.updates, public, corrections, strict=True)
+        ]
     old_generations = read_jsonl(store / "generations.jsonl", FeedbackEvent) if (store / "generations.jsonl").exists() else []
     old_updates = read_jsonl(store / "updates.jsonl", FeedbackUpdate) if (store / "updates.jsonl").exists() else []
     run.joined, run.orphan_updates = join_feedback(

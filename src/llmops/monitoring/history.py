@@ -73,9 +73,17 @@ def drift_summary(drift: dict[str, Any]) -> dict[str, Any]:
 class History:
     """Append and read run entries under ``uri``; reports are copied next to them."""
 
-    def __init__(self, uri: str, *, store: ObjectStore | None = None, endpoint_url: str | None = None) -> None:
+    def __init__(
+        self, uri: str, *, store: ObjectStore | None = None, endpoint_url: str | None = None, region: str | None = None
+    ) -> None:
         self.uri = uri.rstrip("/")
-        self.store = store or store_for(self.uri, endpoint_url=endpoint_url)
+        self.store = store or store_for(self.uri, endpoint_url=endpoint_url, region=region)
+
+    @classmethod
+    def from_settings(cls, settings: Any, uri: str | None = None) -> History:
+        """The run history of ``settings`` (``LLMOPS_HISTORY_URI``, or ``uri``) on the configured S3 endpoint
+        and region (``LLMOPS_S3_ENDPOINT_URL``, ``LLMOPS_S3_REGION``) when it is an ``s3://`` URI."""
+        return cls(uri or settings.history, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region)
 
     def _join(self, *parts: str) -> str:
         return "/".join([self.uri, *parts])

@@ -230,7 +230,7 @@ def observe_workspace(
 
     drift_dir = project_dir / ws.DRIFT_DIR
     entry, decision = observe_run(
-        History(settings.history, endpoint_url=settings.s3_endpoint_url),
+        History.from_settings(settings),
         cfg,
         flow=flow,
         run_id=run_id,

@@ -6,6 +6,10 @@ model changes the key, so stale answers are never served.
 Under load: generations wait for the one model in a bounded queue (``serve.max_queue``; beyond it
 :class:`QueueFull`, the service's 503), and concurrent identical questions share one generation
 (single-flight, ``serve.single_flight``): the first asker generates, the others wait for its result.
+
+Feedback is accepted for generations of the last ``serve.feedback_window_days`` days, at most
+``serve.max_known_generations`` of them (:class:`KnownGenerations`): memory stays bounded however long the
+service runs and however many answers a client asks for.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -66,6 +70,38 @@ class _Flight:
     error: BaseException | None = None
 
 
+class KnownGenerations:
+    """Generation id -> the key that asked, for the last ``window_s`` seconds and at most ``max_size`` ids
+    (the oldest go first). Thread-safe."""
+
+    def __init__(self, max_size: int, window_s: float, clock: Callable[[], float] = time.time) -> None:
+        self.max_size, self.window_s, self._clock = max_size, window_s, clock
+        self._ids: OrderedDict[str, tuple[float, str | None]] = OrderedDict()  # in the order they were given
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def _expire(self, now: float) -> None:
+        while self._ids and (len(self._ids) > self.max_size or next(iter(self._ids.values()))[0] < now - self.window_s):
+            self._ids.popitem(last=False)
+
+    def add(self, generation_id: str, key_name: str | None, at: float | None = None) -> None:
+        """Remember an id given at ``at`` (now by default; ids must come in time order)."""
+        with self._lock:
+            self._ids[generation_id] = (self._clock() if at is None else at, key_name)
+            self._ids.move_to_end(generation_id)
+            self._expire(self._clock())
+
+    def asker(self, generation_id: str) -> tuple[bool, str | None]:
+        """(known, the key name that asked); an id past the window or evicted is unknown."""
+        with self._lock:
+            now = self._clock()
+            self._expire(now)
+            found = self._ids.get(generation_id)
+            return (False, None) if found is None else (True, found[1])
+
+
 def normalise_query(query: str) -> str:
     return " ".join(query.split()).casefold()
 
@@ -82,8 +118,10 @@ class Answerer:
         *,
         index_version: str,
         data_rev: str,
-        known_ids: dict[str, str | None] | None = None,
+        known_ids: Iterable[tuple[str, str | None, float]] = (),
     ) -> None:
+        """``known_ids``: (generation id, key name, unix time) of earlier answers, oldest first (see
+        :func:`llmops.serve.components.known_generation_ids`)."""
         self.retriever, self.model, self.log, self.redact = retriever, model, log, redact
         self.cfg, self.base = cfg, base
         self.index_version, self.data_rev = index_version, data_rev
@@ -97,8 +135,10 @@ class Answerer:
         self._pending = 0  # generations running or waiting for the model
         self._gen_seconds = 1.0  # moving average of one generation, for Retry-After
         # generation id -> name of the key that asked (feedback is accepted from that key or a reviewer)
-        self._known: dict[str, str | None] = known_ids if known_ids is not None else {}
-        self._known_lock = threading.Lock()
+        self.known = KnownGenerations(cfg.max_known_generations, cfg.feedback_window_days * 86400.0)
+        for gid, key_name, at in known_ids:
+            self.known.add(gid, key_name, at)
+        self._stats_lock = threading.Lock()
         self.stats = {"requests": 0, "cache_hits": 0, "generations": 0, "shared": 0}
 
     @property
@@ -196,8 +236,8 @@ class Answerer:
                 key_name=key_name,
             )
         )
-        with self._known_lock:
-            self._known[gid] = key_name
+        self.known.add(gid, key_name)
+        with self._stats_lock:
             self.stats["requests"] += 1
             self.stats["cache_hits"] += int(cached)
             self.stats["shared"] += int(shared)
@@ -214,9 +254,7 @@ class Answerer:
     ) -> None:
         """Record a rating/correction. Only the key that asked, or a reviewer, may give feedback on a
         generation; to anyone else it does not exist (:class:`UnknownGeneration`)."""
-        with self._known_lock:
-            known = generation_id in self._known
-            asker = self._known.get(generation_id)
+        known, asker = self.known.asker(generation_id)
         if not known:
             raise UnknownGeneration(generation_id)
         if caller is not None and caller.role != "reviewer" and asker is not None and caller.name != asker:

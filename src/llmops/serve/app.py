@@ -115,6 +115,7 @@ def create_app(answerer: Answerer, *, keys: KeyRing | None = None) -> FastAPI:
             limited={"/answer", "/feedback"},
             limiter=RateLimiter(cfg.rate_limit_per_minute),
             max_body_bytes=cfg.max_body_bytes,
+            max_json_depth=cfg.max_json_depth,
             count=lambda endpoint, status: requests.labels(endpoint, str(status)).inc(),
             reject=lambda reason: rejected.labels(reason).inc(),
         ),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections import deque
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -77,19 +79,30 @@ def build_answerer(settings: Settings, params: Params, project_dir: Path) -> Ans
         params.base,
         index_version=retriever.version,
         data_rev=data_revision(project_dir),
-        known_ids=known_generation_ids(log_root),
+        known_ids=known_generation_ids(log_root, params.serve.feedback_window_days, params.serve.max_known_generations),
     )
 
 
-def known_generation_ids(log_root: Path) -> dict[str, str | None]:
-    """Ids already in the log with the key that asked, so feedback for answers given before a restart is accepted."""
-    ids: dict[str, str | None] = {}
-    for part in log_root.glob("generations/date=*/part-*.jsonl"):
-        with part.open(encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                try:
-                    record = json.loads(line)
-                    ids[str(record["generation_id"])] = record.get("key_name")
-                except (ValueError, KeyError, TypeError, AttributeError):
-                    continue  # a bad line is the nightly ingestion's to quarantine
-    return ids
+def known_generation_ids(
+    log_root: Path, days: int, limit: int, *, today: date | None = None
+) -> list[tuple[str, str | None, float]]:
+    """(id, key that asked, unix time) of the answers of the last ``days`` days in the log, oldest first, at
+    most the ``limit`` newest: feedback for answers given before a restart is accepted, and a long log
+    costs the service neither start-up time nor memory (only the recent date partitions are read)."""
+    today = today or datetime.now(UTC).date()
+    first = (today - timedelta(days=days)).isoformat()
+    days_dirs = sorted(d for d in log_root.glob("generations/date=*") if d.name.removeprefix("date=") >= first)
+    ids: deque[tuple[str, str | None, float]] = deque(maxlen=limit)  # memory: one day's ids at most, then `limit`
+    for day in days_dirs:
+        rows = []
+        for part in day.glob("part-*.jsonl"):
+            with part.open(encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    try:
+                        record = json.loads(line)
+                        at = datetime.fromisoformat(record["ts"]).timestamp()
+                        rows.append((str(record["generation_id"]), record.get("key_name"), at))
+                    except (ValueError, KeyError, TypeError, AttributeError):
+                        continue  # a bad line is the nightly ingestion's to quarantine
+        ids.extend(sorted(rows, key=lambda r: r[2]))
+    return list(ids)

@@ -4,12 +4,14 @@ In order: the route template (the only path that reaches a metric label; unknown
 ``unmatched``), the API key (401 before any body is read), the per-key rate limit (429 + Retry-After),
 and the body limit, enforced while the body streams in: a chunked body stops being read at
 ``max_body_bytes`` and gets 413, so a 100 MB upload costs at most the limit in memory; a body that
-is not UTF-8 gets 422.
+is not UTF-8 gets 422, and one nested deeper than ``max_json_depth`` (a "JSON bomb": 100,000 nested
+arrays in a small body) gets 400 before any parser recurses into it.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Collection, MutableMapping
@@ -61,6 +63,7 @@ class GuardConfig:
     limited: Collection[str]  # route templates under the rate limit
     limiter: RateLimiter
     max_body_bytes: int
+    max_json_depth: int
     count: Callable[[str, int], None]  # (route template, status) -> metrics
     reject: Callable[[str], None]  # reason -> metrics
 
@@ -151,7 +154,30 @@ class Guard:
         except UnicodeDecodeError:  # JSON between systems is UTF-8 (RFC 8259); also catches encoded surrogates
             await self._refuse(scope, send, 422, "request body is not valid UTF-8", "invalid", {})
             return
+        if json_depth(bytes(body)) > cfg.max_json_depth:
+            detail = f"request body is nested deeper than {cfg.max_json_depth} levels"
+            await self._refuse(scope, send, 400, detail, "invalid", {})
+            return
         await self.app(scope, _replay(bytes(body), receive), send)
+
+
+_JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
+
+
+def json_depth(body: bytes) -> int:
+    """The deepest nesting of arrays and objects in a JSON text (brackets inside strings do not count), in
+    one linear pass that never recurses; for text that is not JSON, a bound the parser would not exceed."""
+    if body.count(b"[") + body.count(b"{") <= 1:
+        return body.count(b"[") + body.count(b"{")
+    depth = deepest = 0
+    for token in _JSON_TOKEN.finditer(body):
+        char = token.group()[:1]
+        if char in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in (b"]", b"}"):
+            depth -= 1
+    return deepest
 
 
 async def _no_body() -> Message:
