@@ -222,6 +222,7 @@ def serve_schedules(
         _prepare(project_dir)
         from prefect import serve
         from prefect.events import DeploymentEventTrigger
+        from prefect.schedules import Cron
 
         from flows.monitor import monitor as monitor_flow
         from flows.nightly import nightly
@@ -229,11 +230,10 @@ def serve_schedules(
         from llmops.monitoring.triggers import DRIFT_EVENT
 
         serve(
-            nightly.to_deployment(name="nightly", cron="0 2 * * *", timezone=timezone),
+            nightly.to_deployment(name="nightly", schedule=Cron("0 2 * * *", timezone=timezone)),
             retrain_flow.to_deployment(
                 name="retrain",
-                cron="0 4 * * 0",
-                timezone=timezone,
+                schedule=Cron("0 4 * * 0", timezone=timezone),
                 parameters={"reason": "scheduled weekly retrain"},
                 triggers=[  # the same reaction to the monitor's drift event as in prefect.yaml
                     DeploymentEventTrigger(
@@ -243,7 +243,7 @@ def serve_schedules(
                     )
                 ],
             ),
-            monitor_flow.to_deployment(name="monitor", cron="0 */6 * * *", timezone=timezone),
+            monitor_flow.to_deployment(name="monitor", schedule=Cron("0 */6 * * *", timezone=timezone)),
         )
     except LLMOpsError as exc:
         _fail(exc)
