@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from llmops import workspace as ws
 from llmops.data.incremental import count_records
+from llmops.data.quarantine import write_quarantine
 from llmops.feedback.ingest import ingest_feedback
 from llmops.feedback.screen import OpenAIModeration
 from llmops.jsonl import read_jsonl, write_json, write_jsonl
@@ -32,7 +33,9 @@ def main() -> None:
     write_jsonl(ws.FEEDBACK / "events.jsonl", run.joined)
     write_jsonl(ws.FEEDBACK / "curated.jsonl", run.curated.sft)
     write_jsonl(ws.FEEDBACK / "dpo.jsonl", run.curated.dpo)
-    write_jsonl(ws.FEEDBACK / "quarantine.jsonl", run.new.quarantined)
+    # Log lines that failed their contract are raw served text (before redaction): kept locally, never pushed.
+    key = settings.pii_vault_key.get_secret_value() if settings.pii_vault_key else None
+    write_quarantine(ws.FEEDBACK_QUARANTINE / "generation-log.jsonl", run.new.quarantined, key)
     write_json(ws.stage_metrics("feedback"), run.stats())
     run.commit()
     print(run.stats())

@@ -15,14 +15,17 @@ from llmops.data.incremental import (
     fingerprint,
     iter_records,
 )
+from llmops.data.quarantine import write_quarantine
 from llmops.finetune.dpo import CuratedPair, build_preference_pairs
+from llmops.finetune.leaks import hold_back_leaks
 from llmops.finetune.trainset import AnswerFit, ServingPrompt, build_trainset, input_revision
 from llmops.finetune.validate import base_token_counter
 from llmops.index.embed import make_embedder
 from llmops.index.hybrid import open_retriever
 from llmops.index.store import chroma_client
 from llmops.jsonl import read_jsonl, write_json, write_jsonl
-from llmops.pii.scan import scan_records
+from llmops.pii.redact import Redactor
+from llmops.pii.scan import Scanner
 from llmops.records import Conversation, Document, EvalQuestion, FeedbackEvent
 from pipelines._stage import setup
 
@@ -47,6 +50,7 @@ def main() -> None:
     prompt = ServingPrompt(cached, params.serve)
     fit = AnswerFit(base_token_counter(settings.base_model_cache), params.finetune.max_seq_len)
     evals = read_jsonl(inputs[2], EvalQuestion)
+    redactor = Redactor.from_settings(params.redact, settings)  # the redact stage's detector and id hashing
     result = build_trainset(
         iter_records(ws.REDACTED_CONVERSATIONS, Conversation),
         read_jsonl(inputs[1], FeedbackEvent),
@@ -57,20 +61,22 @@ def main() -> None:
         prompt=prompt,
         fit=fit,
         feedback_cfg=params.feedback,
+        public_ids=redactor.public_ids,  # eval dialogues under their hashed ids too (redact.hash_ids)
     )
     pairs, pairs_skipped = build_preference_pairs(
         read_jsonl(ws.FEEDBACK / "dpo.jsonl", CuratedPair), evals, params.base, prompt=prompt, fit=fit
     )
-    # Leak gate: nothing is published if personal data survived the redact stage.
-    examples = [e.to_openai() for e in (*result.train, *result.validation)]
-    scan_records(
-        [*examples, *result.provenance(), *pairs], params.redact, "the training set (provenance and preference pairs included)"
-    )
+    # Leak gate: a record in which personal data survived the redact stage is held back (quarantined, never
+    # pushed) and the run goes on; above redact.max_leak_share the stage fails and nothing is published.
+    pairs, gate = hold_back_leaks(result, pairs, Scanner(params.redact, redactor), params.redact.max_leak_share)
+    key = settings.pii_vault_key.get_secret_value() if settings.pii_vault_key else None  # seals the quarantine
+    write_quarantine(ws.TRAINSET_QUARANTINE / "records.jsonl", gate.quarantined, key)
+    gate.check()
     write_jsonl(ws.TRAINSET / "train.jsonl", (e.to_openai() for e in result.train))
     write_jsonl(ws.TRAINSET / "validation.jsonl", (e.to_openai() for e in result.validation))
     write_jsonl(ws.TRAINSET / "provenance.jsonl", result.provenance())
     write_jsonl(ws.TRAINSET / "dpo.jsonl", pairs)
-    stats = result.stats() | {"dpo_pairs": len(pairs), "dpo_skipped": dict(pairs_skipped)}
+    stats = result.stats() | {"dpo_pairs": len(pairs), "dpo_skipped": dict(pairs_skipped), "leak_gate": gate.report()}
     n_conversations = count_records(ws.REDACTED_CONVERSATIONS)
     # processed/reused count candidate questions (conversation turns, feedback, FAQ sections): retrieval is the cost.
     stats["conversations"] = {

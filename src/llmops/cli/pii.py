@@ -123,9 +123,9 @@ def purge(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be deleted.")] = False,
 ) -> None:
     """Delete the personal data kept before the redaction boundary: data/raw, data/clean, data/quarantine,
-    data/redact-quarantine and their objects in the local DVC cache (older versions included, through the
-    dvc.lock copies of past runs), and the ingest/clean record caches under LLMOPS_HOME. The DVC remote never
-    holds them. The next run ingests the sources again."""
+    data/redact-quarantine, data/feedback-quarantine, data/trainset-quarantine and their objects in the local
+    DVC cache (older versions included, through the dvc.lock copies of past runs), and the ingest/clean record
+    caches under LLMOPS_HOME. The DVC remote never holds them. The next run ingests the sources again."""
     from llmops.config import Settings
     from llmops.data.purge import purge_private
 
@@ -145,7 +145,13 @@ def purge(
 
 @app.command("quarantine")
 def quarantine(
-    path: Annotated[Path, typer.Argument(help="A quarantine file (data/quarantine/*.jsonl, data/redact-quarantine/*.jsonl).")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="A quarantine file (data/quarantine, data/redact-quarantine, data/feedback-quarantine, "
+            "data/trainset-quarantine: *.jsonl)."
+        ),
+    ],
     reveal: Annotated[
         bool, typer.Option("--reveal", help="Print each held record (sealed ones need LLMOPS_PII_VAULT_KEY).")
     ] = False,

@@ -1,5 +1,6 @@
 """Delete the personal data kept before the redaction boundary: the workspace's raw, clean and quarantine
-outputs and their objects in the local DVC cache (the remote never had them: those outs are ``push: false``).
+outputs (the feedback and training-set quarantines included) and their objects in the local DVC cache (the
+remote never had them: those outs are ``push: false``).
 
 Objects an output after the boundary shares (a knowledge-base file the redactor left unchanged is one
 object for ``data/clean`` and ``data/redacted``) are kept, so no published version loses its data. Older
@@ -19,7 +20,7 @@ import yaml
 
 from llmops import workspace as ws
 
-PRIVATE = [ws.RAW, ws.CLEAN, ws.QUARANTINE, ws.REDACT_QUARANTINE]
+PRIVATE = [ws.RAW, ws.CLEAN, ws.QUARANTINE, ws.REDACT_QUARANTINE, ws.FEEDBACK_QUARANTINE, ws.TRAINSET_QUARANTINE]
 
 
 @dataclass
