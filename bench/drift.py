@@ -44,7 +44,7 @@ def run() -> dict:
     import numpy as np
 
     from llmops.config import MonitorParams
-    from llmops.monitoring import drift_report
+    from llmops.monitoring.drift import drift_report
     from llmops.monitoring.embeddings import vector_drift
 
     sizes = [int(s) for s in os.environ.get("LLMOPS_BENCH_DRIFT_SIZES", "1000,10000,100000").split(",")]

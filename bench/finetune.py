@@ -148,9 +148,9 @@ def gain(questions: int = 120, overrides: dict | None = None) -> dict:
     from llmops.finetune.lora import train_lora
     from llmops.finetune.trainset import AnswerFit, ServingPrompt, build_trainset
     from llmops.finetune.validate import base_token_counter
-    from llmops.index import refresh_index
     from llmops.index.embed import LocalEmbedder
     from llmops.index.hybrid import open_retriever
+    from llmops.index.refresh import refresh_index
     from llmops.index.store import chroma_client
     from llmops.jsonl import read_jsonl
     from llmops.llm.local import LocalChatModel

@@ -37,9 +37,9 @@ def run() -> dict:
     for k, v in OFFLINE_ENV.items():
         os.environ.setdefault(k, v)
     from llmops.config import CleanParams, RedactParams
-    from llmops.data import clean_conversations
-    from llmops.pii import Redactor
+    from llmops.data.clean import clean_conversations
     from llmops.pii.boundary import redact_batch
+    from llmops.pii.redact import Redactor
 
     n = int(os.environ.get("PRIVACY_BENCH_CONVERSATIONS", "10000"))
     convs, _ = clean_conversations(build_conversations(n), CleanParams())

@@ -39,8 +39,8 @@ def _free_port() -> int:
 
 def _prepare(tmp: Path) -> tuple[Path, dict[str, str]]:
     from llmops.config import IndexParams, Settings, apply_overrides
-    from llmops.index import refresh_index
     from llmops.index.embed import LocalEmbedder
+    from llmops.index.refresh import refresh_index
     from llmops.index.store import chroma_client
     from llmops.jsonl import read_jsonl
     from llmops.records import Document

@@ -6,8 +6,7 @@ and records (:mod:`llmops.data.incremental`); documents and feedback are small a
 from __future__ import annotations
 
 from llmops import workspace as ws
-from llmops.data import clean_documents, clean_feedback
-from llmops.data.clean import clean_partitioned
+from llmops.data.clean import clean_documents, clean_feedback, clean_partitioned
 from llmops.data.incremental import PartitionedOutput, RecordCache, cache_path, fingerprint
 from llmops.jsonl import read_jsonl, write_json, write_jsonl
 from llmops.records import Document, FeedbackEvent

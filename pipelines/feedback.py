@@ -9,7 +9,7 @@ from llmops.data.quarantine import write_quarantine
 from llmops.feedback.ingest import ingest_feedback
 from llmops.feedback.screen import OpenAIModeration
 from llmops.jsonl import read_jsonl, write_json, write_jsonl
-from llmops.pii import Redactor
+from llmops.pii.redact import Redactor
 from llmops.records import Document, EvalQuestion, FeedbackEvent
 from pipelines._stage import setup
 

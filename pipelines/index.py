@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from llmops import workspace as ws
-from llmops.index import refresh_index
 from llmops.index.embed import make_embedder
-from llmops.index.refresh import manifest
+from llmops.index.refresh import manifest, refresh_index
 from llmops.index.store import chroma_client
 from llmops.jsonl import read_jsonl, write_json, write_jsonl
 from llmops.pii.scan import scan_records

@@ -8,9 +8,8 @@ and read whole."""
 from __future__ import annotations
 
 from llmops import workspace as ws
-from llmops.data import ingest
 from llmops.data.incremental import RecordCache, cache_path, fingerprint
-from llmops.data.ingest import ingest_partitioned
+from llmops.data.ingest import ingest, ingest_partitioned
 from llmops.data.quarantine import QuarantineWriter, write_quarantine
 from llmops.jsonl import write_json, write_jsonl
 from llmops.records import Document, FeedbackEvent, Quarantined

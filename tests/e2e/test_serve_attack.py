@@ -26,10 +26,10 @@ from schemathesis.checks import not_a_server_error
 
 from llmops.config import BaseParams, IndexParams, Params, ServeParams, Settings
 from llmops.feedback.log import GenerationLog, collect_new
-from llmops.index import refresh_index
+from llmops.index.refresh import refresh_index
 from llmops.index.store import chroma_client
 from llmops.llm.local import LocalChatModel
-from llmops.pii import Redactor
+from llmops.pii.redact import Redactor
 from llmops.records import Document
 from llmops.serve.answerer import Answerer
 from llmops.serve.app import IndexRetriever, create_app

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from llmops.config import IndexParams, Settings
-from llmops.index import refresh_index
 from llmops.index.embed import LocalEmbedder
+from llmops.index.refresh import refresh_index
 from llmops.index.store import chroma_client
 from llmops.index.versions import read_alias, rollback_alias, serving_collection
 from llmops.records import Document

@@ -8,7 +8,7 @@ from pathlib import Path
 from llmops.config import MonitorParams
 from llmops.data.sources import banking77_conversations
 from llmops.jsonl import read_jsonl
-from llmops.monitoring import drift_report
+from llmops.monitoring.drift import drift_report
 from llmops.records import Conversation
 
 ROOT = Path(__file__).resolve().parents[2]

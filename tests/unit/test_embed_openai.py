@@ -9,9 +9,9 @@ import pytest
 
 from llmops.config import IndexParams, Settings
 from llmops.errors import ModelNotAvailableError
-from llmops.index import refresh_index
 from llmops.index.embed import make_embedder
 from llmops.index.embed_openai import OpenAIEmbedder
+from llmops.index.refresh import refresh_index
 from llmops.index.store import chroma_client
 from llmops.index.versions import serving_collection
 from llmops.records import Document

@@ -12,8 +12,8 @@ import pytest
 
 from llmops.config import BaseParams, FeedbackParams, Settings, TrainsetParams
 from llmops.data.ingest import parse_jsonl
-from llmops.feedback import FeedbackUpdate, curate_feedback, join_feedback
-from llmops.feedback.curate import key_quota
+from llmops.feedback.curate import curate_feedback, join_feedback, key_quota
+from llmops.feedback.log import FeedbackUpdate
 from llmops.feedback.screen import OpenAIModeration, screen_pairs, screen_reason
 from llmops.finetune.trainset import build_trainset
 from llmops.records import Conversation, FeedbackEvent

@@ -68,7 +68,7 @@ def test_evaluate_corpus_reports_each_retriever_and_reuses_the_index(tmp_path: P
 
 def test_open_retriever_refuses_another_embedding_space(tmp_path: Path, embedder: LocalEmbedder) -> None:
     from llmops.errors import IndexStateError
-    from llmops.index import refresh_index
+    from llmops.index.refresh import refresh_index
 
     client, cfg = chroma_client(Settings(home=tmp_path)), IndexParams()
     with pytest.raises(IndexStateError, match="never published"):

@@ -9,8 +9,8 @@ import pytest
 
 from llmops.config import IndexParams, Settings
 from llmops.errors import IndexStateError
-from llmops.index import refresh_index
 from llmops.index.embed import LocalEmbedder, packaged_minilm_path
+from llmops.index.refresh import refresh_index
 from llmops.index.store import chroma_client, query
 from llmops.index.versions import describe_versions, read_alias, rollback_alias, serving_collection, version_names
 from llmops.records import Document

@@ -13,8 +13,8 @@ from llmops.data.ingest import parse_jsonl
 from llmops.finetune.lora import train_lora
 from llmops.finetune.trainset import AnswerFit, ServingPrompt, build_trainset
 from llmops.finetune.validate import base_token_counter
-from llmops.index import refresh_index
 from llmops.index.hybrid import open_retriever
+from llmops.index.refresh import refresh_index
 from llmops.index.store import chroma_client
 from llmops.jsonl import read_jsonl
 from llmops.records import Conversation, Document, EvalQuestion, TrainingExample

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from llmops.config import RedactParams
-from llmops.pii import Redactor
+from llmops.pii.redact import Redactor
 from llmops.pii.rules import iban_ok, luhn_ok, ssn_ok
 from llmops.records import Conversation, Turn
 

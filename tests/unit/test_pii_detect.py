@@ -8,8 +8,8 @@ import itertools
 import pytest
 
 from llmops.config import RedactParams
-from llmops.pii import Redactor
 from llmops.pii.normalize import INERT, is_invisible, shadow, strip_invisible
+from llmops.pii.redact import Redactor
 from llmops.pii.spans import Span, consolidate
 
 WJ, SHY, ZWSP, RLO, PDF, BOM = "\u2060", "\u00ad", "\u200b", "\u202e", "\u202c", "\ufeff"

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from llmops.cli import app
 from llmops.config import RedactParams, Settings
 from llmops.errors import ConfigError, DataContractError
-from llmops.pii import Redactor
 from llmops.pii.evaluate import GoldSample, load_gold, score
+from llmops.pii.redact import Redactor
 from llmops.pii.spans import Span
 from llmops.pii.vault import Vault, open_vault
 from tests.factories import feedback_event

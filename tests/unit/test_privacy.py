@@ -13,8 +13,8 @@ import pytest
 from llmops.config import RedactParams, Settings
 from llmops.data.quarantine import hold, original, read_quarantine, write_quarantine
 from llmops.errors import ConfigError, PIILeakError
-from llmops.pii import Redactor
 from llmops.pii.boundary import redact_batch
+from llmops.pii.redact import Redactor
 from llmops.pii.scan import Scanner
 from llmops.pii.scope import key_hint, rebuild_metadata, spread_values
 from llmops.pii.spans import Span

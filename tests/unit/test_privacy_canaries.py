@@ -8,10 +8,11 @@ import json
 import pytest
 
 from llmops.config import BaseParams, CleanParams, RedactParams, TrainsetParams
-from llmops.data import clean_conversations, clean_feedback, parse_jsonl
+from llmops.data.clean import clean_conversations, clean_feedback
+from llmops.data.ingest import parse_jsonl
 from llmops.finetune.trainset import build_trainset
-from llmops.pii import Redactor
 from llmops.pii.boundary import redact_batch
+from llmops.pii.redact import Redactor
 from llmops.pii.scan import Scanner, record_texts
 from llmops.records import Conversation, FeedbackEvent
 from tests.e2e.test_canaries import CANARIES, conversation_lines, feedback_lines

@@ -14,7 +14,7 @@ from llmops.config import RedactParams
 from llmops.data.quarantine import read_quarantine
 from llmops.errors import PIILeakError
 from llmops.jsonl import write_jsonl
-from llmops.pii import Redactor
+from llmops.pii.redact import Redactor
 from llmops.pii.spans import Span
 from llmops.pii.vault import Vault
 from llmops.records import Conversation, Document, Turn

@@ -9,13 +9,13 @@ from typing import Any
 from llmops.config import BaseParams, IndexParams, Params, ServeParams, Settings
 from llmops.feedback.log import GenerationLog
 from llmops.finetune.trainset import ServingPrompt, build_trainset
-from llmops.index import refresh_index
 from llmops.index.embed import LocalEmbedder
 from llmops.index.hybrid import open_retriever
+from llmops.index.refresh import refresh_index
 from llmops.index.store import chroma_client
 from llmops.llm.local import LocalChatModel
 from llmops.llm.prompts import context_block, rag_messages
-from llmops.pii import Redactor
+from llmops.pii.redact import Redactor
 from llmops.records import Conversation, Document, TrainingExample, Turn
 from llmops.serve.answerer import Answerer
 from llmops.serve.app import IndexRetriever

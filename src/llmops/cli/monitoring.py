@@ -42,7 +42,7 @@ def drift(
 ) -> None:
     """Compare two conversation files; write report.html + drift.json; print a JSON summary."""
     from llmops.config import Params, load_params
-    from llmops.monitoring import drift_report
+    from llmops.monitoring.drift import drift_report
 
     try:
         loaded = load_params(params) if params.exists() else Params()

@@ -105,7 +105,7 @@ def redact(
 ) -> None:
     """Pseudonymise a JSONL file: conversations (same value -> same placeholder per conversation) or text lines."""
     from llmops.config import Settings
-    from llmops.pii import Redactor
+    from llmops.pii.redact import Redactor
     from llmops.pii.textfile import redact_file
 
     try:

@@ -1,8 +1,8 @@
-"""Ingestion, contract validation, cleaning, de-duplication and quarantine."""
+"""Ingestion, contract validation, cleaning, de-duplication and quarantine.
 
-from __future__ import annotations
+Modules: ``ingest`` (sources -> raw, contracts), ``clean``, ``incremental`` (day partitions), ``quarantine``,
+``redaction`` (the redact stage over partitions), ``purge``, ``sources``.
 
-from llmops.data.clean import clean_conversations, clean_documents, clean_feedback
-from llmops.data.ingest import IngestResult, ingest, parse_jsonl
-
-__all__ = ["IngestResult", "clean_conversations", "clean_documents", "clean_feedback", "ingest", "parse_jsonl"]
+Importing the package imports none of its modules: any ``llmops.data.<module>`` import runs this file first,
+so re-exports here would make every such import (and each DVC stage that makes one) depend on them all.
+"""

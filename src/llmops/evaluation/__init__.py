@@ -1,8 +1,7 @@
-"""Evaluators: retrieval quality and answer quality, combined into ``metrics.json``."""
+"""Evaluators: retrieval quality and answer quality, combined into ``metrics.json``.
 
-from __future__ import annotations
+Modules: ``retrieval`` (``retrieval_metrics``), ``answers`` (``token_f1``), ``suite``, ``gate``, ...
 
-from llmops.evaluation.answers import token_f1
-from llmops.evaluation.retrieval import retrieval_metrics
-
-__all__ = ["retrieval_metrics", "token_f1"]
+Importing the package imports none of its modules: any ``llmops.evaluation.<module>`` import runs this file first,
+so re-exports here would make every such import (and each DVC stage that makes one) depend on them all.
+"""

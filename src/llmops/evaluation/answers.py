@@ -10,19 +10,14 @@ from collections.abc import Sequence
 
 from llmops.evaluation.base import EvalResult, EvalSample, mean_metrics
 from llmops.index.embed import Embedder
+from llmops.text import is_refusal
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
-_REFUSAL = re.compile(r"\b(i don't know|i do not know|i'm sorry|i am sorry|cannot help|can't help)\b", re.I)
 
 
 def _tokens(text: str) -> list[str]:
     text = text.casefold().translate(str.maketrans("", "", string.punctuation))
     return _ARTICLES.sub(" ", text).split()
-
-
-def is_refusal(text: str) -> bool:
-    """Does the answer decline ("I'm sorry", "I don't know", ...)?"""
-    return bool(_REFUSAL.search(text))
 
 
 def token_f1(prediction: str, reference: str) -> float:

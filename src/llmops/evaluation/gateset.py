@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from llmops.config import GatesetParams
-from llmops.finetune.neardup import jaccard, near_duplicates, shingles
 from llmops.records import EvalQuestion
+from llmops.text import jaccard, near_duplicates, shingles
 
 
 def dialogue_id(question_id: str) -> str:

@@ -6,9 +6,9 @@ import re
 from collections.abc import Sequence
 
 from llmops.config import RedactParams
-from llmops.evaluation.answers import _REFUSAL
 from llmops.evaluation.base import EvalResult, EvalSample, mean_metrics
 from llmops.pii.scan import Scanner
+from llmops.text import is_refusal
 
 _KEYS = ["answer_words", "empty_rate", "refusal_rate", "cites_document_rate", "residual_pii_rate"]
 _CITATION = re.compile(r"\[(?:\d+|doc[^\]]*)\]|\bsource:", re.I)
@@ -57,7 +57,7 @@ class HeuristicsEvaluator:
                 {
                     "answer_words": float(len(s.answer.split())),
                     "empty_rate": float(not s.answer.strip()),
-                    "refusal_rate": float(bool(_REFUSAL.search(s.answer))),
+                    "refusal_rate": float(is_refusal(s.answer)),
                     "cites_document_rate": float(cites_document(s.answer, s.retrieved_doc_ids)),
                     "residual_pii_rate": float(bool(next(pii))),
                 }

@@ -1,9 +1,9 @@
 """Production feedback: the generation log (append-only partitions), ingestion since a watermark,
-and curation into the next training set."""
+and curation into the next training set.
 
-from __future__ import annotations
+Modules: ``log`` (``GenerationLog``, ``FeedbackUpdate``, ``collect_new``), ``ingest``, ``curate``
+(``curate_feedback``, ``join_feedback``), ``screen``.
 
-from llmops.feedback.curate import CurateResult, curate_feedback, join_feedback
-from llmops.feedback.log import FeedbackUpdate, GenerationLog, collect_new
-
-__all__ = ["CurateResult", "FeedbackUpdate", "GenerationLog", "collect_new", "curate_feedback", "join_feedback"]
+Importing the package imports none of its modules: any ``llmops.feedback.<module>`` import runs this file first,
+so re-exports here would make every such import (and each DVC stage that makes one) depend on them all.
+"""

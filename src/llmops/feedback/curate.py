@@ -30,11 +30,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmops.config import FeedbackParams
-from llmops.evaluation.answers import is_refusal
 from llmops.feedback.log import FeedbackUpdate
 from llmops.feedback.screen import Moderation, screen_pairs
-from llmops.finetune.neardup import jaccard, shingles
 from llmops.records import EvalQuestion, FeedbackEvent
+from llmops.text import is_refusal, jaccard, shingles
 
 _WORD = re.compile(r"\w+")
 _STOP = frozenset("a an the and or of to in on for is are was were be it you your i we our this that with at as by".split())

@@ -21,7 +21,7 @@ from llmops.records import EvalQuestion, FeedbackEvent
 
 
 class FeedbackRedactor(Protocol):
-    """What ingestion needs from :class:`llmops.pii.Redactor`."""
+    """What ingestion needs from :class:`llmops.pii.redact.Redactor`."""
 
     def redact_feedback(self, events: Sequence[FeedbackEvent]) -> list[FeedbackEvent]: ...
 

@@ -45,8 +45,8 @@ class LocalBackend:
     name: str = "local"
 
     def train(self, train: Path, validation: Path, out_dir: Path) -> dict[str, Any]:
+        from llmops.finetune.examples import read_chat_jsonl
         from llmops.finetune.lora import plot_loss, train_lora
-        from llmops.finetune.trainset import read_chat_jsonl
 
         pairs = self._pairs()
         if self.cfg.method == "dpo" and isinstance(pairs, str):

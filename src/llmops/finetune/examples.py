@@ -14,11 +14,13 @@
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
-from llmops.records import Conversation, Document
+from llmops.records import ChatMessage, Conversation, Document, TrainingExample
 
 CountTokens = Callable[[list[dict[str, Any]]], int]
 
@@ -88,3 +90,14 @@ def fit_answer(
         else:
             hi = mid - 1
     return (" ".join(parts[:lo]), "trimmed") if lo else (None, "answer_over_max_seq_len")
+
+
+def read_chat_jsonl(path: str | Path) -> list[TrainingExample]:
+    """Read an OpenAI-format chat JSONL (``{"messages": [...]}`` lines), as the trainset stage writes them."""
+    out = []
+    with Path(path).open(encoding="utf-8") as fh:
+        for i, line in enumerate(fh):
+            if line.strip():
+                messages = [ChatMessage.model_validate(m) for m in json.loads(line)["messages"]]
+                out.append(TrainingExample(messages=messages, source=str(path), group_id=str(i)))
+    return out

@@ -13,7 +13,7 @@ Every example's user message is :func:`llmops.llm.prompts.rag_messages` over the
 The answer must fit ``finetune.max_seq_len`` with its end-of-turn token (cut at a sentence or dropped);
 template placeholders broken by redaction and broken correction spans are dropped. Eval questions never
 enter training: their dialogues (``<dialogue id>_<turn>`` ids), exact and near copies of their queries.
-Exact and near duplicates (:mod:`llmops.finetune.neardup`) are removed. Every drop is counted by reason.
+Exact and near duplicates (:mod:`llmops.text`) are removed. Every drop is counted by reason.
 The train/validation split is by group (conversation, generation, page section), so one conversation
 never lands on both sides.
 
@@ -27,7 +27,6 @@ training steps (and a ``max_examples`` cut) see each source at its share of the 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import sys
 from collections import Counter, defaultdict
@@ -184,11 +183,11 @@ def build_trainset(
     Without ``prompt.retriever`` the prompt is the bare question (no context, no support check); without
     ``fit`` answers are not checked against a token window. ``feedback_cfg``: ``max_share_per_key`` (its
     default when None). ``public_ids``: how the redaction boundary rewrites ids (``redact.hash_ids``,
-    :meth:`llmops.pii.Redactor.public_ids`), so eval dialogues are excluded under their hashed ids too.
+    :meth:`llmops.pii.redact.Redactor.public_ids`), so eval dialogues are excluded under their hashed ids too.
     """
     from llmops.feedback.curate import support
-    from llmops.finetune.neardup import near_duplicates, shingles
     from llmops.llm.prompts import rag_messages
+    from llmops.text import near_duplicates, shingles
 
     result = TrainsetResult()
     prompt = prompt or ServingPrompt(None)
@@ -348,7 +347,7 @@ def _near_eval(text: str, eval_shingles: list[set[int]], threshold: float) -> bo
     """Is a question a near copy of an eval question? (Only question-sized texts can be.)"""
     if threshold <= 0 or not eval_shingles or len(text) > 1000:
         return False
-    from llmops.finetune.neardup import jaccard, shingles
+    from llmops.text import jaccard, shingles
 
     s = shingles(text)
     return any(jaccard(s, e) >= threshold for e in eval_shingles)
@@ -359,14 +358,3 @@ def input_revision(paths: Sequence[str | Path]) -> dict[str, Any]:
     md5s = {str(p): hashlib.md5(Path(p).read_bytes()).hexdigest() for p in paths}
     combined = hashlib.sha256("".join(f"{k}:{v}\n" for k, v in sorted(md5s.items())).encode()).hexdigest()[:12]
     return {"data_rev": combined, "inputs": md5s}
-
-
-def read_chat_jsonl(path: str | Path) -> list[TrainingExample]:
-    """Read an OpenAI-format chat JSONL (``{"messages": [...]}`` lines) written by :func:`build_trainset`."""
-    out = []
-    with Path(path).open(encoding="utf-8") as fh:
-        for i, line in enumerate(fh):
-            if line.strip():
-                messages = [ChatMessage.model_validate(m) for m in json.loads(line)["messages"]]
-                out.append(TrainingExample(messages=messages, source=str(path), group_id=str(i)))
-    return out

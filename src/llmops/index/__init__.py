@@ -1,8 +1,7 @@
-"""Chunking, embedders, the Chroma store and incremental refresh of the knowledge-base index."""
+"""Chunking, embedders, the Chroma store and incremental refresh of the knowledge-base index.
 
-from __future__ import annotations
+Modules: ``chunk`` (``chunk_documents``), ``refresh`` (``refresh_index``), ``embed``, ``store``, ``hybrid``, ...
 
-from llmops.index.chunk import chunk_documents
-from llmops.index.refresh import RefreshResult, refresh_index
-
-__all__ = ["RefreshResult", "chunk_documents", "refresh_index"]
+Importing the package imports none of its modules: any ``llmops.index.<module>`` import runs this file first,
+so re-exports here would make every such import (and each DVC stage that makes one) depend on them all.
+"""

@@ -1,7 +1,7 @@
-"""Drift monitoring (the only subpackage that imports evidently)."""
+"""Drift monitoring (the only subpackage that imports evidently).
 
-from __future__ import annotations
+Modules: ``drift`` (``drift_report``), ``monitor``, ``quality``, ``history``, ``trend``, ``triggers``.
 
-from llmops.monitoring.drift import DriftResult, conversation_frame, drift_report
-
-__all__ = ["DriftResult", "conversation_frame", "drift_report"]
+Importing the package imports none of its modules: any ``llmops.monitoring.<module>`` import runs this file first,
+so re-exports here would make every such import (and each DVC stage that makes one) depend on them all.
+"""

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from llmops.config import MonitorParams
-from llmops.evaluation.answers import _REFUSAL
 from llmops.records import FeedbackEvent
+from llmops.text import is_refusal
 
 NUMERICAL = ["latency_ms", "prompt_tokens", "completion_tokens"]
 CATEGORICAL = ["rated", "thumbs_down", "refused"]
@@ -63,7 +63,7 @@ def quality_stats(events: Sequence[FeedbackEvent]) -> dict[str, float]:
         "latency_ms_p95": round(float(np.percentile(latency, 95)), 1),
         "completion_tokens_mean": round(sum(e.completion_tokens for e in events) / n, 1),
         "prompt_tokens_mean": round(sum(e.prompt_tokens for e in events) / n, 1),
-        "refusal_rate": round(sum(1 for e in events if _REFUSAL.search(e.answer)) / n, 4),
+        "refusal_rate": round(sum(1 for e in events if is_refusal(e.answer)) / n, 4),
     }
 
 
@@ -77,7 +77,7 @@ def feedback_frame(events: Sequence[FeedbackEvent]) -> Any:
             "completion_tokens": e.completion_tokens,
             "rated": "yes" if e.rating is not None else "no",
             "thumbs_down": "yes" if e.rating == -1 else "no",
-            "refused": "yes" if _REFUSAL.search(e.answer) else "no",
+            "refused": "yes" if is_refusal(e.answer) else "no",
         }
         for e in events
     ]

@@ -63,7 +63,7 @@ def build_answerer(settings: Settings, params: Params, project_dir: Path) -> Ans
     """The real components: Chroma + MiniLM retriever, champion model (or OpenAI when configured),
     Presidio redaction, the generation log under ``<LLMOPS_HOME>/generation-log``."""
     from llmops.feedback.log import GenerationLog
-    from llmops.pii import Redactor
+    from llmops.pii.redact import Redactor
     from llmops.versioning import data_revision
 
     model = serving_model(settings)

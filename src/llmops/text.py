@@ -1,4 +1,12 @@
-"""Near-duplicate detection for training examples: MinHash over word 3-shingles with LSH banding.
+"""Text helpers shared across layers: refusal detection and near-duplicate detection.
+
+Evaluation, feedback curation, monitoring and training-set building all need them, so they live below all four
+(see the layer contracts in pyproject.toml) instead of one of them importing another sideways.
+
+Refusals: an answer that declines ("I'm sorry", "I don't know", ...), counted the same way by the answer
+metrics, the heuristics, the production quality monitor and the feedback curation.
+
+Near duplicates (training examples, gate questions, feedback pairs): MinHash over word 3-shingles with LSH banding.
 
 Support data is full of templated answers ("I'm sorry to hear about order {{Order Number}} ...") that
 differ in a word or two; training on hundreds of copies teaches the template, not the task. Candidates
@@ -14,6 +22,14 @@ import re
 import zlib
 from collections import defaultdict
 from collections.abc import Sequence
+
+_REFUSAL = re.compile(r"\b(i don't know|i do not know|i'm sorry|i am sorry|cannot help|can't help)\b", re.I)
+
+
+def is_refusal(text: str) -> bool:
+    """Does the answer decline ("I'm sorry", "I don't know", ...)?"""
+    return bool(_REFUSAL.search(text))
+
 
 _PRIME = (1 << 61) - 1
 _WORD = re.compile(r"\w+")
