@@ -132,6 +132,8 @@ def test_with_keys_set_the_service_holds_under_attack(running: Running) -> None:
         json_headers = {**BEARER, "Content-Type": "application/json"}
         surrogate = client.post("/answer", content=b'{"query": "\\ud800 hi"}', headers=json_headers)
         assert surrogate.status_code == 422
+        bomb = client.post("/answer", content=b"[" * 20_000 + b"]" * 20_000, headers=json_headers)  # 40 kB, 20,000 deep
+        assert bomb.status_code == 400 and len(bomb.content) < 200
 
         sent, response = _chunked_upload(running.port, 20 * 1024 * 1024)
         assert response.startswith(b"HTTP/1.1 413"), response[:200]
