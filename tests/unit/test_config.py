@@ -2,8 +2,11 @@
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from pydantic import BaseModel
 
 from llmops.config import Params, apply_overrides, load_params
 from llmops.errors import ConfigError
@@ -11,10 +14,41 @@ from llmops.errors import ConfigError
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_repo_params_yaml_is_valid_and_complete() -> None:
+def _unset(model: type[BaseModel], data: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the fields of ``model`` (nested sections included) that ``data`` does not set."""
+    missing = []
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        sub = field.annotation if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel) else None
+        if key not in data:
+            missing.append(prefix + key)
+        elif sub is not None and isinstance(data[key], dict):
+            missing += _unset(sub, data[key], f"{prefix}{key}.")
+    return missing
+
+
+def test_repo_params_yaml_sets_every_tunable() -> None:
+    """Every field of :class:`Params` is written out in params.yaml (where tunables are documented), so a
+    tunable added to config.py alone, running on a default nobody sees, fails here."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    load_params(ROOT / "params.yaml")  # and it validates
+    assert _unset(Params, raw) == []
+
+
+def test_unset_tunable_is_reported() -> None:
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    del raw["finetune"]["max_steps"], raw["gateset"]
+    assert _unset(Params, raw) == ["finetune.max_steps", "gateset"]
+
+
+def test_params_survive_a_yaml_round_trip(tmp_path: Path) -> None:
+    """Params written back as YAML (what `--set` overrides and the run records do) load to the same values:
+    no field whose type YAML cannot carry (tuples, paths, enums) or whose validator rewrites its input."""
     params = load_params(ROOT / "params.yaml")
-    assert params == Params.model_validate(params.model_dump())
-    assert params.finetune.max_steps > 0
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json", by_alias=True)), encoding="utf-8")
+    reloaded = load_params(tmp_path / "params.yaml")
+    assert reloaded.model_dump() == params.model_dump()
+    assert reloaded.finetune.max_steps > 0
 
 
 def test_the_gate_measures_what_is_served() -> None:
