@@ -280,7 +280,8 @@ def isolated_run(
         yield run
     except BaseException as exc:
         state = "failed" if isinstance(exc, Exception) else "crashed"
-        runs.record_failure(settings, record, state=state, stage=getattr(exc, "stage", None) or run.stage, error=exc)
+        stage = getattr(exc, "stage", None) or run.stage
+        runs.record_failure(settings, record, state=state, stage=stage, error=exc, render=state == "failed")
         raise
     finally:
         shutil.rmtree(dest, ignore_errors=True)

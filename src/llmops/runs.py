@@ -217,9 +217,18 @@ def update_record(path: Path, **fields: Any) -> None:
         _write_record(path, json.loads(path.read_text(encoding="utf-8")) | fields)
 
 
-def record_failure(settings: Settings, path: Path, *, state: str, stage: str | None, error: BaseException | str) -> None:
-    """Record a failed or crashed run (stage, error) in its run record and on the trend page."""
-    message = error if isinstance(error, str) else f"{type(error).__name__}: {error}".rstrip(": ")
+def record_failure(
+    settings: Settings, path: Path, *, state: str, stage: str | None, error: BaseException | str, render: bool = True
+) -> None:
+    """Record a failed or crashed run (stage, error) in its run record, the history and (``render``) the
+    trend page. A process stopped by a signal passes ``render=False``: it has seconds left, and the
+    supervisor renders the page (:func:`refresh_trend`) once it is gone."""
+    if isinstance(error, str):
+        message = error
+    elif not isinstance(error, Exception) and not str(error):  # TerminationSignal, KeyboardInterrupt
+        message = f"{type(error).__name__}: the run was stopped by a signal"
+    else:
+        message = f"{type(error).__name__}: {error}".rstrip(": ")
     record = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     record |= {"state": state, "stage": stage, "error": message[:2000], "finished": datetime.now(UTC).isoformat()}
     _write_record(path, record)
@@ -240,13 +249,24 @@ def record_failure(settings: Settings, path: Path, *, state: str, stage: str | N
                 trigger={"retrain": False, "reasons": [], "reason": message[:300]},
             )
         )
-        render_trend(history.entries(), settings.path("trend.html"))
+        if render:
+            render_trend(history.entries(), settings.path("trend.html"))
     except Exception as exc:  # reported: the run record above already holds the failure
         print(f"the trend page was not updated with the {state} run: {type(exc).__name__}: {exc}")
 
 
+def refresh_trend(settings: Settings) -> Path:
+    """Render the trend page again from the history (a run stopped mid-render leaves it stale)."""
+    from llmops.monitoring.history import History
+    from llmops.monitoring.trend import render_trend
+
+    history = History(settings.history, endpoint_url=settings.s3_endpoint_url)
+    return render_trend(history.entries(), settings.path("trend.html"))
+
+
 def mark_crashed(settings: Settings, pid: int, reason: str) -> list[Path]:
-    """Mark the records of process ``pid`` still "running" as crashed (the process was killed)."""
+    """Mark the records of process ``pid`` still "running" as crashed (the process was killed); then
+    :func:`refresh_trend`."""
     runs_dir = settings.path("runs")
     marked = []
     for path in sorted(runs_dir.glob("*.json")) if runs_dir.exists() else []:
@@ -255,7 +275,7 @@ def mark_crashed(settings: Settings, pid: int, reason: str) -> list[Path]:
         except (OSError, json.JSONDecodeError):
             continue
         if record.get("state") == "running" and record.get("pid") == pid:
-            record_failure(settings, path, state="crashed", stage=record.get("stage"), error=reason)
+            record_failure(settings, path, state="crashed", stage=record.get("stage"), error=reason, render=False)
             if record.get("workspace"):  # the killed run could not remove it (pre-redaction data inside)
                 shutil.rmtree(record["workspace"], ignore_errors=True)
             marked.append(path)

@@ -44,7 +44,9 @@ def test_nightly_runs_every_stage_then_skips_them_all(
     metrics = json.loads((workspace / "metrics.json").read_text())
     # the workspace keeps only eval questions whose gold document is indexed: retrieval must find most
     assert metrics["retrieval"]["recall@5"] > 0.5 and metrics["answers"]["answers"] == 2
-    assert (workspace / ws.DRIFT_DIR / "report.html").exists()
+    drift = json.loads((workspace / ws.DRIFT_DIR / "drift.json").read_text())  # published into the project
+    # The tiny batch may be under monitor.min_current_rows: the check is skipped with its reason, no report.
+    assert (workspace / ws.DRIFT_DIR / "report.html").exists() or drift["skipped"].startswith("skipped:")
     # The base model (prompt + RAG, no adapter) was evaluated and registered first; the adapter was gated against it.
     from llmops.finetune.registry import Registry
 
@@ -57,6 +59,9 @@ def test_nightly_runs_every_stage_then_skips_them_all(
     assert summary["model"]["status"] == ("champion" if summary["gate"]["promote"] else "rejected")
     assert registry.champion().model_id == (summary["model"]["model_id"] if summary["gate"]["promote"] else base.model_id)
     assert summary["pushed_files"] > 0
+    # The run worked in its own workspace (removed) and published into the project; params.yaml untouched.
+    assert summary["state"] == "completed" and summary["publish"]["stages"] == STAGES
+    assert not any(settings.path("workspaces").iterdir())
     assert any((settings.home_dir / "dvc-remote").rglob("*"))
     assert summary["data_rev"] != "none"
 

@@ -82,10 +82,15 @@ def _supervised(args: list[str], project_dir: Path) -> None:
         raise LLMOpsError(f"{project_dir.resolve()} has no dvc.yaml: run from the project root or pass --project-dir")
     code, received, pid = supervise([sys.executable, "-m", "llmops", *args, "--project-dir", str(project_dir.resolve())])
     if received is not None:
-        from llmops.runs import mark_crashed
+        from llmops.runs import mark_crashed, refresh_trend
 
         name = signal.Signals(received).name
-        marked = mark_crashed(Settings(), pid, f"stopped by {name}")
+        settings = Settings()
+        marked = mark_crashed(settings, pid, f"stopped by {name}")
+        try:
+            refresh_trend(settings)  # the stopped process left the page to this one
+        except Exception as exc:  # an unreachable history store: the run record above still holds the crash
+            typer.secho(f"the trend page was not refreshed: {type(exc).__name__}: {exc}", err=True)
         typer.secho(f"run stopped by {name}" + (f"; recorded as crashed in {marked[0]}" if marked else ""), err=True, fg="red")
     raise typer.Exit(code)
 
