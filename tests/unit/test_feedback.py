@@ -166,3 +166,20 @@ def test_feedback_joins_its_generation_under_hashed_ids(tmp_path: Path, hash_ids
     hashed = {e.generation_id for e in second.joined} != {gid, "later"}
     assert hashed == (hash_ids != "none")
     assert gid not in json.dumps([e.model_dump(mode="json") for e in second.joined]) or hash_ids == "none"
+
+
+def test_updates_stored_under_raw_ids_join_their_hashed_generation(tmp_path: Path) -> None:
+    """A feedback store written before update ids were mapped (generation hashed, its update raw) joins again."""
+    from llmops.config import RedactParams
+    from llmops.feedback.ingest import ingest_feedback
+    from llmops.pii.redact import Redactor
+
+    redactor = Redactor(RedactParams(hash_ids="all"), id_key=b"k" * 32)
+    store = tmp_path / "store"
+    store.mkdir()
+    [generation] = redactor.redact_feedback([_ev("g-old", "How do I renew?", "Call us.")])
+    (store / "generations.jsonl").write_text(generation.model_dump_json() + "\n", encoding="utf-8")
+    stale = FeedbackUpdate(generation_id="g-old", ts=T0, rating=-1, correction="Renew online.", key_name="ops", role="reviewer")
+    (store / "updates.jsonl").write_text(stale.model_dump_json() + "\n", encoding="utf-8")
+    run = ingest_feedback([], tmp_path / "log", store, [], {}, FeedbackParams(), redactor)
+    assert run.orphan_updates == 0 and [(e.rating, e.correction) for e in run.joined] == [(-1, "Renew online.")]

@@ -95,8 +95,21 @@ def ingest_feedback(
         ]
     old_generations = read_jsonl(store / "generations.jsonl", FeedbackEvent) if (store / "generations.jsonl").exists() else []
     old_updates = read_jsonl(store / "updates.jsonl", FeedbackUpdate) if (store / "updates.jsonl").exists() else []
-    run.joined, run.orphan_updates = join_feedback(
-        [*static_events, *old_generations, *run._new_generations], [*old_updates, *run._new_updates]
-    )
+    generations = [*static_events, *old_generations, *run._new_generations]
+    old_updates = _rejoin(old_updates, {g.generation_id for g in generations}, redactor)
+    run.joined, run.orphan_updates = join_feedback(generations, [*old_updates, *run._new_updates])
     run.curated = curate_feedback(run.joined, eval_questions, doc_texts, cfg, base_examples=base_examples, moderation=moderation)
     return run
+
+
+def _rejoin(updates: list[FeedbackUpdate], known: set[str], redactor: FeedbackRedactor) -> list[FeedbackUpdate]:
+    """Stored updates that do not name a known generation but whose public id does (stored with the raw id
+    before ids were mapped at ingestion) are given that id, so they join instead of staying orphans."""
+    lost = [i for i, u in enumerate(updates) if u.generation_id not in known]
+    if not lost:
+        return updates
+    out = list(updates)
+    for i, public in zip(lost, redactor.public_ids([updates[i].generation_id for i in lost]), strict=True):
+        if public in known:
+            out[i] = updates[i].model_copy(update={"generation_id": public})
+    return out

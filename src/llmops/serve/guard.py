@@ -154,7 +154,8 @@ class Guard:
         except UnicodeDecodeError:  # JSON between systems is UTF-8 (RFC 8259); also catches encoded surrogates
             await self._refuse(scope, send, 422, "request body is not valid UTF-8", "invalid", {})
             return
-        if json_depth(bytes(body)) > cfg.max_json_depth:
+        brackets = body.count(b"[") + body.count(b"{")  # the common case needs no scan at all
+        if brackets > cfg.max_json_depth and json_depth(bytes(body)) > cfg.max_json_depth:
             detail = f"request body is nested deeper than {cfg.max_json_depth} levels"
             await self._refuse(scope, send, 400, detail, "invalid", {})
             return
