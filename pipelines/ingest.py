@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from llmops import workspace as ws
 from llmops.data.incremental import RecordCache, cache_path, fingerprint
-from llmops.data.ingest import ingest, ingest_partitioned
+from llmops.data.ingest import ingest, ingest_appended, ingest_partitioned
 from llmops.data.quarantine import QuarantineWriter, write_quarantine
 from llmops.jsonl import write_json, write_jsonl
 from llmops.records import Document, FeedbackEvent, Quarantined
@@ -25,14 +25,23 @@ def main() -> None:
     counts = {}
     uri = params.ingest.conversations
     store = store_for(uri, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region)
-    held = QuarantineWriter(ws.QUARANTINE / "conversations.jsonl", key)
-
-    def hold(q: Quarantined) -> None:
-        print(f"quarantined {q.source}:{q.line_no}: {q.reason}")
-        held(q)
-
+    fp, held_path = fingerprint({}, CODE), ws.QUARANTINE / "conversations.jsonl"
+    fresh: list[Quarantined] = []
     with RecordCache(cache_path(settings.home_dir, "ingest")) as cache:
-        result = ingest_partitioned(uri, store, ws.RAW_CONVERSATIONS, hold, cache, fingerprint({}, CODE))
+        # An append-only source: only its new bytes are read (the quarantine keeps its earlier records).
+        result = ingest_appended(uri, store, ws.RAW_CONVERSATIONS, fresh.append, cache, fp)
+        held = QuarantineWriter(held_path, key)
+
+        def report(q: Quarantined) -> None:
+            print(f"quarantined {q.source}:{q.line_no}: {q.reason}")
+            held(q)
+
+        if result is not None:
+            held.carry(held_path)
+            for q in fresh:
+                report(q)
+        else:
+            result = ingest_partitioned(uri, store, ws.RAW_CONVERSATIONS, report, cache, fp)
     held.close()
     counts["conversations"] = result.as_dict()
     for kind, model in (("documents", Document), ("feedback", FeedbackEvent)):

@@ -152,3 +152,28 @@ def test_the_training_set_stage_searches_only_new_questions(tmp_path: Path) -> N
     with RecordCache(tmp_path / "trainset.sqlite") as cache:  # the index changed: a new fingerprint
         CachedRetriever(inner, cache, "fp2").search(["a?"], k=3)
         assert inner.asked[-1] == "a?" and cache.sweep() == 3  # the old index's results are gone
+
+
+def test_an_append_only_source_is_read_from_where_the_last_run_stopped(workspace: Path, settings_env: Path) -> None:
+    from llmops.data.quarantine import read_quarantine
+
+    source = workspace / "data/sample/conversations.jsonl"
+    write_jsonl(source, _archive(6))
+    with source.open("a") as fh:
+        fh.write("{broken\n")
+    first = _run("ingest")
+    assert (first["mode"], first["processed"], first["quarantined"]) == ("full", 6, 1)
+    with source.open("a") as fh:
+        fh.write(_conv("n1", 9, "Where is my refund?").model_dump_json() + "\n" + '{"conversation_id": ""}\n')
+    second = _run("ingest")
+    assert (second["mode"], second["processed"], second["reused"], second["out"]) == ("append", 1, 6, 7)
+    assert (second["in"], second["quarantined"], second["partitions_written"]) == (9, 2, 1)
+    held = read_quarantine(workspace / ws.QUARANTINE / "conversations.jsonl")
+    assert [q.line_no for q in held] == [7, 9]  # the earlier bad line is kept, the new one added
+    assert len(list(iter_records(workspace / ws.RAW_CONVERSATIONS, Conversation))) == 7
+    # An edited line is no append: the full path runs, sees the change and the delete.
+    lines = source.read_text().splitlines()
+    source.write_text("\n".join([lines[0].replace("parcel", "letter"), *lines[2:]]) + "\n")
+    third = _run("ingest")
+    assert (third["mode"], third["processed"], third["reused"], third["deleted"]) == ("full", 1, 5, 2)
+    assert len(list(iter_records(workspace / ws.RAW_CONVERSATIONS, Conversation))) == 6

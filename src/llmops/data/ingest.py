@@ -3,6 +3,7 @@ and quarantine what fails with a reason. Nothing is dropped silently: ``in = out
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -10,7 +11,7 @@ import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -126,9 +127,10 @@ class PartitionedIngest:
     out: int = 0
     quarantined: int = 0
     counts: Counts = field(default_factory=Counts)
+    mode: str = "full"  # or "append": only the sources' new bytes were read (ingest_appended)
 
-    def as_dict(self) -> dict[str, int]:
-        return {"in": self.lines_in, "out": self.out, "quarantined": self.quarantined, **self.counts.as_dict()}
+    def as_dict(self) -> dict[str, Any]:
+        return {"in": self.lines_in, "out": self.out, "quarantined": self.quarantined, "mode": self.mode, **self.counts.as_dict()}
 
 
 def ingest_partitioned(
@@ -208,4 +210,117 @@ def ingest_partitioned(
     shutil.rmtree(staging)
     result.counts.partitions = len(written)
     result.counts.deleted = cache.sweep()
+    _write_state(out_dir, fp, uri, store, result)
+    return result
+
+
+STATE = "_manifest.json"
+
+
+def _local_sources(uri: str, store: ObjectStore) -> list[tuple[str, Path]] | None:
+    from llmops.storage.local import LocalStore
+
+    if not isinstance(store, LocalStore):
+        return None
+    return [(u, LocalStore._path(u)) for u in source_uris(uri, store)]
+
+
+def _source_state(path: Path, upto: int | None = None) -> tuple[Any, int, int, bool]:
+    """(md5 object, bytes, newlines, ends with a newline) of ``path``'s first ``upto`` bytes (all by default)."""
+    h, size, lines, last = hashlib.md5(usedforsecurity=False), 0, 0, b"\n"
+    with path.open("rb") as fh:
+        while chunk := fh.read(min(1 << 20, upto - size) if upto is not None else 1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+            if upto is not None and size >= upto:
+                break
+    return h, size, lines, last == b"\n"
+
+
+def _write_state(out_dir: Path, fp: str, uri: str, store: ObjectStore, result: PartitionedIngest) -> None:
+    """What the next run needs to recognise an append-only source (see :func:`ingest_appended`)."""
+    sources = _local_sources(uri, store)
+    state: dict[str, Any] = {"fingerprint": fp, "uri": uri, "result": result.as_dict()}
+    if sources is not None:
+        state["sources"] = {}
+        for u, path in sources:
+            h, size, lines, _ = _source_state(path)
+            state["sources"][u] = {"md5": h.hexdigest(), "size": size, "lines": lines}
+    state["partitions"] = {p.stem: file_md5(p) for p in partitions(out_dir)}
+    (out_dir / STATE).write_text(json.dumps(state, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def ingest_appended(
+    uri: str,
+    store: ObjectStore,
+    out_dir: Path,
+    quarantine: Callable[[Quarantined], None],
+    cache: RecordCache,
+    fp: str,
+) -> PartitionedIngest | None:
+    """The append-only fast path: when every source the last run read is unchanged up to the size it had
+    then (md5 of that prefix, ending at a line break), new objects aside, and the partitions are the ones it
+    wrote, only the new bytes are read and validated and their lines appended to their day partitions.
+    Anything else (an edited or deleted line, another fingerprint, s3 sources) returns None: the caller
+    takes the full path (:func:`ingest_partitioned`), which sees edits and deletes."""
+    from llmops.records import Conversation
+
+    sources = _local_sources(uri, store)
+    try:
+        state = json.loads((out_dir / STATE).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    if sources is None or state.get("fingerprint") != fp or state.get("uri") != uri or "sources" not in state:
+        return None
+    current = {u for u, _ in sources}
+    if not set(state["sources"]) <= current:
+        return None  # a source object is gone: deletes
+    names = {p.stem for p in partitions(out_dir)}
+    if names != set(state["partitions"]) or any(file_md5(out_dir / f"{n}{SUFFIX}") != m for n, m in state["partitions"].items()):
+        return None
+    starts: dict[str, tuple[int, int]] = {}
+    for u, path in sources:
+        old = state["sources"].get(u)
+        if old is None:
+            starts[u] = (0, 0)
+            continue
+        h, size, lines, newline_end = _source_state(path, old["size"])
+        if size != old["size"] or h.hexdigest() != old["md5"] or (size and not newline_end):
+            return None
+        starts[u] = (size, lines)
+    prev = state["result"]
+    result = PartitionedIngest(lines_in=prev["in"], out=prev["out"], quarantined=prev["quarantined"], mode="append")
+    result.counts.reused = prev["out"]
+    touched: dict[str, list[bytes]] = {}
+    new: list[tuple[str, str]] = []
+    for u, path in sources:
+        offset, line_no = starts[u]
+        with path.open("rb") as fh:
+            fh.seek(offset)
+            for raw in fh:
+                line_no += 1
+                raw = raw.rstrip(b"\r\n")
+                if not raw.strip():
+                    continue
+                result.lines_in += 1
+                rec = validate_line(raw, Conversation, u, line_no)
+                if isinstance(rec, Quarantined):
+                    result.quarantined += 1
+                    quarantine(rec)
+                    continue
+                name = partition_of(rec.created_at)
+                touched.setdefault(name, []).append(raw + b"\n")
+                new.append((record_key(fp, raw), name))
+                result.out += 1
+                result.counts.processed += 1
+    for name, lines in touched.items():
+        with (out_dir / f"{name}{SUFFIX}").open("ab") as fh:
+            fh.write(b"".join(lines))
+    cache.put_many(new, part="ingest")
+    result.counts.partitions = len(names | set(touched))
+    result.counts.partitions_written = len(touched)
+    result.counts.partitions_reused = result.counts.partitions - len(touched)
+    _write_state(out_dir, fp, uri, store, result)
     return result

@@ -110,5 +110,15 @@ class QuarantineWriter:
         self.out.write(record.model_dump_json(exclude_none=True))
         self.count += 1
 
+    def carry(self, path: str | Path) -> None:
+        """Keep the records of an earlier quarantine file as they are (sealed or not)."""
+        path = Path(path)
+        if path.exists():
+            with path.open(encoding="utf-8") as fh:
+                for line in fh:
+                    if line.strip():
+                        self.out.write(line.rstrip("\n"))
+                        self.count += 1
+
     def close(self) -> None:
         self.out.commit()
