@@ -15,11 +15,12 @@ from llmops.records import EvalQuestion
 
 
 def evaluate_retrieval(
-    questions: Sequence[EvalQuestion], retriever: HybridRetriever, ks: Sequence[int]
+    questions: Sequence[EvalQuestion], retriever: HybridRetriever, ks: Sequence[int], *, depth: int = 0
 ) -> tuple[dict[str, float], list[list[dict[str, Any]]]]:
-    """Retrieval metrics of the configured retriever; also returns the hits for answer generation."""
-    hits = retriever.search([q.query for q in questions], k=max(ks)) if questions else []
-    ranked = [[h["doc_id"] for h in hs] for hs in hits]
+    """Retrieval metrics of the configured retriever (rankings cut at ``max(ks)``); also returns the hits
+    for answer generation, at least ``depth`` deep (the serving ``serve.top_k``)."""
+    hits = retriever.search([q.query for q in questions], k=max(*ks, depth)) if questions else []
+    ranked = [[h["doc_id"] for h in hs[: max(ks)]] for hs in hits]
     return retrieval_metrics(ranked, [q.gold_doc_ids for q in questions], ks), hits
 
 
@@ -30,15 +31,21 @@ def evaluate_answers(
     cfg: EvaluateParams,
     base: BaseParams,
     *,
+    top_k: int,
     progress: bool = False,
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Generate RAG answers (batched, greedy) for the questions with a reference answer -- the first
-    ``cfg.answer_questions`` of them, 0 = all -- and score them. ``truncated_rate`` is the share of answers
+    ``cfg.answer_questions`` of them, 0 = all -- and score them. Each prompt carries the first ``top_k``
+    hits, as the answer service builds it (pass ``serve.top_k``). ``truncated_rate`` is the share of answers
     cut at ``max_new_tokens`` (raise it when high: a cut answer is scored as if complete)."""
+    if top_k < 1:
+        raise ValueError(f"top_k must be at least 1 (serve.top_k), got {top_k}")
     items = [(q, h) for q, h in zip(questions, hits, strict=True) if q.answer]
     if cfg.answer_questions:
         items = items[: cfg.answer_questions]
-    conversations = [rag_messages(q.query, [x["text"] for x in h[:3]], base.system_prompt, cfg.context_chars) for q, h in items]
+    conversations = [
+        rag_messages(q.query, [x["text"] for x in h[:top_k]], base.system_prompt, cfg.context_chars) for q, h in items
+    ]
     results = []
     step = max(cfg.batch_size, 1) * 4  # progress in chunks of a few batches
     chunks = range(0, len(conversations), step)

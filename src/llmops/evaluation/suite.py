@@ -113,9 +113,10 @@ def evaluate_model(
     body (with ``model_id``; answer latency and refusals added to ``answers``) and the per-sample rows."""
     from llmops.evaluation.rag import evaluate_answers, evaluate_retrieval
 
-    _, hits = evaluate_retrieval(questions, retriever, params.evaluate.k)  # the retrieval evaluator scores hits
-    answers, answered = evaluate_answers(questions, hits, model, params.evaluate, params.base, progress=progress)
+    top_k = params.serve.top_k  # answers see the context the answer service gives: one source of truth
+    _, hits = evaluate_retrieval(questions, retriever, params.evaluate.k, depth=top_k)  # the retrieval evaluator scores hits
+    answers, answered = evaluate_answers(questions, hits, model, params.evaluate, params.base, top_k=top_k, progress=progress)
     evaluators = default_evaluators(params.evaluate, settings, embedder, local_model=model, redact=params.redact)
-    metrics, rows, _ = run_evaluators(evaluators, build_samples(questions, hits, answered))
+    metrics, rows, _ = run_evaluators(evaluators, build_samples(questions, hits, answered, contexts_per_answer=top_k))
     metrics["answers"].update({k: v for k, v in answers.items() if k not in metrics["answers"]})
     return {"model_id": model.model_id, **metrics}, rows

@@ -1,0 +1,54 @@
+"""The evaluation answers a gate question with the prompt the answer service sends for it: the same
+retrieval depth (``serve.top_k``, one setting), context block and system prompt, on real components."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llmops.config import IndexParams, Params, ServeParams, Settings
+from llmops.evaluation.suite import evaluate_model
+from llmops.feedback.log import GenerationLog
+from llmops.index.embed import LocalEmbedder
+from llmops.index.hybrid import open_retriever
+from llmops.index.refresh import refresh_index
+from llmops.index.store import chroma_client
+from llmops.llm.local import LocalChatModel
+from llmops.pii.redact import Redactor
+from llmops.records import EvalQuestion
+from llmops.serve.answerer import Answerer
+from llmops.serve.app import IndexRetriever
+from tests.unit.test_prompts import DOCS, QUESTION, RecordingModel
+
+
+@pytest.mark.parametrize("top_k", [1, 2])
+def test_evaluation_prompt_is_the_served_prompt(tmp_path: Path, model_cache: Path, top_k: int) -> None:
+    settings = Settings(home=tmp_path / "home")
+    params = Params(serve=ServeParams(top_k=top_k, context_chars=2000, max_new_tokens=2))
+    params = params.model_copy(
+        update={"evaluate": params.evaluate.model_copy(update={"max_new_tokens": 2, "context_chars": 2000, "judge_questions": 0})}
+    )
+    refresh_index(DOCS, chroma_client(settings), LocalEmbedder(), IndexParams())
+    model = RecordingModel(LocalChatModel(model_cache / "base"))
+    answerer = Answerer(
+        IndexRetriever(settings, params),
+        model,
+        GenerationLog(tmp_path / "log"),
+        Redactor(params.redact).redact_texts,
+        params.serve,
+        params.base,
+        index_version="v1",
+        data_rev="r1",
+    )
+    answerer.answer(QUESTION)
+    served = model.asked.pop()
+
+    question = EvalQuestion(id="q1", query=QUESTION, gold_doc_ids=["renew"], answer="Renew it online at the DMV website.")
+    retriever = open_retriever(chroma_client(settings), LocalEmbedder(), params.index)
+    _, rows = evaluate_model([question], retriever, model, LocalEmbedder(), params, settings)
+    [evaluated] = model.asked
+    assert evaluated == served  # same system prompt, same top_k passages, same cut, same question
+    # context_chars is wide enough for every passage: the block holds exactly top_k of them
+    assert served[1]["content"].count("\n\n") == top_k  # top_k - 1 passage separators + the one before "Question:"
+    assert rows[0]["id"] == "q1"
