@@ -31,6 +31,7 @@ def evaluation_key(project_dir: Path, params: Params) -> str:
         "index": _file_md5(project_dir / ws.INDEX_MANIFEST),
         "system_prompt": params.base.system_prompt,
         "evaluate": params.evaluate.model_dump(include={"answer_questions", "max_new_tokens", "context_chars", "k"}),
+        "top_k": params.serve.top_k,  # answers see the serving retrieval depth
         "index_params": params.index.model_dump(
             include={"embedder", "retriever", "dense_weight", "bm25_weight", "candidates", "chunk_words", "chunk_overlap"}
         ),
@@ -98,8 +99,11 @@ def ensure_champion(registry: Any, project_dir: Path, settings: Settings, params
     """The champion, with per-question scores valid for this workspace's :func:`evaluation_key`.
 
     No champion yet: the base model is evaluated on the gate set and registered as champion (so the first
-    adapter must beat it). A champion scored under another key (new index version, gate set, prompt or
-    decoding) is re-scored. Returns the champion's :class:`~llmops.finetune.registry.ModelRecord`.
+    adapter must beat it). A champion from an older registry that has no base-model record (it became
+    champion before the base was a model) is gated against the base now: the base is evaluated and
+    registered, and stays champion unless the old one passes the gate. A champion scored under another key
+    (new index version, gate set, prompt or decoding) is re-scored. Returns the champion's
+    :class:`~llmops.finetune.registry.ModelRecord`.
     """
     from llmops.evaluation.gate import scores_from_samples
     from llmops.finetune.registry import ModelRecord
@@ -107,10 +111,12 @@ def ensure_champion(registry: Any, project_dir: Path, settings: Settings, params
 
     key = evaluation_key(project_dir, params)
     champion = registry.champion()
-    if champion is not None and champion.eval_key == key and champion.eval_scores:
+    legacy = champion is not None and champion.model_id != base_model_id(params) and registry.get(base_model_id(params)) is None
+    if champion is not None and not legacy and champion.eval_key == key and champion.eval_scores:
         return champion
-    if champion is None:
-        print("no champion yet: evaluating the base model (prompt + RAG, no adapter) on the gate set")
+    if champion is None or legacy:
+        why = "no champion yet" if champion is None else f"champion {champion.model_id} was never compared with the base model"
+        print(f"{why}: evaluating the base model (prompt + RAG, no adapter) on the gate set")
         evaluation, rows = score_model(project_dir, settings, params, base_chat_model(params, settings), progress=True)
         record = ModelRecord(
             model_id=base_model_id(params),
@@ -123,10 +129,46 @@ def ensure_champion(registry: Any, project_dir: Path, settings: Settings, params
             eval_key=key,
         )
         registry.register(record, None)
-        return registry.set_status(
-            record.model_id, "champion", ["base model (prompt + RAG, no adapter): the first champion every adapter must beat"]
-        )
+        if champion is None:
+            return registry.set_status(
+                record.model_id, "champion", ["base model (prompt + RAG, no adapter): the first champion every adapter must beat"]
+            )
+        return _gate_against_base(registry, project_dir, settings, params, champion, record, key)
     print(f"re-scoring champion {champion.model_id} on the gate set (inputs changed: {champion.eval_key or 'none'} -> {key})")
-    model = champion_chat_model(champion, registry, settings)
+    return _rescore(registry, project_dir, settings, params, champion, key)
+
+
+def _rescore(registry: Any, project_dir: Path, settings: Settings, params: Params, record: Any, key: str) -> Any:
+    from llmops.evaluation.gate import scores_from_samples
+
+    model = champion_chat_model(record, registry, settings)
     evaluation, rows = score_model(project_dir, settings, params, model, progress=True)
-    return registry.update_evaluation(champion.model_id, evaluation, scores_from_samples(rows, params.gate.score_field), key)
+    return registry.update_evaluation(record.model_id, evaluation, scores_from_samples(rows, params.gate.score_field), key)
+
+
+def _gate_against_base(
+    registry: Any, project_dir: Path, settings: Settings, params: Params, champion: Any, base: Any, key: str
+) -> Any:
+    """An older champion that never met the base model goes through the gate against it now (re-scored
+    first when its stored scores are from other inputs); it stays champion only if it passes, otherwise
+    the base becomes champion and the old one is marked rejected with the gate's reasons."""
+    from llmops.evaluation.gate import decide
+
+    if champion.eval_key != key or not champion.eval_scores:
+        champion = _rescore(registry, project_dir, settings, params, champion, key)
+    decision = decide(
+        champion.evaluation,
+        base.evaluation,
+        params.gate,
+        challenger_scores=champion.eval_scores,
+        champion_scores=base.eval_scores,
+        seed=params.base.seed,
+    )
+    decision.evidence["champion_id"] = base.model_id
+    reasons = [f"gated against the base model (it became champion before the base was registered): {r}" for r in decision.reasons]
+    if decision.promote:  # base champion first, then the old one again: a rollback returns to the base
+        registry.set_status(base.model_id, "champion", [f"base model, registered after {champion.model_id}"])
+        return registry.set_status(champion.model_id, "champion", reasons, evidence=decision.evidence)
+    registry.set_status(base.model_id, "champion", [f"{champion.model_id} did not pass the gate against the base model"])
+    registry.set_status(champion.model_id, "rejected", reasons, evidence=decision.evidence)
+    return registry.champion()
