@@ -70,9 +70,15 @@ def cluster() -> Iterator[Any]:
         yield client
 
 
-@pytest.mark.parametrize("kind", ["local", "dask"])
+@pytest.mark.parametrize("kind", ["local", "dask", "dask-address"])
 def test_ordered_results_and_one_build_per_worker(kind: str, request: pytest.FixtureRequest) -> None:
-    executor: Any = LocalExecutor(2) if kind == "local" else DaskExecutor(client=request.getfixturevalue("cluster"))
+    if kind == "local":
+        executor: Any = LocalExecutor(2)
+    elif kind == "dask":
+        executor = DaskExecutor(client=request.getfixturevalue("cluster"))
+    else:  # as LLMOPS_DASK_ADDRESS gives it: a scheduler address, connected on first use
+        executor = executor_for(request.getfixturevalue("cluster").scheduler.address, 0)
+        assert isinstance(executor, DaskExecutor) and executor.workers == 2
     try:
         items = list(range(100))
         assert map_batches(executor, square, items, size=7) == [x * x for x in items]
