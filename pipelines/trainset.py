@@ -11,7 +11,7 @@ from llmops.data.incremental import (
     RecordCache,
     cache_path,
     count_records,
-    file_md5,
+    file_digest,
     fingerprint,
     iter_records,
 )
@@ -43,7 +43,7 @@ def main() -> None:
     retrieval_fp = fingerprint(
         {"index": params.index.model_dump(mode="json", exclude={"tune"}), "top_k": params.serve.top_k},
         ["src/llmops/index"],
-        extra=file_md5(ws.INDEX_MANIFEST),
+        extra=file_digest(ws.INDEX_MANIFEST),
     )
     cache = RecordCache(cache_path(settings.home_dir, "trainset"))
     cached = CachedRetriever(retriever, cache, retrieval_fp)

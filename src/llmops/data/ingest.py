@@ -15,7 +15,17 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from llmops.data.incremental import SUFFIX, Counts, RecordCache, batched, file_md5, partition_of, partitions, record_key
+from llmops.data.incremental import (
+    SUFFIX,
+    Counts,
+    RecordCache,
+    batched,
+    file_digest,
+    letters,
+    partition_of,
+    partitions,
+    record_key,
+)
 from llmops.data.quarantine import hold
 from llmops.records import Quarantined
 from llmops.storage import ObjectStore
@@ -196,7 +206,7 @@ def ingest_partitioned(
     written = {p.stem for p in partitions(staging)}
     for part in partitions(staging):
         target = out_dir / part.name
-        if target.exists() and file_md5(target) == file_md5(part):
+        if target.exists() and file_digest(target) == file_digest(part):
             part.unlink()
             result.counts.partitions_reused += 1
         else:
@@ -247,8 +257,8 @@ def _write_state(out_dir: Path, fp: str, uri: str, store: ObjectStore, result: P
         state["sources"] = {}
         for u, path in sources:
             h, size, lines, _ = _source_state(path)
-            state["sources"][u] = {"md5": h.hexdigest(), "size": size, "lines": lines}
-    state["partitions"] = {p.stem: file_md5(p) for p in partitions(out_dir)}
+            state["sources"][u] = {"md5": letters(h.hexdigest()), "size": size, "lines": lines}
+    state["partitions"] = {p.stem: file_digest(p) for p in partitions(out_dir)}
     (out_dir / STATE).write_text(json.dumps(state, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
@@ -278,7 +288,9 @@ def ingest_appended(
     if not set(state["sources"]) <= current:
         return None  # a source object is gone: deletes
     names = {p.stem for p in partitions(out_dir)}
-    if names != set(state["partitions"]) or any(file_md5(out_dir / f"{n}{SUFFIX}") != m for n, m in state["partitions"].items()):
+    if names != set(state["partitions"]) or any(
+        file_digest(out_dir / f"{n}{SUFFIX}") != m for n, m in state["partitions"].items()
+    ):
         return None
     starts: dict[str, tuple[int, int]] = {}
     for u, path in sources:
@@ -287,7 +299,7 @@ def ingest_appended(
             starts[u] = (0, 0)
             continue
         h, size, lines, newline_end = _source_state(path, old["size"])
-        if size != old["size"] or h.hexdigest() != old["md5"] or (size and not newline_end):
+        if size != old["size"] or letters(h.hexdigest()) != old["md5"] or (size and not newline_end):
             return None
         starts[u] = (size, lines)
     prev = state["result"]

@@ -21,7 +21,7 @@ from llmops.data.incremental import (
     PartitionedOutput,
     RecordCache,
     batched,
-    file_md5,
+    file_digest,
     iter_lines,
     partitions,
     record_key,
@@ -76,7 +76,7 @@ def redact_partitioned(
     crossing: Crossing[Conversation] = Crossing(kind="conversations", records_in=0)
     counts = Counts()
     for part in partitions(clean_dir):
-        name, md5 = part.stem, file_md5(part)
+        name, md5 = part.stem, file_digest(part)
         counts.partitions += 1
         entry = out.reusable(name, md5)
         if entry is not None:

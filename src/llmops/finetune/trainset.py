@@ -39,6 +39,7 @@ from llmops.config import BaseParams, FeedbackParams, ServeParams, TrainsetParam
 from llmops.finetune.examples import CountTokens, broken_placeholder, broken_span, conversation_pairs, fit_answer, kb_pairs
 from llmops.records import ChatMessage, Conversation, Document, EvalQuestion, FeedbackEvent, TrainingExample
 
+_RETRIEVAL_BATCH = 512  # candidates whose serving context is retrieved together
 FEEDBACK_SOURCES = ("correction", "rated_positive")
 
 
@@ -224,33 +225,37 @@ def build_trainset(
             result.skipped["near_duplicate"] += len(dropped)
         kept = [c for i, c in enumerate(kept) if i not in dropped]
 
-    contexts: dict[str, list[str]] = {}
-    if prompt.retriever is not None and kept:
-        questions = list(dict.fromkeys(c.question for c in kept))
-        hits = prompt.retriever.search(questions, k=prompt.cfg.top_k)
-        contexts = {q: [h["text"] for h in hs] for q, hs in zip(questions, hits, strict=True)}
     examples: list[tuple[TrainingExample, str | None]] = []
-    for c in kept:
+    # Contexts are retrieved for a batch of candidates at a time: the retrieved passages of every question
+    # are never held at once (memory follows the batch, not the archive).
+    for start in range(0, len(kept), _RETRIEVAL_BATCH):
+        batch = kept[start : start + _RETRIEVAL_BATCH]
+        contexts: dict[str, list[str]] = {}
         if prompt.retriever is not None:
-            messages = rag_messages(c.question, contexts[c.question], base.system_prompt, prompt.cfg.context_chars)
-            if support(c.answer, messages[-1]["content"]) < cfg.min_support:
-                result.skipped["unsupported_by_context"] += 1
-                continue
-        else:
-            messages = [{"role": "system", "content": base.system_prompt}, {"role": "user", "content": c.question}]
-        answer: str | None = c.answer
-        if fit is not None:
-            answer, outcome = fit_answer(messages, c.answer, fit.count_tokens, fit.max_seq_len)
-            if answer is None:
-                result.skipped[outcome] += 1
-                continue
-            if len(answer) < cfg.min_answer_chars:
-                result.skipped["answer_too_short_after_trim"] += 1
-                continue
-            result.trimmed += outcome == "trimmed"
-        chat = [ChatMessage.model_validate(m) for m in messages] + [ChatMessage(role="assistant", content=answer)]
-        example = TrainingExample(messages=chat, source=c.source, group_id=c.group_id, created_at=c.created_at)
-        examples.append((example, c.key))
+            questions = list(dict.fromkeys(c.question for c in batch))
+            hits = prompt.retriever.search(questions, k=prompt.cfg.top_k)
+            contexts = {q: [h["text"] for h in hs] for q, hs in zip(questions, hits, strict=True)}
+        for c in batch:
+            if prompt.retriever is not None:
+                messages = rag_messages(c.question, contexts[c.question], base.system_prompt, prompt.cfg.context_chars)
+                if support(c.answer, messages[-1]["content"]) < cfg.min_support:
+                    result.skipped["unsupported_by_context"] += 1
+                    continue
+            else:
+                messages = [{"role": "system", "content": base.system_prompt}, {"role": "user", "content": c.question}]
+            answer: str | None = c.answer
+            if fit is not None:
+                answer, outcome = fit_answer(messages, c.answer, fit.count_tokens, fit.max_seq_len)
+                if answer is None:
+                    result.skipped[outcome] += 1
+                    continue
+                if len(answer) < cfg.min_answer_chars:
+                    result.skipped["answer_too_short_after_trim"] += 1
+                    continue
+                result.trimmed += outcome == "trimmed"
+            chat = [ChatMessage.model_validate(m) for m in messages] + [ChatMessage(role="assistant", content=answer)]
+            example = TrainingExample(messages=chat, source=c.source, group_id=c.group_id, created_at=c.created_at)
+            examples.append((example, c.key))
 
     train: list[tuple[TrainingExample, str | None]] = []
     validation: list[tuple[TrainingExample, str | None]] = []

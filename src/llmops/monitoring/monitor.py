@@ -65,7 +65,7 @@ def current_window(directory: Path, state: Path, cfg: MonitorParams) -> Window:
     not the archive. Without state (first run) the window is the last ``monitor.current_days`` days of
     ``created_at``, and every conversation is marked as seen once it is monitored.
     """
-    from llmops.data.incremental import batched, file_md5, iter_lines, partitions, record_key
+    from llmops.data.incremental import batched, file_digest, iter_lines, partitions, record_key
 
     parts = partitions(directory)
     first = not state.exists()
@@ -79,7 +79,7 @@ def current_window(directory: Path, state: Path, cfg: MonitorParams) -> Window:
             since = newest - timedelta(days=cfg.current_days) if newest else None
             window.basis = f"the last {cfg.current_days} days of the archive (first monitored run)"
         for part in parts:
-            md5 = file_md5(part)
+            md5 = file_digest(part)
             window._parts[part.stem] = md5
             if known.get(part.stem) == md5:
                 continue
