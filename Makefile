@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-models.txt | sha1sum | cut -c1-12)
 export LLMOPS_HOME ?= $(CURDIR)/.llmops
 
-.PHONY: install run test test-all bench clean help
+.PHONY: install run test test-all lint bench clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,6 +26,13 @@ install: $(STAMP)  ## create .venv and install everything (offline-capable, CPU 
 
 run: $(STAMP)  ## run the nightly pipeline on the sample data (second run: every stage skipped)
 	$(VENV)/bin/llmops run nightly
+
+lint: $(STAMP)  ## ruff (lint + format), mypy, deptry (declared dependencies) and import-linter (layers)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/deptry .
+	PYTHONPATH=. $(VENV)/bin/lint-imports
 
 test: $(STAMP)  ## run the default (quick) test suite
 	$(VENV)/bin/pytest

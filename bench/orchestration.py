@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _workspace(base: Path) -> Path:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from conftest import make_workspace  # the tests' tiny-workspace builder: same data, same params
+    sys.path.insert(0, str(ROOT))
+    from tests.conftest import make_workspace  # the tests' tiny-workspace builder: same data, same params
 
     return make_workspace(base / "ws")
 

@@ -39,10 +39,10 @@ def run() -> dict:
     from llmops.config import IndexParams, Settings
     from llmops.data.sources import doc2dial_documents, doc2dial_questions
     from llmops.evaluation.retrievers import evaluate_corpus
+    from llmops.finetune.embedder import tune_embedder
     from llmops.index.chunk import chunk_documents
     from llmops.index.embed import LocalEmbedder
     from llmops.index.store import chroma_client
-    from llmops.index.tune import tune_embedder
     from llmops.runtime import OFFLINE_ENV
 
     os.environ.update(OFFLINE_ENV)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypedDict
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
@@ -15,8 +16,17 @@ from llmops.finetune.registry import ModelRecord
 from llmops.finetune.triggers import RetrainDecision
 from llmops.isolation import IsolatedRun
 
+
+class StagePolicy(TypedDict, total=False):
+    """Task options of one stage (keyword arguments of ``Task.with_options``)."""
+
+    retries: int
+    retry_delay_seconds: int
+    timeout_seconds: int
+
+
 # Operational policy per stage: retries only where I/O can fail transiently; timeouts for every stage.
-STAGE_POLICY: dict[str, dict[str, int]] = {
+STAGE_POLICY: dict[str, StagePolicy] = {
     "ingest": {"retries": 2, "retry_delay_seconds": 10, "timeout_seconds": 1800},
     "clean": {"retries": 0, "timeout_seconds": 1800},
     "redact": {"retries": 0, "timeout_seconds": 3600},

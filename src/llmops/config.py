@@ -247,11 +247,15 @@ class MonitorParams(_Section):
     min_current_rows: int = Field(default=30, ge=1)
 
 
+def _reviewers_only() -> list[Literal["user", "reviewer"]]:
+    return ["reviewer"]
+
+
 class FeedbackParams(_Section):
     near_duplicate: float = 0.8
     max_answer_chars: int = 2000
     min_support: float = 0.3
-    gold_roles: list[Literal["user", "reviewer"]] = Field(default_factory=lambda: ["reviewer"])
+    gold_roles: list[Literal["user", "reviewer"]] = Field(default_factory=_reviewers_only)
     max_share_per_key: float = Field(default=0.05, gt=0, lt=1)
     max_dpo_pairs_per_query: int = Field(default=4, ge=0)
     allowed_link_domains: list[str] = Field(default_factory=list)

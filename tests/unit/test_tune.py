@@ -11,9 +11,9 @@ import pytest
 
 from llmops.config import EmbedTuneParams
 from llmops.errors import DataContractError
+from llmops.finetune.embedder import current_embedder, gold_chunk, training_pairs, tune_embedder
 from llmops.index.chunk import chunk_documents
 from llmops.index.embed import LocalEmbedder
-from llmops.index.tune import current_embedder, gold_chunk, training_pairs, tune_embedder
 from llmops.records import Document, EvalQuestion
 from tests.factories import feedback_event
 

@@ -131,11 +131,11 @@ def tune(
 ) -> None:
     """Fine-tune the local embedder (MultipleNegativesRankingLoss), compare base vs tuned on the held-out
     questions, register it only if it wins, and optionally rebuild the index with it (prints JSON)."""
+    from llmops.finetune.embedder import tune_embedder
     from llmops.index.chunk import chunk_documents
     from llmops.index.embed import LocalEmbedder
     from llmops.index.refresh import refresh_index
     from llmops.index.store import chroma_client
-    from llmops.index.tune import tune_embedder
     from llmops.records import Document, EvalQuestion, FeedbackEvent
 
     try:

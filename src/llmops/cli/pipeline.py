@@ -234,9 +234,11 @@ def serve_schedules(
         from flows.retrain import retrain as retrain_flow
         from llmops.monitoring.triggers import DRIFT_EVENT
 
+        # Prefect types to_deployment as sync-or-async (RunnerDeployment | Coroutine); called from sync code it
+        # returns the RunnerDeployment.
         serve(
-            nightly.to_deployment(name="nightly", schedule=Cron("0 2 * * *", timezone=timezone)),
-            retrain_flow.to_deployment(
+            nightly.to_deployment(name="nightly", schedule=Cron("0 2 * * *", timezone=timezone)),  # type: ignore[arg-type]
+            retrain_flow.to_deployment(  # type: ignore[arg-type]
                 name="retrain",
                 schedule=Cron("0 4 * * 0", timezone=timezone),
                 parameters={"reason": "scheduled weekly retrain"},
@@ -248,7 +250,7 @@ def serve_schedules(
                     )
                 ],
             ),
-            monitor_flow.to_deployment(name="monitor", schedule=Cron("0 */6 * * *", timezone=timezone)),
+            monitor_flow.to_deployment(name="monitor", schedule=Cron("0 */6 * * *", timezone=timezone)),  # type: ignore[arg-type]
         )
     except LLMOpsError as exc:
         _fail(exc)

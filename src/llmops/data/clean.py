@@ -15,7 +15,7 @@ from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from llmops.config import CleanParams
 from llmops.data.incremental import (
@@ -24,7 +24,7 @@ from llmops.data.incremental import (
     PartitionedOutput,
     RecordCache,
     batched,
-    file_digest,
+    file_md5,
     iter_lines,
     partitions,
     record_key,
@@ -50,7 +50,7 @@ def strip_format_chars(text: str) -> tuple[str, int]:
     return out, len(text) - len(out)
 
 
-def normalize_text(text: str, form: str = "NFKC") -> str:
+def normalize_text(text: str, form: Literal["NFC", "NFKC"] = "NFKC") -> str:
     """Drop format (Cf) and control characters, normalise Unicode, collapse spaces, keep paragraphs."""
     text, _ = strip_format_chars(text)
     text = unicodedata.normalize(form, text).replace("\r\n", "\n").replace("\r", "\n")
@@ -93,7 +93,7 @@ def _strip(value: Any, stats: CleanStats) -> Any:
     return value
 
 
-def _normalize(text: str, form: str, stats: CleanStats) -> str:
+def _normalize(text: str, form: Literal["NFC", "NFKC"], stats: CleanStats) -> str:
     return normalize_text(_strip(text, stats), form)
 
 
@@ -138,7 +138,7 @@ def clean_conversations(conversations: Iterable[Conversation], cfg: CleanParams)
 
 def clean_documents(documents: Iterable[Document], cfg: CleanParams) -> tuple[list[Document], CleanStats]:
     """Normalise document text; when a doc_id repeats, the last version wins (it is the newest)."""
-    stats, by_id = CleanStats(), {}
+    stats, by_id = CleanStats(), dict[str, Document]()
     for doc in documents:
         stats.records_in += 1
         text = _normalize(doc.text, cfg.unicode_form, stats)
@@ -156,7 +156,7 @@ def clean_documents(documents: Iterable[Document], cfg: CleanParams) -> tuple[li
 
 def clean_feedback(events: Iterable[FeedbackEvent], cfg: CleanParams) -> tuple[list[FeedbackEvent], CleanStats]:
     """Normalise query/answer/correction text; a generation_id seen twice keeps its latest event."""
-    stats, by_id = CleanStats(), {}
+    stats, by_id = CleanStats(), dict[str, FeedbackEvent]()
     for ev in events:
         stats.records_in += 1
         update = {
@@ -192,7 +192,7 @@ def clean_partitioned(raw_dir: Path, out: PartitionedOutput, cache: RecordCache,
     keys_dir.mkdir(parents=True, exist_ok=True)
     seen: set[int] = set()
     for part in partitions(raw_dir):
-        name, md5 = part.stem, file_digest(part)
+        name, md5 = part.stem, file_md5(part)
         counts.partitions += 1
         entry = out.reusable(name, md5)
         keys_file = keys_dir / f"{name}.u64"

@@ -78,8 +78,8 @@ def purge_private(
         private: set[str] = set()
         public: set[str] = set()
         for lock_path in [project_dir / "dvc.lock", *locks]:
-            for path, md5 in _outs(_read_lock(lock_path)):
-                (private if path in private_paths else public).update(_expand(md5, cache))
+            for out_path, md5 in _outs(_read_lock(lock_path)):
+                (private if out_path in private_paths else public).update(_expand(md5, cache))
         report = PurgeReport(shared=len(private & public))
         for oid in sorted(private - public):
             obj = Path(cache.oid_to_path(oid))

@@ -9,7 +9,7 @@ the share promoted is the false-promotion rate (it must stay <= 1 - confidence).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from llmops.config import GateParams
@@ -24,8 +24,8 @@ class Scenario:
     draw: Callable[[object, int], Pairs]  # (numpy Generator, n) -> scores
 
 
-def _pairs(champ: object, chall: object) -> Pairs:
-    return {f"q{i}": float(x) for i, x in enumerate(champ)}, {f"q{i}": float(x) for i, x in enumerate(chall)}  # type: ignore[arg-type]
+def _pairs(champ: Iterable[float], chall: Iterable[float]) -> Pairs:
+    return {f"q{i}": float(x) for i, x in enumerate(champ)}, {f"q{i}": float(x) for i, x in enumerate(chall)}
 
 
 def _exchangeable(rng: object, n: int, *, tie: float = 0.36, noise: float = 0.07) -> Pairs:

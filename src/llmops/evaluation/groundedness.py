@@ -39,7 +39,7 @@ class GroundednessEvaluator:
         vectors = np.asarray(self.embedder.embed(flat), dtype=np.float32) if flat else np.zeros((0, 1), dtype=np.float32)
         if len(vectors):
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        offset, per_example = 0, []
+        offset, per_example = 0, list[dict[str, float]]()
         spans = []
         for group in answer_sents + context_sents:
             spans.append((offset, offset + len(group)))

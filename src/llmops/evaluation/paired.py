@@ -8,6 +8,7 @@ distributional assumption at all and gives the p-value reported beside the inter
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -76,7 +77,7 @@ def detectable_effect(sd: float, n: int, *, confidence: float, power: float = 0.
     if n == 0:
         return float("inf")
     alpha = (1 - confidence) / 2
-    return (_NORMAL.inv_cdf(1 - alpha) + _NORMAL.inv_cdf(power)) * sd / n**0.5
+    return (_NORMAL.inv_cdf(1 - alpha) + _NORMAL.inv_cdf(power)) * sd / math.sqrt(n)
 
 
 def paired_test(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from llmops.config import BaseParams, EvaluateParams
@@ -16,7 +16,7 @@ from llmops.records import EvalQuestion
 
 def evaluate_retrieval(
     questions: Sequence[EvalQuestion], retriever: HybridRetriever, ks: Sequence[int], *, depth: int = 0
-) -> tuple[dict[str, float], list[list[dict[str, Any]]]]:
+) -> tuple[dict[str, float | None], list[list[dict[str, Any]]]]:
     """Retrieval metrics of the configured retriever (rankings cut at ``max(ks)``); also returns the hits
     for answer generation, at least ``depth`` deep (the serving ``serve.top_k``)."""
     hits = retriever.search([q.query for q in questions], k=max(*ks, depth)) if questions else []
@@ -48,14 +48,14 @@ def evaluate_answers(
     ]
     results = []
     step = max(cfg.batch_size, 1) * 4  # progress in chunks of a few batches
-    chunks = range(0, len(conversations), step)
+    chunks: Iterable[int] = range(0, len(conversations), step)
     if progress:
         from tqdm import tqdm
 
         chunks = tqdm(chunks, desc=f"answers ({len(conversations)} questions)", unit="chunk")
     for lo in chunks:
         results += chat_many(model, conversations[lo : lo + step], max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size)
-    samples = [
+    samples: list[dict[str, Any]] = [
         {"id": q.id, "query": q.query, "answer": r.text, "reference": q.answer, "latency_ms": round(r.latency_ms, 1)}
         for (q, _), r in zip(items, results, strict=True)
     ]

@@ -30,7 +30,7 @@ def query_metrics(docs: Sequence[str], gold_ids: Sequence[str], ks: Sequence[int
 
 def retrieval_metrics(
     ranked: Sequence[Sequence[str]], gold: Sequence[Sequence[str]], ks: Sequence[int] = (1, 5, 10)
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     """Mean recall@k (any gold doc in top k), MRR and binary nDCG@10 over all queries."""
     if len(ranked) != len(gold):
         raise ValueError(f"{len(ranked)} rankings for {len(gold)} gold sets")

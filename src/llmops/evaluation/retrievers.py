@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from llmops.config import IndexParams
-from llmops.errors import EmptyDatasetError
+from llmops.errors import EmptyDatasetError, IndexStateError
 from llmops.evaluation.retrieval import retrieval_metrics
 from llmops.index.embed import Embedder
 from llmops.index.hybrid import RETRIEVERS, HybridRetriever
@@ -51,8 +51,10 @@ def evaluate_corpus(
     icfg = cfg.model_copy(update={"collection": alias})
     refreshed, _ = refresh_index(list(docs), client, embedder, icfg, progress=progress)
     collection = serving_collection(client, alias)
+    if collection is None:
+        raise IndexStateError(f"the index refresh published nothing under {alias!r}")
     metrics = evaluate_retrievers(questions, HybridRetriever(collection, embedder, icfg))
-    known = {m["doc_id"] for m in collection.get(include=["metadatas"])["metadatas"]}
+    known = {m["doc_id"] for m in collection.get(include=["metadatas"])["metadatas"] or [] if m is not None}
     missing = sum(1 for q in questions if not set(q.gold_doc_ids) & known)
     return {
         **metrics,

@@ -147,11 +147,12 @@ def collect_new(root: Path, watermark: dict[str, int]) -> NewLogData:
             continue
         kind = path.relative_to(root).parts[0]
         if kind == "generations":
-            res = parse_jsonl(complete, FeedbackEvent, source=key)
-            out.generations.extend(res.records)
+            generations = parse_jsonl(complete, FeedbackEvent, source=key)
+            out.generations.extend(generations.records)
+            out.quarantined.extend(generations.quarantined)
         else:
-            res = parse_jsonl(complete, FeedbackUpdate, source=key)
-            out.updates.extend(res.records)
-        out.quarantined.extend(res.quarantined)
+            updates = parse_jsonl(complete, FeedbackUpdate, source=key)
+            out.updates.extend(updates.records)
+            out.quarantined.extend(updates.quarantined)
         out.watermark[key] = start + len(complete)
     return out

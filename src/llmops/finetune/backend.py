@@ -118,7 +118,7 @@ class OpenAIBackend:
         state = OpenAIFineTuner(self.client, self.cfg, self.state_dir, log=self.log).run(
             train, validation if has_validation else None, seed=self.seed
         )
-        record = {
+        record: dict[str, Any] = {
             "model_id": state.fine_tuned_model,
             "base_model": self.cfg.openai_model,
             "backend": "openai",
@@ -152,10 +152,10 @@ def validate_for_training(train: Path, validation: Path, cfg: FinetuneParams, ba
 
     tokenizer = AutoTokenizer.from_pretrained(ensure_base_model(base_cache))
     model = BASE_MODEL_NAME if cfg.backend == "local" else cfg.openai_model
-    kwargs = {"model": model, "count_tokens": hf_token_counter(tokenizer), "special_tokens": special_tokens_of(tokenizer)}
-    report = validate_file(train, cfg, **kwargs)
+    count_tokens, special = hf_token_counter(tokenizer), special_tokens_of(tokenizer)
+    report = validate_file(train, cfg, model=model, count_tokens=count_tokens, special_tokens=special)
     if validation.exists() and validation.stat().st_size > 0:
-        validate_file(validation, cfg, budget=False, **kwargs)
+        validate_file(validation, cfg, budget=False, model=model, count_tokens=count_tokens, special_tokens=special)
     return report
 
 

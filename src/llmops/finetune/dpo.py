@@ -84,11 +84,12 @@ def build_preference_pairs(
             messages = [{"role": "system", "content": base.system_prompt}, {"role": "user", "content": r.prompt}]
         chosen, rejected = r.chosen, r.rejected
         if fit is not None:
-            chosen, outcome = fit_answer(messages, chosen, fit.count_tokens, fit.max_seq_len)
-            rejected, outcome_r = fit_answer(messages, rejected, fit.count_tokens, fit.max_seq_len)
-            if chosen is None or rejected is None:
-                skipped[outcome if chosen is None else outcome_r] += 1
+            fit_chosen, outcome = fit_answer(messages, chosen, fit.count_tokens, fit.max_seq_len)
+            fit_rejected, outcome_r = fit_answer(messages, rejected, fit.count_tokens, fit.max_seq_len)
+            if fit_chosen is None or fit_rejected is None:
+                skipped[outcome if fit_chosen is None else outcome_r] += 1
                 continue
+            chosen, rejected = fit_chosen, fit_rejected
         pairs.append(
             PreferencePair(
                 prompt=[ChatMessage.model_validate(m) for m in messages],
@@ -150,7 +151,7 @@ def train_dpo(
         )
     budget_s = cfg.max_minutes * 60 if device == "cpu" and cfg.max_minutes > 0 else None
 
-    class Budget(TrainerCallback):  # type: ignore[misc]
+    class Budget(TrainerCallback):
         def __init__(self) -> None:
             self.start = time.perf_counter()
             self.stopped = False
@@ -192,7 +193,8 @@ def train_dpo(
         seconds = time.perf_counter() - start
         logs = [h for h in trainer.state.log_history if "loss" in h]
         out_dir.mkdir(parents=True, exist_ok=True)
-        trainer.model.save_pretrained(str(out_dir), selected_adapters=["default"])
+        # transformers types Trainer.model as PreTrainedModel | Module | None; here it is the PeftModel passed in.
+        trainer.model.save_pretrained(str(out_dir), selected_adapters=["default"])  # type: ignore[union-attr,operator]
     return {
         "pairs": len(pairs),
         "steps": int(trainer.state.global_step),

@@ -66,7 +66,7 @@ def train_embedder(
     try:
         from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     except ImportError:  # sentence-transformers < 6
-        from sentence_transformers.losses import MultipleNegativesRankingLoss
+        from sentence_transformers.losses import MultipleNegativesRankingLoss  # type: ignore[no-redef]  # its pre-6 home
 
     if len(pairs) < 2:
         raise EmptyDatasetError(f"{len(pairs)} training pair(s): in-batch negatives need at least 2")
@@ -122,7 +122,11 @@ def dense_metrics(
     q = np.asarray(embedder.embed([x.query for x in questions]))
     order = np.argsort(-(q @ c.T), axis=1)[:, :depth]
     ranked = [[chunks[i].doc_id for i in row] for row in order]
-    return retrieval_metrics(ranked, [x.gold_doc_ids for x in questions])
+    metrics = retrieval_metrics(ranked, [x.gold_doc_ids for x in questions])
+    scored = {k: v for k, v in metrics.items() if v is not None}
+    if len(scored) < len(metrics):
+        raise EmptyDatasetError(f"{len(questions)} question(s): no retrieval metric to compare embedders on")
+    return scored
 
 
 @dataclass

@@ -180,7 +180,8 @@ def train_lora(
     base_dir = ensure_base_model(base_cache)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    # Any: transformers' decorated `.to` and the base -> peft model swap are beyond what mypy can follow.
+    model: Any = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     model = get_peft_model(
         model,
         LoraConfig(
@@ -246,8 +247,8 @@ def train_lora(
             break
         batch = batches[step % len(batches)]
         # Cosine decay over whichever budget runs out first: steps, or wall time on CPU.
-        progress = max(step / steps, (step_start - start) / budget_s)
-        lr = cfg.learning_rate * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+        elapsed = max(step / steps, (step_start - start) / budget_s)
+        lr = cfg.learning_rate * 0.5 * (1 + math.cos(math.pi * min(elapsed, 1.0)))
         for group in optim.param_groups:
             group["lr"] = lr
         # bf16 autocast on a GPU (weights and LoRA params stay fp32); plain fp32 on CPU.

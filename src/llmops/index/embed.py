@@ -50,7 +50,10 @@ class LocalEmbedder:
     @property
     def dimension(self) -> int:
         get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
-        return int(get_dim())
+        dim = get_dim()
+        if dim is None:
+            raise ModelNotAvailableError(f"embedder {self._name!r} reports no fixed output dimension")
+        return int(dim)
 
     @property
     def embedder_id(self) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from llmops.errors import ModelNotAvailableError
@@ -77,7 +77,7 @@ class OpenAIEmbedder:
 
     def embed(self, texts: list[str], *, progress: bool = False) -> list[list[float]]:
         out: list[list[float]] = []
-        batches = range(0, len(texts), self._batch_size)
+        batches: Iterable[int] = range(0, len(texts), self._batch_size)
         if progress:
             from tqdm import tqdm
 

@@ -116,7 +116,7 @@ def refresh_index(
         live = None  # the served version was deleted behind our back: rebuild it from scratch
     previous = live.name if live is not None else None
     same_space = live is not None and collection_embedder(live) == embedder_id
-    existing = set(live.get(include=[])["ids"]) if same_space else set()
+    existing = set(live.get(include=[])["ids"]) if live is not None and same_space else set()
     keep = sorted(existing & wanted.keys())
     to_embed = [c for cid, c in wanted.items() if cid not in existing]
     deleted = (live.count() - len(keep)) if live is not None else 0

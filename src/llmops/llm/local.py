@@ -76,7 +76,8 @@ def load_model_and_tokenizer(cache_root: Path, adapter_dir: Path | None = None, 
     tokenizer = AutoTokenizer.from_pretrained(base)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    # Any: transformers' decorated `.to` and the base -> peft model swap are beyond what mypy can follow.
+    model: Any = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     if adapter_dir is not None:
         from peft import PeftModel
 

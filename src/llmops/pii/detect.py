@@ -184,7 +184,7 @@ class FastAnalyzer:
             spans = [
                 Span(r.entity_type, r.start, r.end, r.score)
                 for rec in recognizers
-                for r in rec.analyze(text, entities, None)
+                for r in rec.analyze(text, entities, None)  # type: ignore[arg-type]  # pattern recognizers need no NLP artifacts
                 if r.score >= self.cfg.score_threshold
             ]
             out.append(spans)

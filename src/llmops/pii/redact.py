@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from llmops.config import RedactParams
@@ -40,13 +40,14 @@ def _id_words(value: str) -> str:
 def _operator(name: str) -> Any:
     from presidio_anonymizer.operators import Hash, Mask, Redact
 
-    return {"mask": Mask, "hash": Hash, "redact": Redact}[name]()
+    operators: dict[str, Callable[[], Any]] = {"mask": Mask, "hash": Hash, "redact": Redact}
+    return operators[name]()
 
 
 class Pseudonymizer:
     """Hands out ``<TYPE_n>`` placeholders; one instance per conversation keeps them consistent."""
 
-    def __init__(self, operators: dict[str, str] | None = None, scope: str | None = None) -> None:
+    def __init__(self, operators: Mapping[str, str] | None = None, scope: str | None = None) -> None:
         self._ids: dict[tuple[str, str], str] = {}
         self._counts: dict[str, int] = {}
         self.operators = operators or {}

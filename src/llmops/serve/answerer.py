@@ -23,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from llmops.config import BaseParams, ServeParams
 from llmops.feedback.log import FeedbackUpdate, GenerationLog
@@ -246,7 +246,7 @@ class Answerer:
     def feedback(
         self,
         generation_id: str,
-        rating: int | None,
+        rating: Literal[-1, 0, 1] | None,
         correction: str | None,
         *,
         caller: ApiKey | None = None,

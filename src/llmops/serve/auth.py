@@ -81,10 +81,10 @@ def parse_key(entry: str, where: str) -> tuple[ApiKey, bytes]:
         hexdigest = secret.removeprefix("sha256:")
         if not _HEX.match(hexdigest):
             raise ConfigError(f"API key {where} ({name}): sha256: must be followed by 64 hex digits")
-        return ApiKey(name, role), bytes.fromhex(hexdigest)  # type: ignore[arg-type]
+        return ApiKey(name, role), bytes.fromhex(hexdigest)
     if len(secret) < 16:
         raise ConfigError(f"API key {where} ({name}): secret shorter than 16 characters; use e.g. `openssl rand -hex 24`")
-    return ApiKey(name, role), digest(secret)  # type: ignore[arg-type]
+    return ApiKey(name, role), digest(secret)
 
 
 def load_keys(settings: Settings) -> KeyRing | None:

@@ -45,7 +45,8 @@ class S3Store:
     def read_bytes(self, uri: str) -> bytes:
         bucket, key = split_s3_uri(uri)
         body = self._call("read", uri, self._s3.get_object, Bucket=bucket, Key=key)["Body"]
-        return body.read()
+        data: bytes = body.read()
+        return data
 
     def write_bytes(self, uri: str, data: bytes) -> None:
         bucket, key = split_s3_uri(uri)
