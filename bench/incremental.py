@@ -1,0 +1,275 @@
+"""Nightly cost after a 1% append: each data stage run twice on an archive built from ../shared/data
+(twitter-customer-care dialogues, bitext and banking77 queries; beyond the sources' ~40k, repeated with fresh
+ids and a marked first turn, so the clean stage does not drop them as duplicates),
+once on the whole archive (first run, empty caches) and once after 1% new conversations arrived (a new
+day). Per stage: wall seconds, CPU seconds and peak RSS of the stage process (``os.wait4``: the process and
+the children it waited for), and the processed/reused counts from ``metrics/<stage>.json``, side by side.
+
+Each stage runs as DVC runs it (``python -m pipelines.<stage>`` in a scratch copy of the workspace with its
+own LLMOPS_HOME). ``INCREMENTAL_BENCH_SIZES`` (default ``10000,100000``) and ``INCREMENTAL_BENCH_STAGES``
+(default ``ingest,clean,redact,monitor``) pick what runs; ``INCREMENTAL_BENCH_REDACT_MAX`` (default 20000)
+skips the redact stage on larger archives (~9 ms CPU per conversation: ~15 min at 100k on 2 loaded cores).
+The trainset stage needs the index, feedback and the base model's tokenizer and is not part of it; without
+the redact stage the monitor reads the clean partitions. ``INCREMENTAL_BENCH_SIZES=sample`` runs the shipped
+sample through every data stage with ``dvc repro -s`` instead (see :func:`sample`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared/data"
+
+
+def _sources() -> list:
+    from llmops.data.sources import banking77_conversations, bitext_conversations, twitter_conversations
+
+    return [
+        *twitter_conversations(DATA / "twitter-customer-care-cdp/dev.json"),
+        *bitext_conversations(DATA / "bitext-customer-support/Bitext_Sample_Customer_Support_Training_Dataset.csv"),
+        *banking77_conversations(DATA / "banking77/train.csv"),
+    ]
+
+
+def write_archive(path: Path, n: int, *, start: int = 0, day: datetime | None = None, mode: str = "w") -> None:
+    """``n`` conversations (ids ``<source id>~<round>`` beyond the first round); ``day`` stamps them all as
+    created that day (an arrival), else they keep their sources' dates."""
+    base = _sources()
+    with path.open(mode, encoding="utf-8") as fh:
+        for i in range(start, start + n):
+            conv, rnd = base[i % len(base)], i // len(base)
+            update: dict = {"conversation_id": f"{conv.conversation_id}~{rnd}"}
+            if rnd:  # another round of the sources: distinct text, or the clean stage drops it as a duplicate
+                first = conv.turns[0].model_copy(update={"text": f"{conv.turns[0].text} (case {rnd})"})
+                update["turns"] = [first, *conv.turns[1:]]
+            if day is not None:
+                update["created_at"] = day + timedelta(seconds=i % 86400)
+            fh.write(conv.model_copy(update=update).model_dump_json(exclude_none=True) + "\n")
+
+
+def _workspace(dest: Path) -> None:
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(ROOT / name, dest / name)
+    for name in ("pipelines", "src"):
+        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "data/sample", dest / "data/sample")
+
+
+def _stage(ws: Path, stage: str, env: dict[str, str]) -> dict:
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", f"pipelines.{stage}"], cwd=ws, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.returncode != 0:
+        raise RuntimeError(f"{stage} failed: {err[-2000:]}")
+    out = {
+        "seconds": round(time.perf_counter() - start, 2),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+    }
+    metrics = ws / "metrics" / f"{stage}.json"
+    if stage != "monitor" and metrics.exists():
+        conv = json.loads(metrics.read_text())["conversations"]
+        out |= {"processed": conv.get("processed"), "reused": conv.get("reused")}
+    elif stage == "monitor":
+        drift = json.loads((ws / "reports/drift/drift.json").read_text())
+        out |= {"current_rows": drift.get("current_rows"), "skipped": drift.get("skipped")}
+    return out
+
+
+def _redacted_stand_in(ws: Path) -> None:
+    """Without the redact stage (large archives), the monitor reads the clean partitions as its input."""
+    red = ws / "data/redacted"
+    if red.exists():
+        shutil.rmtree(red)
+    shutil.copytree(ws / "data/clean", red, ignore=shutil.ignore_patterns("_keys"))
+
+
+def bench_size(n: int, stages: list[str]) -> dict:
+    with tempfile.TemporaryDirectory(prefix=f"incremental-{n}-") as tmp:
+        ws = Path(tmp) / "ws"
+        ws.mkdir()
+        _workspace(ws)
+        env = {
+            **os.environ,
+            "LLMOPS_HOME": str(Path(tmp) / "home"),
+            "PYTHONPATH": f"{ws / 'src'}:{ws}",
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+        }
+        source = ws / "data/sample/conversations.jsonl"
+        write_archive(source, n)
+
+        def run_all() -> dict:
+            out = {}
+            for s in stages:
+                if s == "monitor" and "redact" not in stages:
+                    _redacted_stand_in(ws)
+                out[s] = _stage(ws, s, env)
+            return out
+
+        full = run_all()
+        arrival = datetime(2026, 12, 5, tzinfo=UTC)
+        write_archive(source, max(1, n // 100), start=n, day=arrival, mode="a")
+        append = run_all()
+        return {"full": full, "append_1pct": append, "monitor_input": "redacted" if "redact" in stages else "clean"}
+
+
+DATA_STAGES = ["ingest", "clean", "redact", "feedback", "index", "gateset", "trainset", "monitor"]
+
+
+def sample(n_new: int = 5) -> dict:
+    """The shipped sample through every data stage with ``dvc repro -s`` (the stages the nightly runs before
+    fine-tuning, and the monitor), then ``n_new`` new conversations (a new day) and again: per stage whether
+    DVC ran it, its seconds and processed/reused counts; then the retrain policy for a champion trained on the
+    first training set (what the flows ask before fine-tuning)."""
+    from llmops.config import load_params
+    from llmops.finetune.registry import ModelRecord, params_hash
+    from llmops.finetune.triggers import data_until, should_retrain
+    from llmops.records import Conversation
+
+    with tempfile.TemporaryDirectory(prefix="incremental-sample-") as tmp:
+        ws = Path(tmp) / "ws"
+        ws.mkdir()
+        _workspace(ws)
+        subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=ws, check=True)
+        models = ROOT / ".pytest_cache/d/llmops-models"
+        env = {
+            **os.environ,
+            "LLMOPS_HOME": str(Path(tmp) / "home"),
+            "PYTHONPATH": f"{ws / 'src'}:{ws}",
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+            **({"LLMOPS_MODEL_CACHE": str(models)} if models.exists() else {}),
+            "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",  # dvc runs `python -m ...`
+        }
+
+        def repro() -> dict:
+            out = {}
+            for stage in DATA_STAGES:
+                start = time.perf_counter()
+                proc = subprocess.run(
+                    [sys.executable, "-m", "dvc", "repro", "-s", stage], cwd=ws, env=env, capture_output=True, text=True
+                )
+                if proc.returncode != 0:
+                    raise RuntimeError(f"dvc repro {stage} failed: {proc.stdout[-1500:]}{proc.stderr[-1500:]}")
+                ran = "didn't change" not in proc.stdout and "skipping" not in proc.stdout.lower()
+                row: dict = {"ran": ran, "seconds": round(time.perf_counter() - start, 1)}
+                metrics = ws / "metrics" / f"{stage}.json"
+                if ran and stage != "monitor" and metrics.exists():
+                    conv = json.loads(metrics.read_text()).get("conversations", {})
+                    row |= {k: conv[k] for k in ("processed", "reused", "deleted") if k in conv}
+                if ran and stage == "monitor":
+                    drift = json.loads((ws / "reports/drift/drift.json").read_text())
+                    row |= {"current_rows": drift.get("current_rows"), "skipped": drift.get("skipped")}
+                out[stage] = row
+            return out
+
+        first = repro()
+        provenance = ws / "data/trainset/provenance.jsonl"
+        params = load_params(ws / "params.yaml")
+        champion = ModelRecord(
+            model_id="champion-of-the-first-run",
+            base_model=params.finetune.base_model,
+            data_rev="first",
+            params_hash=params_hash(params.finetune.model_dump()),
+            training={"data_until": data_until(provenance)},
+        )
+        source = ws / "data/sample/conversations.jsonl"
+        answered = [
+            Conversation.model_validate_json(line)
+            for line in source.read_text(encoding="utf-8").splitlines()[:-2]
+            if '"agent"' in line
+        ][:n_new]
+        arrival = datetime.now(UTC)
+        with source.open("a", encoding="utf-8") as fh:
+            for i, conv in enumerate(answered):
+                turns = [
+                    t.model_copy(update={"text": f"{t.text} (follow-up {i})"}) if t.role == "customer" else t for t in conv.turns
+                ]
+                new = conv.model_copy(update={"conversation_id": f"new-{i}", "created_at": arrival, "turns": turns})
+                fh.write(new.model_dump_json(exclude_none=True) + "\n")
+        cache = ws / ".dvc/cache"
+
+        def objects() -> dict[str, int]:
+            return {str(p): p.stat().st_size for p in cache.rglob("*") if p.is_file()}
+
+        before = objects()
+        second = repro()
+        added = {k: v for k, v in objects().items() if k not in before}
+        decision = should_retrain(provenance, champion, champion.params_hash, params.retrain)
+        return {
+            "first": first,
+            "after_append": second,
+            "retrain": {"run": decision.run, "reason": decision.reason},
+            "dvc_cache": {
+                "objects_before": len(before),
+                "bytes_before": sum(before.values()),
+                "objects_added": len(added),
+                "bytes_added": sum(added.values()),
+            },
+        }
+
+
+def run() -> dict:
+    from llmops.runtime import OFFLINE_ENV
+
+    for k, v in OFFLINE_ENV.items():
+        os.environ.setdefault(k, v)
+    if os.environ.get("INCREMENTAL_BENCH_SIZES") == "sample":
+        res = sample()
+        print(f"{'stage':<9} {'ran':>4} {'s':>7} {'counts':>26} | {'ran':>4} {'s':>7} {'counts (+5 new)':>26}")
+        for stage in DATA_STAGES:
+            a, b = res["first"][stage], res["after_append"][stage]
+
+            def counts(r: dict) -> str:
+                if "current_rows" in r:
+                    return f"rows {r['current_rows']}" + (" skipped" if r.get("skipped") else "")
+                return f"{r.get('processed', '-')}/{r.get('reused', '-')}/{r.get('deleted', '-')}"
+
+            left = f"{a['ran']!s:>4} {a['seconds']:>7.1f} {counts(a):>26}"
+            right = f"{b['ran']!s:>4} {b['seconds']:>7.1f} {counts(b):>26}"
+            print(f"{stage:<9} {left} | {right}")
+        total = [sum(r["seconds"] for r in res[k].values()) for k in ("first", "after_append")]
+        print(f"total: {total[0]:.0f} s, then {total[1]:.0f} s; retrain policy: {res['retrain']['reason']}")
+        print(f"DVC cache after the first run / added by the second: {res['dvc_cache']}")
+        return res
+    sizes = [int(x) for x in os.environ.get("INCREMENTAL_BENCH_SIZES", "10000,100000").split(",")]
+    stages = os.environ.get("INCREMENTAL_BENCH_STAGES", "ingest,clean,redact,monitor").split(",")
+    redact_max = int(os.environ.get("INCREMENTAL_BENCH_REDACT_MAX", "20000"))
+    results: dict = {}
+    for n in sizes:
+        run_stages = [s for s in stages if s != "redact" or n <= redact_max]
+        print(f"\n{n} conversations: {', '.join(run_stages)}", flush=True)
+        results[str(n)] = res = bench_size(n, run_stages)
+        print(
+            f"{'stage':<9} {'full s':>8} {'+1% s':>8} {'ratio':>6} {'full cpu':>9} {'+1% cpu':>8} "
+            f"{'full MB':>8} {'+1% MB':>7} {'processed/reused (+1%)':>24}"
+        )
+        for s in run_stages:
+            f, a = res["full"][s], res["append_1pct"][s]
+            counts = f"{a.get('processed')}/{a.get('reused')}" if s != "monitor" else f"rows {a.get('current_rows')}"
+            print(
+                f"{s:<9} {f['seconds']:>8.1f} {a['seconds']:>8.1f} {a['seconds'] / f['seconds']:>6.2f} {f['cpu_s']:>9.1f} "
+                f"{a['cpu_s']:>8.1f} {f['peak_rss_mb']:>8.0f} {a['peak_rss_mb']:>7.0f} {counts:>24}",
+                flush=True,
+            )
+    if len(sizes) > 1:
+        small, large = str(min(sizes)), str(max(sizes))
+        print(f"\npeak RSS {large} / {small} (full run):")
+        for s in stages:
+            if s in results[small]["full"] and s in results[large]["full"]:
+                ratio = results[large]["full"][s]["peak_rss_mb"] / results[small]["full"][s]["peak_rss_mb"]
+                results.setdefault("rss_ratio", {})[s] = round(ratio, 2)
+                print(f"  {s}: {ratio:.2f}x")
+    return results
