@@ -182,3 +182,42 @@ def test_failed_run_is_recorded_with_its_stage_and_its_workspace_removed(project
     info = runs.status(project, settings)
     assert info["last_runs"][0]["state"] == "failed" and info["last_runs"][0]["stage"] == "second"
     assert "nightly-failed-in-second" in settings.path("trend.html").read_text()
+
+
+def test_fresh_worker_rebuilds_unpushed_outputs_and_the_remote_never_holds_them(
+    tmp_path: Path, settings_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`push: false` outputs (personal data before the redaction boundary) stay out of the remote, run cache
+    included; a workspace on a fresh worker reruns the stage that makes them and skips what follows."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "dvc.yaml").write_text(
+        "stages:\n"
+        "  first:\n"
+        "    cmd: python -c \"open('a.txt', 'w').write('canary@example.com')\"\n"
+        "    outs:\n"
+        "      - a.txt:\n"
+        "          push: false\n"
+        "  second:\n"
+        "    cmd: python -c \"open('b.txt', 'w').write(str(len(open('a.txt').read())))\"\n"
+        "    deps: [a.txt]\n"
+        "    outs: [b.txt]\n"
+    )
+    (proj / "params.yaml").write_text("base:\n  seed: 1\n")
+    subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=proj, check=True)
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{__import__('os').environ['PATH']}")
+    ws = isolation.materialise(proj, tmp_path / "run1")
+    versioning.configure_remote(ws, Settings())
+    assert [versioning.repro_stage(ws, s).ran for s in ("first", "second")] == [True, True]
+    versioning.push(ws)
+    isolation.publish_lock(proj, ws, ["first", "second"])
+    remote = settings_env / "dvc-remote"
+    assert any(remote.rglob("*")) and not any("canary@" in p.read_text(errors="ignore") for p in remote.rglob("*") if p.is_file())
+
+    import shutil
+
+    shutil.rmtree(proj / ".dvc" / "cache")  # a fresh worker: the project's lock, no cache
+    ws2 = isolation.materialise(proj, tmp_path / "run2")
+    versioning.configure_remote(ws2, Settings())
+    assert versioning.pull(ws2) == 1 and not (ws2 / "a.txt").exists() and (ws2 / "b.txt").exists()
+    assert [versioning.repro_stage(ws2, s).ran for s in ("first", "second")] == [True, False]
