@@ -5,8 +5,8 @@ from __future__ import annotations
 from prefect import flow
 from prefect.runtime import flow_run
 
-from flows.retrain import retrain
-from flows.tasks import configure_remote, forced_stages, launch_retrain, observe, publish, publish_summary, pull, run_stages
+from flows.retrain import launch_retrain, retrain
+from flows.tasks import configure_remote, forced_stages, observe, publish, publish_summary, pull, run_stages
 from llmops.config import Settings
 from llmops.isolation import isolated_run, serial
 from llmops.runtime import prepare_environment

@@ -8,6 +8,8 @@ nightly run can go on meanwhile; publishing waits for the serial slot.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import flow
 from prefect.runtime import flow_run
 
@@ -78,3 +80,26 @@ def retrain(
                 overrides=run.overrides,
                 publish=slot,
             )
+
+
+def launch_retrain(reason: str, project_dir: str, deployment: str, run_id: str = "local") -> str:
+    """Start retraining. With a Prefect server that knows ``deployment``: emit ``llmops.drift.detected``
+    and let the deployment's trigger (prefect.yaml) start the run. Without one: the retrain flow as a subflow."""
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        from prefect.client.orchestration import get_client
+        from prefect.exceptions import ObjectNotFound
+
+        from llmops.monitoring.triggers import emit_drift_event
+
+        try:
+            with get_client(sync_client=True) as client:
+                client.read_deployment_by_name(deployment)
+        except ObjectNotFound:
+            pass  # no such deployment on this server: run it here instead
+        else:
+            event = emit_drift_event(reason, run_id=run_id, project=Path(project_dir).resolve().name)
+            return f"event {event}: the trigger of deployment {deployment} starts the retrain"
+    retrain(reason=reason, project_dir=project_dir)
+    return "retrain subflow"

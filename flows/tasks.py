@@ -157,31 +157,6 @@ def observe(project_dir: str, flow: str, run_id: str, evaluated: bool, monitored
     return result
 
 
-def launch_retrain(reason: str, project_dir: str, deployment: str, run_id: str = "local") -> str:
-    """Start retraining. With a Prefect server that knows ``deployment``: emit ``llmops.drift.detected``
-    and let the deployment's trigger (prefect.yaml) start the run. Without one: the retrain flow as a subflow."""
-    from prefect.settings import PREFECT_API_URL
-
-    if PREFECT_API_URL.value():
-        from prefect.client.orchestration import get_client
-        from prefect.exceptions import ObjectNotFound
-
-        from llmops.monitoring.triggers import emit_drift_event
-
-        try:
-            with get_client(sync_client=True) as client:
-                client.read_deployment_by_name(deployment)
-        except ObjectNotFound:
-            pass  # no such deployment on this server: run it here instead
-        else:
-            event = emit_drift_event(reason, run_id=run_id, project=Path(project_dir).resolve().name)
-            return f"event {event}: the trigger of deployment {deployment} starts the retrain"
-    from flows.retrain import retrain
-
-    retrain(reason=reason, project_dir=project_dir)
-    return "retrain subflow"
-
-
 @task(name="retrain-check")
 def retrain_check(project_dir: str, force: bool = False) -> RetrainDecision:
     params: Params = load_params(Path(project_dir) / "params.yaml")
