@@ -15,17 +15,19 @@ from flows.tasks import (
     pull,
     push,
     record_model,
+    retrain_check,
     run_stages,
 )
 from llmops.config import Settings
 from llmops.isolation import isolated_run, serial
 from llmops.runtime import prepare_environment
-from llmops.workspace import STAGES
+from llmops.workspace import BEFORE_TRAINING, STAGES, TRAINING
 
 
 @flow(name="nightly", log_prints=True, timeout_seconds=12 * 3600)
 def nightly(project_dir: str = ".", force: bool = False, overrides: dict[str, str] | None = None) -> dict:
-    """Ingest -> clean -> redact -> index -> trainset -> finetune -> evaluate -> monitor; push; gate.
+    """Ingest -> clean -> redact -> index -> trainset -> [finetune -> evaluate when the retrain policy says
+    so] -> monitor; push; gate.
 
     ``overrides`` ({"finetune.max_steps": "2"}) apply to this run only (its workspace's params.yaml)."""
     settings = Settings()
@@ -35,11 +37,19 @@ def nightly(project_dir: str = ".", force: bool = False, overrides: dict[str, st
         ws = str(run.workspace)
         configure_remote(ws)
         pull(ws)
-        stage_runs = run_stages(run, STAGES, forced_stages(ws), force=force)
+        forced = forced_stages(ws)
+        stage_runs = run_stages(run, BEFORE_TRAINING, forced, force=force)
+        # Fine-tuning follows the retrain policy, not every change of the training set: a night's few new
+        # examples (< retrain.min_new_examples since the champion's data, same fine-tune params) do not retrain.
+        decision = retrain_check(ws, force=force)
+        print(f"retrain decision: {decision.reason}")
+        if decision.run:
+            stage_runs += run_stages(run, TRAINING, forced, force=force)
+        stage_runs += run_stages(run, STAGES[STAGES.index(TRAINING[-1]) + 1 :], forced, force=force)
         run.at("publish")
         with serial(settings, f"nightly {run_id}: publish") as slot:  # remote, registry, dvc.lock: one run at a time
             pushed = push(ws)
-            model, decision = record_model(ws, reason="nightly", flow_run_id=run_id, overrides=run.overrides)
+            model, gate = record_model(ws, reason="nightly", flow_run_id=run_id, overrides=run.overrides)
             slot["stages"] = publish(run, STAGES)
         if model.status == "pending":  # gate.require_approval: a person decides
             model = await_approval(ws, model)
@@ -54,7 +64,8 @@ def nightly(project_dir: str = ".", force: bool = False, overrides: dict[str, st
                 stages=stage_runs,
                 pushed=pushed,
                 model=model,
-                decision=decision,
+                decision=gate,
+                skipped=None if decision.run else decision.reason,
                 overrides=run.overrides,
                 publish=slot,
             )
