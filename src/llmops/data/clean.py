@@ -24,7 +24,7 @@ from llmops.data.incremental import (
     PartitionedOutput,
     RecordCache,
     batched,
-    file_md5,
+    file_digest,
     iter_lines,
     partitions,
     record_key,
@@ -192,7 +192,7 @@ def clean_partitioned(raw_dir: Path, out: PartitionedOutput, cache: RecordCache,
     keys_dir.mkdir(parents=True, exist_ok=True)
     seen: set[int] = set()
     for part in partitions(raw_dir):
-        name, md5 = part.stem, file_md5(part)
+        name, md5 = part.stem, file_digest(part)
         counts.partitions += 1
         entry = out.reusable(name, md5)
         keys_file = keys_dir / f"{name}.u64"
