@@ -175,3 +175,12 @@ def test_dask_answers_match_the_local_model(cluster: Any, model_cache: Path, tmp
     there = remote.chat_batch(conversations, max_new_tokens=12, batch_size=2)
     assert [r.text for r in there] == [r.text for r in here]  # the same batches, greedy: the same replies
     assert [r.completion_tokens for r in there] == [r.completion_tokens for r in here]
+
+
+def test_make_embedder_goes_to_the_configured_cluster(tmp_path: Path) -> None:
+    from llmops.config import IndexParams
+    from llmops.index.embed import DistributedEmbedder, make_embedder
+
+    emb = make_embedder("all-MiniLM-L6-v2", IndexParams(), Settings(home=tmp_path, dask_address="tcp://127.0.0.1:9"))
+    assert isinstance(emb, DistributedEmbedder) and isinstance(emb.executor, DaskExecutor)
+    assert emb.executor.address == "tcp://127.0.0.1:9" and emb._local is None  # nothing loaded or connected yet
