@@ -211,7 +211,9 @@ def test_nightly_with_canaries_leaks_nothing_to_any_sink(
     }
     quarantine = (workspace / ws.QUARANTINE / "conversations.jsonl").read_text()
     assert "broken-canary" not in quarantine and '"sealed":true' in quarantine
-    redacted = [json.loads(x) for p in sorted((workspace / ws.REDACTED_CONVERSATIONS).glob("*.jsonl")) for x in p.read_text().splitlines()]
+    redacted = [
+        json.loads(x) for p in sorted((workspace / ws.REDACTED_CONVERSATIONS).glob("*.jsonl")) for x in p.read_text().splitlines()
+    ]
     crossed = [c for c in redacted if c["metadata"].get("source") == "canary"]
     leak_gate = json.loads((workspace / "metrics/redact.json").read_text())["leak_gate"]
     held = leak_gate["conversations"]["quarantined"]

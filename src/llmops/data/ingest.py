@@ -327,9 +327,9 @@ def ingest_appended(
                 new.append((record_key(fp, raw), name))
                 result.out += 1
                 result.counts.processed += 1
-    for name, lines in touched.items():
+    for name, appended in touched.items():
         with (out_dir / f"{name}{SUFFIX}").open("ab") as fh:
-            fh.write(b"".join(lines))
+            fh.write(b"".join(appended))
     cache.put_many(new, part="ingest")
     result.counts.partitions = len(names | set(touched))
     result.counts.partitions_written = len(touched)

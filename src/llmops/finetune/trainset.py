@@ -243,16 +243,17 @@ def build_trainset(
                     continue
             else:
                 messages = [{"role": "system", "content": base.system_prompt}, {"role": "user", "content": c.question}]
-            answer: str | None = c.answer
+            answer = c.answer
             if fit is not None:
-                answer, outcome = fit_answer(messages, c.answer, fit.count_tokens, fit.max_seq_len)
-                if answer is None:
+                fitted, outcome = fit_answer(messages, c.answer, fit.count_tokens, fit.max_seq_len)
+                if fitted is None:
                     result.skipped[outcome] += 1
                     continue
-                if len(answer) < cfg.min_answer_chars:
+                if len(fitted) < cfg.min_answer_chars:
                     result.skipped["answer_too_short_after_trim"] += 1
                     continue
                 result.trimmed += outcome == "trimmed"
+                answer = fitted
             chat = [ChatMessage.model_validate(m) for m in messages] + [ChatMessage(role="assistant", content=answer)]
             example = TrainingExample(messages=chat, source=c.source, group_id=c.group_id, created_at=c.created_at)
             examples.append((example, c.key))
