@@ -42,7 +42,8 @@ def index_in_sync(params: Params, settings: Settings, project_dir: Path) -> bool
     from llmops.index.store import chroma_client
     from llmops.index.versions import serving_collection
 
-    wanted = {json.loads(line)["chunk_id"] for line in (project_dir / ws.INDEX_MANIFEST).open(encoding="utf-8")}
+    with (project_dir / ws.INDEX_MANIFEST).open(encoding="utf-8") as fh:
+        wanted = {json.loads(line)["chunk_id"] for line in fh}
     try:
         collection = serving_collection(chroma_client(settings), params.index.collection)
     except IndexStateError:

@@ -42,7 +42,8 @@ def data_until(provenance: Path) -> str | None:
     """The newest ``created_at`` among training examples (stored with a model as where its data ends)."""
     if not provenance.exists():
         return None
-    stamps = [_parse(json.loads(line).get("created_at")) for line in provenance.open(encoding="utf-8") if line.strip()]
+    with provenance.open(encoding="utf-8") as fh:
+        stamps = [_parse(json.loads(line).get("created_at")) for line in fh if line.strip()]
     known = [s for s in stamps if s is not None]
     return max(known).isoformat() if known else None
 
@@ -52,13 +53,14 @@ def count_new_examples(provenance: Path, since: datetime | None) -> int:
     if not provenance.exists():
         return 0
     n = 0
-    for line in provenance.open(encoding="utf-8"):
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        created = _parse(row.get("created_at"))
-        if row.get("split") == "train" and (since is None or (created is not None and created > since)):
-            n += 1
+    with provenance.open(encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            created = _parse(row.get("created_at"))
+            if row.get("split") == "train" and (since is None or (created is not None and created > since)):
+                n += 1
     return n
 
 
