@@ -52,7 +52,9 @@ def test_served_feedback_reaches_the_next_training_set(workspace: Path, prefect_
             assert client.post("/feedback", json=fb, headers=bearer).status_code == 202
             corrected.append(gid)
 
-    summary = nightly(project_dir=str(workspace))
+    # The tiny sample leaves ~15 examples no key controls after the trainset's filters: at the default 5% one
+    # key could place none in train.jsonl (the share holds on the written file), so this run allows 30%.
+    summary = nightly(project_dir=str(workspace), overrides={"feedback.max_share_per_key": "0.3"})
     ran = [s["stage"] for s in summary["stages"] if s["ran"]]
     assert ran[:1] == ["feedback"] and {"trainset", "finetune", "evaluate"} <= set(ran)
 
