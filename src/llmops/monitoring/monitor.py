@@ -68,10 +68,10 @@ def current_window(directory: Path, state: Path, cfg: MonitorParams) -> Window:
     from llmops.data.incremental import batched, file_digest, iter_lines, partitions, record_key
 
     parts = partitions(directory)
-    first = not state.exists()
     db = _seen_db(state)
     try:
         known = dict(db.execute("SELECT name, md5 FROM parts").fetchall())
+        first = not known  # no monitored run yet (a skipped first window leaves nothing marked either)
         window = Window([], "since the last monitored run")
         since: datetime | None = None
         if first:
