@@ -154,13 +154,13 @@ def test_serial_slot_makes_a_second_process_wait(settings_env: Path, tmp_path: P
             assert slot["waited_s"] > 0.5  # the holder kept it for seconds
             acquired = datetime.fromisoformat(slot["acquired"])
     finally:
-        proc.wait(timeout=30)
+        proc.communicate(timeout=30)
     assert proc.returncode == 0 and acquired <= datetime.now(UTC) and "released" in slot
     # A holder killed with SIGKILL does not leave the slot taken.
     proc = subprocess.Popen([sys.executable, "-c", holder, "60"], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
     proc.kill()
-    proc.wait()
+    proc.communicate()
     start = time.monotonic()
     with isolation.serial(Settings(), "after a crash"):
         pass
