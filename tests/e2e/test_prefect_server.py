@@ -72,6 +72,7 @@ def server(tmp_path: Path) -> Iterator[str]:
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=30)
+        log.close()
 
 
 def _run_id(output: str) -> str:
@@ -118,6 +119,7 @@ def test_nightly_and_manual_retrain_on_a_server_and_process_worker(server: str, 
     finally:
         os.killpg(worker.pid, 15)
         worker.wait(timeout=60)
+        worker_log.close()
     log = (tmp_path / "worker.log").read_text()
     assert all(r["state"]["type"] == "COMPLETED" for r in runs.values()), log[-6000:]
     assert "is busy" not in log
