@@ -7,11 +7,13 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from llmops import isolation, versioning
 from llmops.config import Settings
@@ -136,7 +138,16 @@ def test_good_overrides_are_parsed_without_writing(settings_env: Path) -> None:
     assert (ROOT / "params.yaml").read_bytes() == before
 
 
-def test_serial_slot_makes_a_second_process_wait(settings_env: Path, tmp_path: Path) -> None:
+@pytest.fixture
+def without_prefect_server() -> Iterator[None]:
+    """The flock path: the holder subprocess has no Prefect server, so this process must not use one either,
+    even when an earlier test of the session left the test harness's API configured here."""
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        assert not PREFECT_API_URL.value()
+        yield
+
+
+def test_serial_slot_makes_a_second_process_wait(settings_env: Path, tmp_path: Path, without_prefect_server: None) -> None:
     holder = textwrap.dedent(
         """
         import sys, time
