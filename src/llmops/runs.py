@@ -16,7 +16,7 @@ from llmops import workspace as ws
 from llmops.config import Params, Settings
 from llmops.evaluation.gate import GateDecision, decide, load_scores
 from llmops.finetune.registry import ModelRecord, Registry, params_hash
-from llmops.finetune.triggers import RetrainDecision, data_until, should_retrain
+from llmops.finetune.triggers import RetrainDecision, data_until, recipe_reference, should_retrain
 from llmops.storage import is_remote
 from llmops.versioning import StageRun, data_revision, read_lock
 
@@ -169,10 +169,12 @@ def gate_markdown(model: ModelRecord, decision: GateDecision) -> str:
 
 def retrain_check(project_dir: Path, settings: Settings, params: Params, *, force: bool = False) -> RetrainDecision:
     """Should this retrain train? (enough new examples since the champion's data, changed params, or forced)."""
-    champion = Registry.from_settings(settings).champion()
+    registry = Registry.from_settings(settings)
+    champion = registry.champion()
+    reference = recipe_reference(registry.models(), champion) if champion is not None else None
     return should_retrain(
         project_dir / ws.TRAINSET / "provenance.jsonl",
-        champion,
+        reference or champion,
         params_hash(params.finetune.model_dump()),
         params.retrain,
         force=force,

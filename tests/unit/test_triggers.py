@@ -13,7 +13,7 @@ import pytest
 from llmops.config import RetrainParams
 from llmops.errors import RunLocked
 from llmops.finetune.registry import ModelRecord
-from llmops.finetune.triggers import count_new_examples, data_until, run_lock, should_retrain
+from llmops.finetune.triggers import count_new_examples, data_until, recipe_reference, run_lock, should_retrain
 
 
 def _provenance(path: Path, stamps: list[tuple[str, str]]) -> Path:
@@ -57,6 +57,25 @@ def test_new_examples_are_counted_after_the_champions_data(tmp_path: Path) -> No
     assert should_retrain(prov, _champion("2026-02-01T00:00:00+00:00"), "h1", RetrainParams(min_new_examples=4), force=True).run
     # no data_until recorded: the champion's creation time is the cut-off
     assert should_retrain(prov, _champion(None), "h1", cfg).new_examples == 0
+
+
+def test_while_the_base_model_is_champion_the_rejected_adapter_is_the_reference(tmp_path: Path) -> None:
+    """The base model won the gate: retraining on the same data with the rejected adapter's recipe is skipped;
+    new data or a new recipe trains."""
+    prov = _provenance(tmp_path / "p.jsonl", [("train", "2026-01-01T00:00:00Z")] * 5)
+    base = ModelRecord(model_id="base", base_model="b", backend="base", data_rev="r", params_hash="-", status="champion")
+    rejected = _champion("2026-01-01T00:00:00+00:00").model_copy(update={"model_id": "lora-1", "status": "rejected"})
+    older = rejected.model_copy(update={"model_id": "lora-0", "created_at": datetime(2026, 5, 1, tzinfo=UTC)})
+    cfg = RetrainParams(min_new_examples=3)
+    assert recipe_reference([base], base) is None
+    assert should_retrain(prov, base, "h1", cfg).run  # nothing trained yet: train
+    reference = recipe_reference([base, older, rejected], base)
+    assert reference is not None and reference.model_id == "lora-1"  # the newest trained model
+    same = should_retrain(prov, reference, "h1", cfg)
+    assert not same.run and "0 new training examples" in same.reason and "rejected lora-1" in same.reason
+    assert should_retrain(prov, reference, "h2", cfg).run  # a new recipe
+    champion = rejected.model_copy(update={"status": "champion"})
+    assert recipe_reference([base, champion], champion) is champion
 
 
 def test_one_retrain_at_a_time(tmp_path: Path) -> None:

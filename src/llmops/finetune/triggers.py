@@ -64,21 +64,35 @@ def count_new_examples(provenance: Path, since: datetime | None) -> int:
     return n
 
 
+def recipe_reference(models: list[ModelRecord], champion: ModelRecord | None) -> ModelRecord | None:
+    """The trained model a retrain is compared with: the champion, or -- while the champion is the base model
+    (no adapter) -- the newest trained model, promoted or not. An adapter the gate rejected was trained on its
+    data with its recipe: training again on the same data with the same recipe cannot do better."""
+    if champion is not None and champion.backend != "base":
+        return champion
+    trained = [m for m in models if m.backend != "base"]
+    return max(trained, key=lambda m: m.created_at) if trained else None
+
+
 def should_retrain(
     provenance: Path, champion: ModelRecord | None, params_hash: str, cfg: RetrainParams, *, force: bool = False
 ) -> RetrainDecision:
-    """Enough new examples since the champion's data, or a changed recipe, or forced (see module docstring)."""
+    """Enough new examples since the reference model's data (the champion, see :func:`recipe_reference`), or a
+    changed recipe, or forced (see module docstring)."""
     if champion is None:
         return RetrainDecision(True, "no champion yet")
+    if champion.backend == "base":
+        return RetrainDecision(True, "no trained model yet (the champion is the base model)")
     since = _parse(champion.training.get("data_until")) or champion.created_at
     n = count_new_examples(provenance, since)
-    basis = f"{n} new training examples since {since:%Y-%m-%d %H:%M} (champion {champion.model_id})"
+    role = "champion" if champion.status == "champion" else f"latest trained model, {champion.status}"
+    basis = f"{n} new training examples since {since:%Y-%m-%d %H:%M} ({role} {champion.model_id})"
     if force:
         return RetrainDecision(True, f"forced; {basis}", n)
     if n >= cfg.min_new_examples:
         return RetrainDecision(True, f"{basis} >= retrain.min_new_examples {cfg.min_new_examples}", n)
     if params_hash != champion.params_hash:
-        return RetrainDecision(True, f"fine-tune params changed since the champion; {basis}", n)
+        return RetrainDecision(True, f"fine-tune params changed since {champion.model_id}; {basis}", n)
     return RetrainDecision(
         False,
         f"skipped: only {basis} < retrain.min_new_examples {cfg.min_new_examples}, and the fine-tune params are "
