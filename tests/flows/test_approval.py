@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from uuid import UUID
 
@@ -28,9 +29,25 @@ def _pending(project: Path, timeout_s: int) -> ModelRecord:
     return reg.set_status("cand", "pending", ["gate passed; waiting for approval"])
 
 
+def _start_paused(run: Callable[[], None], run_id_file: Path) -> tuple[threading.Thread, UUID]:
+    """Start the approval flow in a thread; wait until it has written its run id and is paused."""
+    from prefect.client.orchestration import get_client
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    deadline = time.monotonic() + 60
+    while not run_id_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    run_id = UUID(run_id_file.read_text())
+    with get_client(sync_client=True) as client:
+        while not client.read_flow_run(run_id).state.is_paused() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert client.read_flow_run(run_id).state.is_paused()
+    return worker, run_id
+
+
 def test_paused_flow_promotes_on_the_reviewers_approval(prefect_api: None, settings_env: Path, tmp_path: Path) -> None:
     from prefect import flow
-    from prefect.client.orchestration import get_client
     from prefect.flow_runs import resume_flow_run
     from prefect.runtime import flow_run
 
@@ -45,16 +62,7 @@ def test_paused_flow_promotes_on_the_reviewers_approval(prefect_api: None, setti
         return await_approval(str(project), model).status
 
     result: dict[str, str] = {}
-    worker = threading.Thread(target=lambda: result.update(status=approval()))
-    worker.start()
-    deadline = time.monotonic() + 60
-    while not run_id_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    run_id = UUID(run_id_file.read_text())
-    with get_client(sync_client=True) as client:
-        while not client.read_flow_run(run_id).state.is_paused() and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert client.read_flow_run(run_id).state.is_paused()
+    worker, run_id = _start_paused(lambda: result.update(status=approval()), run_id_file)
     assert Registry.from_settings(Settings()).get("cand").status == "pending"
     resume_flow_run(run_id, run_input={"approve": True, "reason": "read the gate report"})  # the UI form's answer
     worker.join(timeout=60)
@@ -85,16 +93,7 @@ def test_cli_approval_from_another_process_resumes_the_paused_run(prefect_api: N
         return await_approval(str(project), model).status
 
     result: dict[str, str] = {}
-    worker = threading.Thread(target=lambda: result.update(status=approval()))
-    worker.start()
-    deadline = time.monotonic() + 60
-    while not run_id_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    run_id = UUID(run_id_file.read_text())
-    with get_client(sync_client=True) as client:
-        while not client.read_flow_run(run_id).state.is_paused() and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert client.read_flow_run(run_id).state.is_paused()
+    worker, run_id = _start_paused(lambda: result.update(status=approval()), run_id_file)
     cli = Path(sys.executable).with_name("llmops")
     env = os.environ | {"PREFECT_API_URL": str(PREFECT_API_URL.value())}
     done = subprocess.run(

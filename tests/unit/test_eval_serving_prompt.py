@@ -7,42 +7,22 @@ from pathlib import Path
 
 import pytest
 
-from llmops.config import IndexParams, Params, ServeParams, Settings
+from llmops.config import Params, ServeParams
 from llmops.evaluation.suite import evaluate_model
-from llmops.feedback.log import GenerationLog
 from llmops.index.embed import LocalEmbedder
 from llmops.index.hybrid import open_retriever
-from llmops.index.refresh import refresh_index
 from llmops.index.store import chroma_client
-from llmops.llm.local import LocalChatModel
-from llmops.pii.redact import Redactor
 from llmops.records import EvalQuestion
-from llmops.serve.answerer import Answerer
-from llmops.serve.app import IndexRetriever
-from tests.unit.test_prompts import DOCS, QUESTION, RecordingModel
+from tests.unit.test_prompts import QUESTION, served_messages
 
 
 @pytest.mark.parametrize("top_k", [1, 2])
 def test_evaluation_prompt_is_the_served_prompt(tmp_path: Path, model_cache: Path, top_k: int) -> None:
-    settings = Settings(home=tmp_path / "home")
     params = Params(serve=ServeParams(top_k=top_k, context_chars=2000, max_new_tokens=2))
     params = params.model_copy(
         update={"evaluate": params.evaluate.model_copy(update={"max_new_tokens": 2, "context_chars": 2000, "judge_questions": 0})}
     )
-    refresh_index(DOCS, chroma_client(settings), LocalEmbedder(), IndexParams())
-    model = RecordingModel(LocalChatModel(model_cache / "base"))
-    answerer = Answerer(
-        IndexRetriever(settings, params),
-        model,
-        GenerationLog(tmp_path / "log"),
-        Redactor(params.redact).redact_texts,
-        params.serve,
-        params.base,
-        index_version="v1",
-        data_rev="r1",
-    )
-    answerer.answer(QUESTION)
-    served = model.asked.pop()
+    settings, model, served = served_messages(tmp_path, model_cache, params)
 
     question = EvalQuestion(id="q1", query=QUESTION, gold_doc_ids=["renew"], answer="Renew it online at the DMV website.")
     retriever = open_retriever(chroma_client(settings), LocalEmbedder(), params.index)

@@ -41,14 +41,10 @@ class RecordingModel:
         return self.model.chat(messages, max_new_tokens=max_new_tokens)
 
 
-def test_context_block_joins_and_cuts() -> None:
-    assert context_block(["a" * 5, "b" * 5], 8) == "aaaaa\n\nb"
-    assert rag_messages("q?", ["ctx"], "SYS", 100)[1]["content"] == "Context:\nctx\n\nQuestion: q?"
-
-
-def test_a_training_example_carries_the_prompt_the_service_serves(tmp_path: Path, model_cache: Path) -> None:
+def served_messages(tmp_path: Path, model_cache: Path, params: Params) -> tuple[Settings, RecordingModel, list[dict[str, str]]]:
+    """Index DOCS, ask the real answer service QUESTION; the settings, the recording model and the messages
+    the service sent the model."""
     settings = Settings(home=tmp_path / "home")
-    params = Params(serve=ServeParams(top_k=2, context_chars=120, max_new_tokens=2))
     refresh_index(DOCS, chroma_client(settings), LocalEmbedder(), IndexParams())
     model = RecordingModel(LocalChatModel(model_cache / "base"))
     answerer = Answerer(
@@ -62,7 +58,17 @@ def test_a_training_example_carries_the_prompt_the_service_serves(tmp_path: Path
         data_rev="r1",
     )
     answerer.answer(QUESTION)
-    served = model.asked[0]
+    return settings, model, model.asked.pop()
+
+
+def test_context_block_joins_and_cuts() -> None:
+    assert context_block(["a" * 5, "b" * 5], 8) == "aaaaa\n\nb"
+    assert rag_messages("q?", ["ctx"], "SYS", 100)[1]["content"] == "Context:\nctx\n\nQuestion: q?"
+
+
+def test_a_training_example_carries_the_prompt_the_service_serves(tmp_path: Path, model_cache: Path) -> None:
+    params = Params(serve=ServeParams(top_k=2, context_chars=120, max_new_tokens=2))
+    settings, _, served = served_messages(tmp_path, model_cache, params)
 
     conv = Conversation(
         conversation_id="c1",
