@@ -44,4 +44,5 @@ bench: $(STAMP)  ## run the benchmarks in bench/ and print side-by-side ratios
 	$(PY) bench/run.py $(B)
 
 clean:  ## remove run state and stage outputs (keeps .venv)
-	rm -rf .llmops data/raw data/quarantine data/clean data/redacted data/feedback data/index data/trainset models reports metrics metrics.json dvc.lock
+	rm -rf .llmops data/raw data/quarantine data/clean data/redacted data/redact-quarantine data/feedback data/feedback-quarantine \
+		data/index data/gateset data/trainset data/trainset-quarantine models reports metrics metrics.json dvc.lock

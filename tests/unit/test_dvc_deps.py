@@ -10,7 +10,10 @@ dep (the file itself or a directory above it).
 from __future__ import annotations
 
 import ast
+import re
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -144,3 +147,36 @@ def test_walker_sees_lazy_imports(tmp_path):
     probe = tmp_path / "probe.py"
     probe.write_text("def f():\n    from llmops import errors\n    import llmops.jsonl\n    return errors\n")
     assert {"llmops", "llmops.errors", "llmops.jsonl"} <= _imports(probe)
+
+
+def _outs(stage: dict) -> list[str]:
+    """The stage's outputs, ``${section.key}`` filled in from params.yaml as DVC does."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+
+    def fill(match: re.Match[str]) -> str:
+        value: Any = params
+        for part in match.group(1).split("."):
+            value = value[part]
+        return str(value)
+
+    outs = [o if isinstance(o, str) else next(iter(o)) for key in ("outs", "metrics", "plots") for o in stage.get(key, [])]
+    return [re.sub(r"\$\{([^}]+)\}", fill, o) for o in outs]
+
+
+def test_every_stage_output_is_git_ignored_and_cleaned() -> None:
+    """Stage outputs are DVC's (never git's, personal data among them) and `make clean` removes them all."""
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", "--stdin"],
+        cwd=ROOT,
+        input="\n".join(o for s in STAGES.values() for o in _outs(s)),
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    makefile = (ROOT / "Makefile").read_text()
+    clean = set(next(block for block in makefile.split("\n\n") if block.startswith("clean:")).split())
+    for stage, spec in STAGES.items():
+        for out in _outs(spec):
+            assert out in ignored, f"stage {stage!r} output {out} is not in .gitignore"
+            top = "/".join(out.split("/")[:2]) if out.startswith("data/") else out.split("/")[0]
+            assert top in clean, f"stage {stage!r} output {out}: `make clean` does not remove {top}"
