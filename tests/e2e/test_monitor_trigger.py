@@ -4,6 +4,7 @@ recorded, the webhook hears about it and the trend page shows both runs."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,9 @@ def test_shifted_batch_triggers_retrain(workspace: Path, shared_data: Path, noti
         except ValidationError:
             pass  # the sample's two malformed lines: ingest quarantines them
     write_jsonl(sample / "reference_conversations.jsonl", batch)
+    # Tomorrow's batch arrives after everything the archive holds (the monitor looks at what is new).
+    newest = max(c.created_at for c in batch)
+    banking = [c.model_copy(update={"created_at": newest + timedelta(minutes=i + 1)}) for i, c in enumerate(banking)]
     with prefect_test_harness(server_startup_timeout=120):
         first = nightly(project_dir=str(workspace))
         assert first["gate"]["evidence"]["decision"] in {"promote", "reject", "no change"}  # gated against the base
