@@ -54,9 +54,11 @@ def test_served_feedback_reaches_the_next_training_set(workspace: Path, prefect_
 
     # The tiny sample leaves ~15 examples no key controls after the trainset's filters: at the default 5% one
     # key could place none in train.jsonl (the share holds on the written file), so this run allows 30%.
-    summary = nightly(project_dir=str(workspace), overrides={"feedback.max_share_per_key": "0.3"})
+    # A handful of new examples, stamped before the sample's newest record, is no reason for the retrain
+    # policy to train: the reviewer forces the run (`llmops run nightly --force`: every stage reruns).
+    summary = nightly(project_dir=str(workspace), force=True, overrides={"feedback.max_share_per_key": "0.3"})
     ran = [s["stage"] for s in summary["stages"] if s["ran"]]
-    assert ran[:1] == ["feedback"] and {"trainset", "finetune", "evaluate"} <= set(ran)
+    assert {"feedback", "trainset", "finetune", "evaluate"} <= set(ran)
 
     curated_text = (workspace / ws.FEEDBACK / "curated.jsonl").read_text()
     curated = {e.generation_id: e for e in read_jsonl(workspace / ws.FEEDBACK / "curated.jsonl", FeedbackEvent)}
