@@ -4,7 +4,6 @@ joined, curated SFT events and DPO pairs (consumed by `trainset`)."""
 from __future__ import annotations
 
 from llmops import workspace as ws
-from llmops.data.incremental import count_records
 from llmops.data.quarantine import write_quarantine
 from llmops.feedback.ingest import ingest_feedback
 from llmops.feedback.screen import OpenAIModeration
@@ -17,8 +16,6 @@ from pipelines._stage import setup
 def main() -> None:
     params, settings = setup("feedback")
     docs = read_jsonl(ws.REDACTED / "documents.jsonl", Document)
-    # Examples no API key controls: the base one key's share of the next training set is measured against.
-    conversations = count_records(ws.REDACTED_CONVERSATIONS)
     run = ingest_feedback(
         read_jsonl(ws.REDACTED / "feedback.jsonl", FeedbackEvent),
         settings.path("generation-log"),
@@ -27,7 +24,8 @@ def main() -> None:
         {d.doc_id: d.text for d in docs},
         params.feedback,
         Redactor.from_settings(params.redact, settings),
-        base_examples=conversations,
+        # No early per-key cap against the conversations: the trainset stage holds every share on the files
+        # it writes, so an append to the conversations does not rerun this stage.
         moderation=OpenAIModeration.from_settings(settings) if params.feedback.moderation else None,
     )
     write_jsonl(ws.FEEDBACK / "events.jsonl", run.joined)

@@ -18,7 +18,7 @@ from llmops.data.incremental import (
 from llmops.data.quarantine import write_quarantine
 from llmops.finetune.dpo import CuratedPair, build_preference_pairs
 from llmops.finetune.leaks import hold_back_leaks
-from llmops.finetune.trainset import AnswerFit, ServingPrompt, build_trainset, input_revision
+from llmops.finetune.trainset import AnswerFit, ServingPrompt, build_trainset, input_revision, pairs_within_shares
 from llmops.finetune.validate import base_token_counter
 from llmops.index.embed import make_embedder
 from llmops.index.hybrid import open_retriever
@@ -63,9 +63,10 @@ def main() -> None:
         feedback_cfg=params.feedback,
         public_ids=redactor.public_ids,  # eval dialogues under their hashed ids too (redact.hash_ids)
     )
-    pairs, pairs_skipped = build_preference_pairs(
-        read_jsonl(ws.FEEDBACK / "dpo.jsonl", CuratedPair), evals, params.base, prompt=prompt, fit=fit
-    )
+    curated_pairs, over_share = pairs_within_shares(read_jsonl(ws.FEEDBACK / "dpo.jsonl", CuratedPair), result)
+    pairs, pairs_skipped = build_preference_pairs(curated_pairs, evals, params.base, prompt=prompt, fit=fit)
+    if over_share:
+        pairs_skipped["chosen_over_share"] += over_share
     # Leak gate: a record in which personal data survived the redact stage is held back (quarantined, never
     # pushed) and the run goes on; above redact.max_leak_share the stage fails and nothing is published.
     pairs, gate = hold_back_leaks(result, pairs, Scanner(params.redact, redactor), params.redact.max_leak_share)

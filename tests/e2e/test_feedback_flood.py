@@ -20,7 +20,7 @@ from llmops.feedback.ingest import ingest_feedback
 from llmops.feedback.log import GenerationLog
 from llmops.finetune.dpo import CuratedPair, build_preference_pairs
 from llmops.finetune.examples import kb_pairs
-from llmops.finetune.trainset import ServingPrompt, build_trainset
+from llmops.finetune.trainset import ServingPrompt, build_trainset, pairs_within_shares
 from llmops.index.hybrid import open_retriever
 from llmops.index.refresh import refresh_index
 from llmops.index.store import chroma_client
@@ -97,11 +97,10 @@ def test_one_key_flooding_corrections_stays_under_its_share_and_its_canary_never
             correct(ask(question, OPS), answer, OPS, rating=1)
     assert answerer.stats["generations"] <= len(faq) + 4
 
-    # Stage `feedback`: new log lines -> redacted, joined, screened, curated (one key capped against the conversations).
+    # Stage `feedback`: new log lines -> redacted, joined, screened, curated (as the nightly stage does: no early
+    # per-key cap against the conversations; the trainset stage holds the share on what it writes).
     cfg = FeedbackParams()
-    run = ingest_feedback(
-        [], log_root, tmp_path / "store", [], {d.doc_id: d.text for d in docs}, cfg, redactor, base_examples=len(conversations)
-    )
+    run = ingest_feedback([], log_root, tmp_path / "store", [], {d.doc_id: d.text for d in docs}, cfg, redactor)
     assert run.new.counts()["updates"] == 1004 and run.orphan_updates == 0
     assert run.curated.dropped["screened_injection"] >= 101
     from_mallory = {e.generation_id for e in run.joined if e.feedback_key_name == "mallory"}
@@ -113,7 +112,8 @@ def test_one_key_flooding_corrections_stays_under_its_share_and_its_canary_never
     built = build_trainset(
         conversations, run.curated.sft, [], TrainsetParams(), BaseParams(), documents=docs, prompt=prompt, feedback_cfg=cfg
     )
-    pairs, _ = build_preference_pairs([CuratedPair.model_validate(p) for p in run.curated.dpo], [], BaseParams(), prompt=prompt)
+    curated_pairs, over_share = pairs_within_shares([CuratedPair.model_validate(p) for p in run.curated.dpo], built)
+    pairs, _ = build_preference_pairs(curated_pairs, [], BaseParams(), prompt=prompt)
     out = tmp_path / "trainset"
     write_jsonl(out / "train.jsonl", (e.to_openai() for e in built.train))
     write_jsonl(out / "provenance.jsonl", built.provenance())
@@ -125,8 +125,8 @@ def test_one_key_flooding_corrections_stays_under_its_share_and_its_canary_never
     assert len(rows) == len(train_text.splitlines()) > 0
     share = sum(r["group_id"] in from_mallory for r in rows) / len(rows)
     assert share <= cfg.max_share_per_key, f"one key holds {share:.1%} of train.jsonl"
-    # The curation cap was against all 482 conversations; after the trainset's filters fewer remain, and the
-    # final cap is what holds the share.
+    # The final cap is what holds the share; the key's preference pairs whose chosen example it dropped go too.
     assert built.skipped["over_key_share"] > 0, built.stats()
+    assert over_share > 0 and all(p.chosen_id not in built.share_dropped for p in curated_pairs)
     assert CANARY not in train_text and CANARY not in (out / "dpo.jsonl").read_text(encoding="utf-8")
     assert CANARY not in json.dumps(run.curated.dpo)

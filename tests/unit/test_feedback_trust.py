@@ -155,3 +155,27 @@ def test_flood_of_one_key_is_capped_and_its_canary_never_trains() -> None:
     share = sum(e.group_id in from_mallory for e in built.train) / len(built.train)
     assert share <= cfg.max_share_per_key, f"one key holds {share:.1%} of train.jsonl"
     assert CANARY not in json.dumps(train)
+
+
+def test_nightly_curation_does_not_precap_and_the_trainset_caps_sft_and_dpo_alike() -> None:
+    """The feedback stage curates without the conversations (no early cap): the trainset's share cap on the
+    written set holds, and every DPO pair whose chosen example that cap dropped goes with it."""
+    from llmops.finetune.dpo import CuratedPair
+    from llmops.finetune.trainset import pairs_within_shares
+
+    cfg = FeedbackParams()
+    conversations = parse_jsonl((ROOT / "data/sample/conversations.jsonl").read_bytes(), Conversation, source="sample").records
+    res = curate_feedback([*_flood(300)], [], {}, cfg)
+    mallory = {e.generation_id for e in res.sft if e.feedback_key_name == "mallory"}
+    assert len(mallory) == 270 and "over_key_share" not in res.dropped  # 30 canaries screened, nothing pre-capped
+    rows = [CuratedPair.model_validate(p) for p in res.dpo]
+    assert rows and all(r.chosen_id in mallory for r in rows)
+
+    built = build_trainset(conversations, res.sft, [], TrainsetParams(), BaseParams(), feedback_cfg=cfg)
+    in_train = {e.group_id for e in built.train + built.validation} & mallory
+    assert 0 < len(in_train) < len(mallory) and built.skipped["over_key_share"] > 0
+    assert sum(e.group_id in mallory for e in built.train) / len(built.train) <= cfg.max_share_per_key
+    kept, dropped = pairs_within_shares(rows, built)
+    assert dropped > 0 and kept and len(kept) + dropped == len(rows)
+    assert all(r.chosen_id not in built.share_dropped for r in kept)
+    assert all(r.chosen_id in built.share_dropped for r in rows if r not in kept)

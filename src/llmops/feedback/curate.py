@@ -7,11 +7,13 @@ Trusted by construction:
   signals (metrics, the rejected side of DPO pairs), never training targets;
 * gold answers are screened (:mod:`llmops.feedback.screen`: injections, credential/payment requests,
   links, toxicity, OpenAI moderation when keyed);
-* one key's kept examples are capped so its share of the next training set stays at most
-  ``feedback.max_share_per_key``, counting only the examples no key controls (``base_examples``, the
-  conversations, plus operator-imported feedback): other keys can only dilute it further;
+* one key's share of the training set (``feedback.max_share_per_key``) is enforced by the trainset stage on
+  the files it writes (:mod:`llmops.finetune.trainset`), after every filter; a DPO pair whose chosen example
+  that cap dropped is dropped with it. The nightly curation therefore does not depend on the conversations
+  (an append to them does not rerun it). ``base_examples`` (a count of examples no key controls) still
+  applies an early cap here when given: other keys and operator-imported feedback can only dilute it;
 * DPO pairs are distinct (chosen, rejected) texts, at most ``feedback.max_dpo_pairs_per_query`` a query,
-  and their chosen side is a kept SFT example.
+  and their chosen side (``chosen_id``) is a kept SFT example.
 
 Also dropped, each with a counted reason: empty or over-long answers, refusals rated positively, answers
 with too little support in the documents they were retrieved with (a cheap, honest proxy for
@@ -112,11 +114,11 @@ def curate_feedback(
     doc_texts: Mapping[str, str],
     cfg: FeedbackParams,
     *,
-    base_examples: int = 0,
+    base_examples: int | None = None,
     moderation: Moderation | None = None,
 ) -> CurateResult:
     """Select training material from rated generations (see module docstring). ``base_examples``: the
-    training examples no API key controls (the conversations the trainset stage also uses)."""
+    training examples no API key controls, for an early per-key cap (None: the trainset stage's cap only)."""
     result = CurateResult()
     eval_shingles = [shingles(q.query) for q in eval_questions]
     eval_exact = {_norm(q.query) for q in eval_questions}
@@ -165,13 +167,15 @@ def curate_feedback(
         kept_shingles.append(sh)
         kept.append(ev)
 
-    by_key: dict[str, list[FeedbackEvent]] = defaultdict(list)
-    for ev in kept:
-        if ev.feedback_key_name is not None:
-            by_key[ev.feedback_key_name].append(ev)
-    quota = key_quota(cfg, base_examples + sum(1 for ev in kept if ev.feedback_key_name is None))
-    over = {id(ev) for group in by_key.values() for ev in sorted(group, key=_order)[quota:]}
-    result.dropped["over_key_share"] += len(over)
+    over: set[int] = set()
+    if base_examples is not None:
+        by_key: dict[str, list[FeedbackEvent]] = defaultdict(list)
+        for ev in kept:
+            if ev.feedback_key_name is not None:
+                by_key[ev.feedback_key_name].append(ev)
+        quota = key_quota(cfg, base_examples + sum(1 for ev in kept if ev.feedback_key_name is None))
+        over = {id(ev) for group in by_key.values() for ev in sorted(group, key=_order)[quota:]}
+        result.dropped["over_key_share"] += len(over)
     result.sft = [ev for ev in kept if id(ev) not in over]
     result.dropped = +result.dropped  # no zero counts
 
@@ -194,6 +198,7 @@ def curate_feedback(
                         "chosen": text,
                         "rejected": bad.answer,
                         "generation_ids": sorted({good.generation_id, bad.generation_id}),
+                        "chosen_id": good.generation_id,
                     }
                 )
         result.dpo += pairs[: cfg.max_dpo_pairs_per_query]

@@ -69,7 +69,7 @@ def ingest_feedback(
     cfg: FeedbackParams,
     redactor: FeedbackRedactor,
     *,
-    base_examples: int = 0,
+    base_examples: int | None = None,
     moderation: Moderation | None = None,
 ) -> FeedbackRun:
     """Collect, redact, join and curate (see module docstring). ``base_examples`` and ``moderation``: see

@@ -29,6 +29,7 @@ class CuratedPair(BaseModel):
     chosen: str
     rejected: str
     generation_ids: list[str] = []
+    chosen_id: str = ""  # the generation of the chosen side (the trainset stage drops the pair when it drops that example)
 
 
 class PreferencePair(BaseModel):

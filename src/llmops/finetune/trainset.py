@@ -99,6 +99,9 @@ class TrainsetResult:
     # parallel to ``train`` / ``validation``. Names stay in memory: the files carry no key names.
     train_keys: list[str | None] = field(default_factory=list)
     validation_keys: list[str | None] = field(default_factory=list)
+    # Feedback examples (their generation ids) the key and feedback shares dropped: a preference pair whose
+    # chosen side is one of them is dropped too (:func:`pairs_within_shares`).
+    share_dropped: set[str] = field(default_factory=set)
 
     def provenance(self) -> list[dict[str, Any]]:
         """One row per example, in file order: split, source and the id it came from."""
@@ -269,12 +272,13 @@ def build_trainset(
     key_share = (feedback_cfg or FeedbackParams()).max_share_per_key
     # Capped before the max_examples cut (so the cut is filled with what may stay) and again on what the
     # cut leaves (its rounding may tip a key over): the shares hold on the files as written.
-    train = _interleave(_cap_shares(train, key_share, cfg.max_feedback_share, base.seed, result.skipped), base.seed)
+    caps = (key_share, cfg.max_feedback_share, base.seed, result.skipped, result.share_dropped)
+    train = _interleave(_cap_shares(train, *caps), base.seed)
     if len(train) > cfg.max_examples:
         result.skipped["over_max_examples"] += len(train) - cfg.max_examples
         train = train[: cfg.max_examples]
-    train = _cap_shares(train, key_share, cfg.max_feedback_share, base.seed, result.skipped)
-    validation = _interleave(_cap_shares(validation, key_share, cfg.max_feedback_share, base.seed, result.skipped), base.seed)
+    train = _cap_shares(train, *caps)
+    validation = _interleave(_cap_shares(validation, *caps), base.seed)
     result.train, result.train_keys = [e for e, _ in train], [k for _, k in train]
     result.validation, result.validation_keys = [e for e, _ in validation], [k for _, k in validation]
     return result
@@ -311,7 +315,12 @@ def _quota(share: float, others: int) -> int:
 
 
 def _cap_shares(
-    items: list[tuple[TrainingExample, str | None]], key_share: float, feedback_share: float, seed: int, skipped: Counter[str]
+    items: list[tuple[TrainingExample, str | None]],
+    key_share: float,
+    feedback_share: float,
+    seed: int,
+    skipped: Counter[str],
+    dropped_groups: set[str] | None = None,
 ) -> list[tuple[TrainingExample, str | None]]:
     """Drop the excess of each API key (its share of the list at most ``key_share``, against the examples no
     key controls: other keys can only dilute it) and then of all feedback (at most ``feedback_share``)."""
@@ -328,7 +337,19 @@ def _cap_shares(
     for reason, dropped in (("over_key_share", drop), ("over_feedback_share", over)):
         if dropped:  # no zero counts in the metrics
             skipped[reason] += len(dropped)
+    if dropped_groups is not None:
+        dropped_groups.update(items[i][0].group_id for i in drop | over)
     return [item for i, item in enumerate(items) if i not in drop | over]
+
+
+def pairs_within_shares(rows: Sequence[Any], result: TrainsetResult) -> tuple[list[Any], int]:
+    """Curated preference pairs (``chosen_id``, else any of ``generation_ids``) whose chosen example the
+    key or feedback share dropped from the training set are dropped with it: a key over its share trains
+    neither through SFT nor through DPO. Returns the pairs kept and how many were dropped."""
+    if not result.share_dropped:
+        return list(rows), 0
+    kept = [r for r in rows if not ({r.chosen_id} if r.chosen_id else set(r.generation_ids)) & result.share_dropped]
+    return kept, len(rows) - len(kept)
 
 
 def _interleave(items: list[tuple[TrainingExample, Any]], seed: int) -> list[tuple[TrainingExample, Any]]:
