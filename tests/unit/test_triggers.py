@@ -12,8 +12,16 @@ import pytest
 
 from llmops.config import RetrainParams
 from llmops.errors import RunLocked
-from llmops.finetune.registry import ModelRecord
-from llmops.finetune.triggers import count_new_examples, data_until, recipe_reference, run_lock, should_retrain
+from llmops.finetune.registry import ModelRecord, Registry
+from llmops.finetune.triggers import (
+    count_new_examples,
+    data_until,
+    load_training_ids,
+    recipe_reference,
+    run_lock,
+    save_training_ids,
+    should_retrain,
+)
 
 
 def _provenance(path: Path, stamps: list[tuple[str, str]]) -> Path:
@@ -76,6 +84,43 @@ def test_while_the_base_model_is_champion_the_rejected_adapter_is_the_reference(
     assert should_retrain(prov, reference, "h2", cfg).run  # a new recipe
     champion = rejected.model_copy(update={"status": "champion"})
     assert recipe_reference([base, champion], champion) is champion
+
+
+def _provenance_ids(path: Path, ids: list[str], created_at: str = "2026-12-28T00:00:00Z") -> Path:
+    rows = [{"split": "train", "source": "conversation", "group_id": i, "created_at": created_at, "example_id": i} for i in ids]
+    rows.append({"split": "validation", "source": "conversation", "group_id": "v", "created_at": created_at, "example_id": "v"})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_new_examples_are_counted_by_arrival_not_by_their_timestamps(tmp_path: Path) -> None:
+    """The reference model's training ids are kept in the registry; examples it did not train on are new,
+    whatever their created_at (the sample's records are stamped after any served feedback)."""
+    registry = Registry(tmp_path / "registry")
+    model = _champion("2026-12-28T00:00:00+00:00")  # data_until: the newest (future) record
+    trained = _provenance_ids(tmp_path / "trained.jsonl", [f"a{i}" for i in range(30)])
+    assert save_training_ids(registry, "champ", trained) == 30
+    assert save_training_ids(registry, "champ", trained) == -1  # kept once: a model's data does not change
+    ids = load_training_ids(registry, model)
+    assert ids is not None and len(ids) == 30 and "v" not in ids  # the training split only
+    cfg = RetrainParams(min_new_examples=5)
+    # 3 new examples, stamped in the past (served feedback arriving today with an older ts): few -> skipped
+    few = _provenance_ids(tmp_path / "few.jsonl", [f"a{i}" for i in range(28)] + ["n1", "n2", "n3"], "2026-01-01T00:00:00Z")
+    skip = should_retrain(few, model, "h1", cfg, trained_ids=ids)
+    assert not skip.run and skip.new_examples == 3 and "only 3 new training examples" in skip.reason
+    assert should_retrain(few, model, "h1", cfg).new_examples == 0  # by timestamp they were not new at all
+    # 6 new: retrain, with the reason
+    many = _provenance_ids(
+        tmp_path / "many.jsonl", [f"a{i}" for i in range(30)] + [f"n{i}" for i in range(6)], "2026-01-01T00:00:00Z"
+    )
+    go = should_retrain(many, model, "h1", cfg, trained_ids=ids)
+    assert (
+        go.run
+        and go.new_examples == 6
+        and "6 new training examples (not in the training data of latest trained model, challenger champ)" in go.reason
+    )
+    # a model registered before ids were kept: the timestamp rule
+    assert load_training_ids(registry, model.model_copy(update={"model_id": "older"})) is None
 
 
 def test_one_retrain_at_a_time(tmp_path: Path) -> None:

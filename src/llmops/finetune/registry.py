@@ -5,6 +5,7 @@ Layout under the registry root (a local directory or ``s3://bucket/prefix``; ``L
     registry.json                    the current state (carries its own ``version``)
     history/registry-000007.json     every state ever written, so any change can be audited or undone
     models/<model_id>/...            the artifact (adapter files, or the backend's job record)
+    lineage/<model_id>/...           what it was made from, beyond the record (the ids of its training examples)
 
 Artifacts are copied into the registry, so a promoted model keeps serving whatever the workspace holds
 later, and a crashed run never touches the champion. A write checks that nobody else wrote in between
@@ -221,6 +222,14 @@ class Registry:
         state.champion = target
         self._save(state, loaded)
         return next(m for m in state.models if m.model_id == target)
+
+    def write_lineage(self, model_id: str, name: str, data: bytes) -> None:
+        """A file of a model's lineage (e.g. the ids of its training examples), next to, not in, its artifact."""
+        self._store.write_bytes(self._uri("lineage", model_id, name), data)
+
+    def read_lineage(self, model_id: str, name: str) -> bytes | None:
+        uri = self._uri("lineage", model_id, name)
+        return self._store.read_bytes(uri) if self._store.exists(uri) else None
 
     def fetch_artifact(self, model_id: str, dest: Path) -> Path:
         """Copy a model's artifact to a local directory (from S3 or a local registry) and return it."""

@@ -5,12 +5,20 @@ training is skipped (with a reason) when fewer than ``retrain.min_new_examples``
 arrived since the champion's data and the fine-tune params are the champion's -- a new model from the
 same data and the same recipe cannot be better, only cost compute. ``force`` overrides.
 
+"Arrived" is by content, not by timestamp: each training example has an ``example_id`` (a hash of its
+source, group and answer, in ``provenance.jsonl``), and a registered model keeps the ids of its training
+split in the registry (:func:`save_training_ids`, ``lineage/<model_id>/train-ids.txt.gz``, ~17 bytes an
+example). New examples are the training-split ids the reference model did not train on -- whatever their
+``created_at`` says (source data may be stamped in the future, or arrive late with an old date). A model
+registered before ids were kept falls back to ``created_at`` after its ``data_until``.
+
 :func:`run_lock` keeps a second retrain in the same state dir from starting while one runs (the Prefect
 deployment also has ``concurrency_limit: 1``; this guard covers local runs and other launchers).
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from collections.abc import Iterator
@@ -21,7 +29,9 @@ from pathlib import Path
 
 from llmops.config import RetrainParams
 from llmops.errors import RunLocked
-from llmops.finetune.registry import ModelRecord
+from llmops.finetune.registry import ModelRecord, Registry
+
+TRAINING_IDS = "train-ids.txt.gz"  # in the registry, under lineage/<model_id>/
 
 
 @dataclass
@@ -64,6 +74,52 @@ def count_new_examples(provenance: Path, since: datetime | None) -> int:
     return n
 
 
+def training_ids(provenance: Path) -> set[str]:
+    """The ``example_id`` of every training-split example in a ``provenance.jsonl`` (rows without one: none)."""
+    if not provenance.exists():
+        return set()
+    ids: set[str] = set()
+    with provenance.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                row = json.loads(line)
+                if row.get("split") == "train" and row.get("example_id"):
+                    ids.add(row["example_id"])
+    return ids
+
+
+def save_training_ids(registry: Registry, model_id: str, provenance: Path) -> int:
+    """Keep the training-split ids ``model_id`` was trained on in the registry (once: a model's data does not
+    change); returns how many. Nothing is written when the provenance has no ids (an older trainset)."""
+    if registry.read_lineage(model_id, TRAINING_IDS) is not None:
+        return -1
+    ids = training_ids(provenance)
+    if ids:
+        registry.write_lineage(model_id, TRAINING_IDS, gzip.compress("\n".join(sorted(ids)).encode(), mtime=0))
+    return len(ids)
+
+
+def load_training_ids(registry: Registry, model: ModelRecord | None) -> set[str] | None:
+    """The training-split ids ``model`` was trained on (None: not kept, e.g. registered before ids existed)."""
+    if model is None or model.backend == "base":
+        return None
+    data = registry.read_lineage(model.model_id, TRAINING_IDS)
+    return set(gzip.decompress(data).decode().split()) if data is not None else None
+
+
+def count_unseen_examples(provenance: Path, trained: set[str]) -> int:
+    """Training-split examples whose ``example_id`` is not in ``trained`` (rows without an id count as new)."""
+    if not provenance.exists():
+        return 0
+    n = 0
+    with provenance.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                row = json.loads(line)
+                n += row.get("split") == "train" and row.get("example_id") not in trained
+    return n
+
+
 def recipe_reference(models: list[ModelRecord], champion: ModelRecord | None) -> ModelRecord | None:
     """The trained model a retrain is compared with: the champion, or -- while the champion is the base model
     (no adapter) -- the newest trained model, promoted or not. An adapter the gate rejected was trained on its
@@ -75,18 +131,29 @@ def recipe_reference(models: list[ModelRecord], champion: ModelRecord | None) ->
 
 
 def should_retrain(
-    provenance: Path, champion: ModelRecord | None, params_hash: str, cfg: RetrainParams, *, force: bool = False
+    provenance: Path,
+    champion: ModelRecord | None,
+    params_hash: str,
+    cfg: RetrainParams,
+    *,
+    force: bool = False,
+    trained_ids: set[str] | None = None,
 ) -> RetrainDecision:
     """Enough new examples since the reference model's data (the champion, see :func:`recipe_reference`), or a
-    changed recipe, or forced (see module docstring)."""
+    changed recipe, or forced (see module docstring). ``trained_ids``: the reference model's training-split
+    ids (:func:`load_training_ids`); None: new means created after its ``data_until``."""
     if champion is None:
         return RetrainDecision(True, "no champion yet")
     if champion.backend == "base":
         return RetrainDecision(True, "no trained model yet (the champion is the base model)")
-    since = _parse(champion.training.get("data_until")) or champion.created_at
-    n = count_new_examples(provenance, since)
     role = "champion" if champion.status == "champion" else f"latest trained model, {champion.status}"
-    basis = f"{n} new training examples since {since:%Y-%m-%d %H:%M} ({role} {champion.model_id})"
+    if trained_ids is not None:
+        n = count_unseen_examples(provenance, trained_ids)
+        basis = f"{n} new training examples (not in the training data of {role} {champion.model_id})"
+    else:
+        since = _parse(champion.training.get("data_until")) or champion.created_at
+        n = count_new_examples(provenance, since)
+        basis = f"{n} new training examples since {since:%Y-%m-%d %H:%M} ({role} {champion.model_id})"
     if force:
         return RetrainDecision(True, f"forced; {basis}", n)
     if n >= cfg.min_new_examples:
