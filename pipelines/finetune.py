@@ -20,8 +20,8 @@ def main() -> None:
         loss_plot=ws.LOSS_PLOT,
         preferences=ws.TRAINSET / "dpo.jsonl",
     )
-    write_json(ws.stage_metrics("finetune"), record)
-    print({k: v for k, v in record.items() if k not in {"train_loss", "val_loss"}})
+    write_json(ws.stage_metrics("finetune"), record.as_dict())
+    print(record.summary())
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from llmops.config import BaseParams, FinetuneParams
 from llmops.finetune.dpo import CuratedPair, PreferencePair, build_preference_pairs, read_pairs, train_dpo
 from llmops.finetune.trainset import AnswerFit
 from llmops.records import ChatMessage, EvalQuestion
+from llmops.reports.training import TrainingReport
 
 ROWS = [
     CuratedPair(prompt="How do I renew my license?", chosen="Renew it online on the DMV website.", rejected="I don't know."),
@@ -83,10 +84,8 @@ def test_sft_then_dpo_continues_the_sft_adapter(tmp_path: Path, model_cache: Pat
     record = LocalBackend(cfg, model_cache / "base", preferences=tmp_path / "dpo.jsonl").train(
         tmp_path / "train.jsonl", tmp_path / "validation.jsonl", tmp_path / "out"
     )
-    assert record["steps"] == 2 and record["dpo"]["steps"] == 2 and record["dpo"]["reference"] == "sft adapter"
-    assert json.loads((tmp_path / "out/training.json").read_text())["model_id"] == record["model_id"]
+    assert record.steps == 2 and record.dpo is not None and record.dpo.steps == 2 and record.dpo.reference == "sft adapter"
+    assert TrainingReport.read(tmp_path / "out") == record  # the sft+dpo record is what training.json holds
     few = LocalBackend(cfg.model_copy(update={"dpo_min_pairs": 8}), model_cache / "base", preferences=tmp_path / "dpo.jsonl")
-    assert (
-        "only 4 preference pairs"
-        in few.train(tmp_path / "train.jsonl", tmp_path / "validation.jsonl", tmp_path / "o2")["dpo"]["skipped"]
-    )
+    skipped = few.train(tmp_path / "train.jsonl", tmp_path / "validation.jsonl", tmp_path / "o2").dpo
+    assert skipped is not None and "only 4 preference pairs" in (skipped.skipped or "")

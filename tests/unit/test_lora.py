@@ -12,6 +12,7 @@ from llmops.config import FinetuneParams
 from llmops.finetune.lora import encode_example, plot_loss, train_lora
 from llmops.llm.local import LocalChatModel, ensure_base_model
 from llmops.records import ChatMessage, TrainingExample
+from llmops.reports.training import TrainingReport
 
 
 def _ex(q: str, a: str) -> TrainingExample:
@@ -68,7 +69,9 @@ def test_train_two_steps_saves_a_working_adapter(tmp_path: Path, model_cache: Pa
     assert len(report.step_seconds) == 2 and sum(report.step_tokens) == report.tokens_seen
     assert report.device in {"cpu", "cuda+compile"}  # compile (default on) applies on a GPU only
     assert (out / "adapter_model.safetensors").exists()
-    assert json.loads((out / "training.json").read_text())["model_id"] == report.model_id
+    written = TrainingReport.read(out)  # the file reads back as what the loop reported, in the shape it always had
+    assert written == report.to_report() and written.model_id == report.model_id
+    assert json.loads((out / "training.json").read_text()) == json.loads(json.dumps(report.as_dict()))
     plot_loss(report, tmp_path / "loss.png")
     assert (tmp_path / "loss.png").stat().st_size > 1000
 

@@ -21,6 +21,7 @@ import pytest
 from llmops.config import FinetuneParams, Settings
 from llmops.errors import ConfigError, FineTuneError, TrainingDataError
 from llmops.finetune.openai_jobs import OpenAIFineTuner, openai_client
+from llmops.reports.training import TrainingReport
 
 STEPS = ["validating_files", "queued", "running", "running", "succeeded"]
 
@@ -316,10 +317,12 @@ def test_stage_entry_validates_then_trains_with_openai(api, files, tmp_path, mon
         run_finetune(*files, tmp_path / "out", broke, settings, seed=5, backend=backend)
     assert server.calls == []  # the cap stopped the run before any upload
     record = run_finetune(*files, tmp_path / "out", backend_cfg, settings, seed=5, backend=backend)
-    assert record["backend"] == "openai" and record["model_id"].startswith("ft:gpt-4o-mini")
-    assert record["validation"]["examples"] == 10 and record["validation"]["estimated_cost_usd"] > 0
-    assert record["train_loss"] == [1.0, pytest.approx(0.6667)]
-    assert json.loads((tmp_path / "out/training.json").read_text())["job_id"] == "ftjob-1"
+    assert record.backend == "openai" and record.model_id is not None and record.model_id.startswith("ft:gpt-4o-mini")
+    assert record.validation is not None
+    assert record.validation["examples"] == 10 and record.validation["estimated_cost_usd"] > 0
+    assert record.train_loss == [1.0, pytest.approx(0.6667)]
+    assert TrainingReport.read(tmp_path / "out") == record and record.job_id == "ftjob-1"
+    assert "device" not in json.loads((tmp_path / "out/training.json").read_text())  # local-only keys are not written
     assert (tmp_path / "loss.png").stat().st_size > 1000
 
 

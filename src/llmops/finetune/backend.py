@@ -10,13 +10,13 @@
 * ``openai``: an OpenAI fine-tuning job (resumable); the output directory holds ``training.json`` with
   the ``fine_tuned_model`` and the job record.
 
-Both write the same ``training.json`` keys (``model_id``, ``base_model``, ``backend`` + metrics), which
-is what the registry records as lineage.
+Both return a :class:`~llmops.reports.training.TrainingReport` (``model_id``, ``base_model``, ``backend`` +
+metrics), written to ``training.json`` through that model and read back through it by the registry, the
+evaluate stage and the answer service.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +24,13 @@ from typing import Any, Protocol
 
 from llmops.config import FinetuneParams, Settings
 from llmops.finetune.validate import ValidationReport, hf_token_counter, special_tokens_of, validate_file
+from llmops.reports.training import DpoReport, TrainingReport
 
 
 class FineTuneBackend(Protocol):
     name: str
 
-    def train(self, train: Path, validation: Path, out_dir: Path) -> dict[str, Any]:
+    def train(self, train: Path, validation: Path, out_dir: Path) -> TrainingReport:
         """Train on chat JSONL files, write artifacts to ``out_dir``, return the training record."""
         ...
 
@@ -44,7 +45,7 @@ class LocalBackend:
     preferences: Path | None = None  # DPO pairs (trainset stage's dpo.jsonl) for method dpo / sft+dpo
     name: str = "local"
 
-    def train(self, train: Path, validation: Path, out_dir: Path) -> dict[str, Any]:
+    def train(self, train: Path, validation: Path, out_dir: Path) -> TrainingReport:
         from llmops.finetune.examples import read_chat_jsonl
         from llmops.finetune.lora import plot_loss, train_lora
 
@@ -66,14 +67,14 @@ class LocalBackend:
         )
         if self.loss_plot is not None:
             plot_loss(report, self.loss_plot)
-        record = report.as_dict()
+        record = report.to_report()
         if self.cfg.method == "sft+dpo":
             if isinstance(pairs, str):
-                record["dpo"] = {"skipped": pairs}
+                record.dpo = DpoReport(skipped=pairs)
             else:
                 dpo = self._dpo(pairs, out_dir, out_dir)
-                record["model_id"], record["dpo"] = dpo["model_id"], dpo["dpo"]
-                (out_dir / "training.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+                record.model_id, record.dpo = dpo.model_id, dpo.dpo
+                record.write(out_dir)
         return record
 
     def _pairs(self) -> list[Any] | str:
@@ -85,7 +86,7 @@ class LocalBackend:
             return f"only {len(pairs)} preference pairs < finetune.dpo_min_pairs {self.cfg.dpo_min_pairs}"
         return pairs
 
-    def _dpo(self, pairs: list[Any], out_dir: Path, init_adapter: Path | None) -> dict[str, Any]:
+    def _dpo(self, pairs: list[Any], out_dir: Path, init_adapter: Path | None) -> TrainingReport:
         import hashlib
 
         from llmops.finetune.dpo import train_dpo
@@ -95,9 +96,11 @@ class LocalBackend:
             pairs, self.cfg, base_cache=self.base_cache, out_dir=out_dir, init_adapter=init_adapter, seed=self.seed
         )
         digest = hashlib.sha256((out_dir / "adapter_model.safetensors").read_bytes()).hexdigest()[:10]
-        record = {"model_id": f"{BASE_MODEL_NAME}-lora-{digest}", "base_model": BASE_MODEL_NAME, "dpo": report}
+        record = TrainingReport(
+            model_id=f"{BASE_MODEL_NAME}-lora-{digest}", base_model=BASE_MODEL_NAME, dpo=DpoReport.model_validate(report)
+        )
         if init_adapter is None:
-            (out_dir / "training.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+            record.write(out_dir)
         return record
 
 
@@ -111,24 +114,25 @@ class OpenAIBackend:
     log: Callable[[str], None] = print
     name: str = "openai"
 
-    def train(self, train: Path, validation: Path, out_dir: Path) -> dict[str, Any]:
+    def train(self, train: Path, validation: Path, out_dir: Path) -> TrainingReport:
         from llmops.finetune.openai_jobs import OpenAIFineTuner
 
         has_validation = validation.exists() and validation.stat().st_size > 0
         state = OpenAIFineTuner(self.client, self.cfg, self.state_dir, log=self.log).run(
             train, validation if has_validation else None, seed=self.seed
         )
-        record: dict[str, Any] = {
-            "model_id": state.fine_tuned_model,
-            "base_model": self.cfg.openai_model,
-            "backend": "openai",
-            "job_id": state.job_id,
-            "trained_tokens": state.trained_tokens,
-            "epochs": self.cfg.epochs,
-        }
         train_loss = [round(float(m["train_loss"]), 4) for m in state.metrics if "train_loss" in m]
         val_loss = [(int(m["step"]), round(float(m["valid_loss"]), 4)) for m in state.metrics if "valid_loss" in m]
-        record.update({"train_loss": train_loss, "val_loss": val_loss})
+        record = TrainingReport(
+            model_id=state.fine_tuned_model,
+            base_model=self.cfg.openai_model,
+            backend="openai",
+            job_id=state.job_id,
+            trained_tokens=state.trained_tokens,
+            epochs=self.cfg.epochs,
+            train_loss=train_loss,
+            val_loss=val_loss,
+        )
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "job.json").write_text(state.model_dump_json(indent=2) + "\n", encoding="utf-8")
         if self.loss_plot is not None:
@@ -181,14 +185,13 @@ def run_finetune(
     loss_plot: Path | None = None,
     backend: FineTuneBackend | None = None,
     preferences: Path | None = None,
-) -> dict[str, Any]:
+) -> TrainingReport:
     """Validate, then train with the configured backend; writes ``out_dir/training.json`` and returns it.
     ``preferences``: DPO pairs for ``finetune.method`` dpo / sft+dpo (local backend)."""
     report = validate_for_training(train, validation, cfg, settings.base_model_cache)
     backend = backend or make_backend(cfg, settings, seed=seed, loss_plot=loss_plot, preferences=preferences)
     record = backend.train(train, validation, out_dir)
-    record["backend"] = backend.name
-    record["validation"] = report.as_dict()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "training.json").write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+    record.backend = backend.name
+    record.validation = report.as_dict()
+    record.write(out_dir)
     return record

@@ -11,7 +11,6 @@ CPU threads are the cores this process may run on (``threads`` overrides).
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import random
@@ -24,6 +23,7 @@ from typing import Any
 from llmops.config import FinetuneParams
 from llmops.errors import EmptyDatasetError
 from llmops.records import TrainingExample
+from llmops.reports.training import TrainingReport
 
 
 @dataclass
@@ -62,6 +62,10 @@ class TrainReport:
         d["steady_tokens_per_s"] = round(self.steady_tokens_per_s, 1)
         d["examples_per_s"] = round(self.examples_seen / self.seconds, 3) if self.seconds else 0.0
         return d
+
+    def to_report(self) -> TrainingReport:
+        """The ``training.json`` record of this run."""
+        return TrainingReport.model_validate(self.as_dict())
 
 
 def encode_example(tokenizer: Any, ex: TrainingExample, max_len: int) -> tuple[list[int], list[int]] | None:
@@ -283,7 +287,7 @@ def train_lora(
     model.save_pretrained(str(out_dir))
     digest = hashlib.sha256((out_dir / "adapter_model.safetensors").read_bytes()).hexdigest()[:10]
     report.model_id = f"{BASE_MODEL_NAME}-lora-{digest}"
-    (out_dir / "training.json").write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
+    report.to_report().write(out_dir)
     return report
 
 

@@ -8,12 +8,12 @@ served as itself, never as the local base model.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from llmops.config import Settings
 from llmops.errors import ConfigError
 from llmops.llm.base import ChatModel
+from llmops.reports.training import read_training_report
 
 
 def trained_chat_model(backend: str, model_id: str | None, artifact_dir: Path | None, settings: Settings) -> ChatModel:
@@ -33,5 +33,5 @@ def trained_chat_model(backend: str, model_id: str | None, artifact_dir: Path | 
 
 def model_in(artifact_dir: Path, settings: Settings, *, default_backend: str = "local") -> ChatModel:
     """The model a fine-tuning run left in ``artifact_dir`` (its ``training.json`` names backend and id)."""
-    record = json.loads((artifact_dir / "training.json").read_text(encoding="utf-8"))
-    return trained_chat_model(record.get("backend", default_backend), record["model_id"], artifact_dir, settings)
+    record = read_training_report(artifact_dir)
+    return trained_chat_model(record.backend or default_backend, record.model_id, artifact_dir, settings)
