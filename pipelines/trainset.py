@@ -2,32 +2,42 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
 
 from llmops import workspace as ws
 from llmops.data.incremental import (
     MANIFEST,
     CachedRetriever,
     RecordCache,
+    batched,
     cache_path,
-    count_records,
     file_digest,
     fingerprint,
-    iter_records,
+    iter_lines,
+    partitions,
+    record_key,
 )
 from llmops.data.quarantine import write_quarantine
+from llmops.errors import DataContractError
 from llmops.finetune.dpo import CuratedPair, build_preference_pairs
-from llmops.finetune.leaks import hold_back_leaks
+from llmops.finetune.leaks import CachedScanner, hold_back_leaks
 from llmops.finetune.trainset import AnswerFit, ServingPrompt, build_trainset, input_revision, pairs_within_shares
 from llmops.finetune.validate import base_token_counter
 from llmops.index.embed import make_embedder
 from llmops.index.hybrid import open_retriever
 from llmops.index.store import chroma_client
 from llmops.jsonl import read_jsonl, write_json, write_jsonl
+from llmops.llm.local import BASE_MODEL_NAME
 from llmops.pii.redact import Redactor
 from llmops.pii.scan import Scanner
 from llmops.records import Conversation, Document, EvalQuestion, FeedbackEvent
 from pipelines._stage import setup
+
+_BUILD_CODE = ("src/llmops/finetune/trainset.py", "src/llmops/finetune/examples.py", "src/llmops/llm/prompts.py")
 
 
 def main() -> None:
@@ -36,8 +46,12 @@ def main() -> None:
     inputs: list[str | Path] = [ws.REDACTED_CONVERSATIONS / MANIFEST, ws.FEEDBACK / "curated.jsonl", params.evaluate.questions]
     documents = ws.REDACTED / "documents.jsonl"
     # The answer service's retriever over the serving index: examples carry the context it would retrieve.
-    embedder = make_embedder(params.index.embedder, params.index, settings)
-    retriever = open_retriever(chroma_client(settings), embedder, params.index)
+    # Opened on the first question not in the cache (a run with nothing new loads no embedder).
+    retriever = _Lazy(
+        lambda: open_retriever(
+            chroma_client(settings), make_embedder(params.index.embedder, params.index, settings), params.index
+        )
+    )
     # Contexts are reused across runs while the index content and the retrieval params hold: after an
     # append only the new questions are embedded and searched.
     retrieval_fp = fingerprint(
@@ -48,11 +62,19 @@ def main() -> None:
     cache = RecordCache(cache_path(settings.home_dir, "trainset"))
     cached = CachedRetriever(retriever, cache, retrieval_fp)
     prompt = ServingPrompt(cached, params.serve)
-    fit = AnswerFit(base_token_counter(settings.base_model_cache), params.finetune.max_seq_len)
+    # Token counts per (prompt, answer) are reused too; the tokenizer is loaded on the first new example.
+    counter = _Lazy(lambda: base_token_counter(settings.base_model_cache))
+    tokenizer_fp = fingerprint(
+        {"base": BASE_MODEL_NAME, "max_seq_len": params.finetune.max_seq_len},
+        ["src/llmops/finetune/examples.py", "src/llmops/finetune/validate.py"],
+        extra=_tokenizer_digest(settings.base_model_cache / BASE_MODEL_NAME),
+    )
+    fit = AnswerFit(lambda messages: counter.get()(messages), params.finetune.max_seq_len, cache=cache, fp=tokenizer_fp)
     evals = read_jsonl(inputs[2], EvalQuestion)
     redactor = Redactor.from_settings(params.redact, settings)  # the redact stage's detector and id hashing
+    seen = SeenRecords(cache, fingerprint(params.trainset, [*_BUILD_CODE], extra=retrieval_fp + tokenizer_fp))
     result = build_trainset(
-        iter_records(ws.REDACTED_CONVERSATIONS, Conversation),
+        seen.iter(ws.REDACTED_CONVERSATIONS, Conversation),
         read_jsonl(inputs[1], FeedbackEvent),
         evals,
         params.trainset,
@@ -69,7 +91,11 @@ def main() -> None:
         pairs_skipped["chosen_over_share"] += over_share
     # Leak gate: a record in which personal data survived the redact stage is held back (quarantined, never
     # pushed) and the run goes on; above redact.max_leak_share the stage fails and nothing is published.
-    pairs, gate = hold_back_leaks(result, pairs, Scanner(params.redact, redactor), params.redact.max_leak_share)
+    # Verdicts per text are reused across runs (keyed by the scan params and the detector's code): only texts
+    # not scanned before go through the detector, which is loaded on the first of them.
+    scan_fp = fingerprint(params.redact, ["src/llmops/pii"])
+    scanner = CachedScanner(lambda: Scanner(params.redact, redactor), cache, scan_fp)
+    pairs, gate = hold_back_leaks(result, pairs, scanner, params.redact.max_leak_share)
     key = settings.pii_vault_key.get_secret_value() if settings.pii_vault_key else None  # seals the quarantine
     write_quarantine(ws.TRAINSET_QUARANTINE / "records.jsonl", gate.quarantined, key)
     gate.check()
@@ -78,19 +104,82 @@ def main() -> None:
     write_jsonl(ws.TRAINSET / "provenance.jsonl", result.provenance())
     write_jsonl(ws.TRAINSET / "dpo.jsonl", pairs)
     stats = result.stats() | {"dpo_pairs": len(pairs), "dpo_skipped": dict(pairs_skipped), "leak_gate": gate.report()}
-    n_conversations = count_records(ws.REDACTED_CONVERSATIONS)
-    # processed/reused count candidate questions (conversation turns, feedback, FAQ sections): retrieval is the cost.
+    # processed: conversations this stage had not built from before (same params, code, index and tokenizer);
+    # reused: the others, whose retrieval, token counts and leak verdicts came from the record cache.
     stats["conversations"] = {
-        "in": n_conversations,
-        "processed": cached.searched,
-        "reused": cached.reused,
-        "deleted": cache.sweep(),
-        "unit": "questions",
+        "in": seen.processed + seen.reused,
+        "processed": seen.processed,
+        "reused": seen.reused,
+        "deleted": seen.gone(),  # conversations built from before that are no longer in the input
+        "questions": {"searched": cached.searched, "reused": cached.reused},
+        "answers_fitted": {"tokenised": fit.fitted, "reused": fit.reused},
+        "leak_scan_texts": {"scanned": scanner.scanned, "reused": scanner.reused},
     }
+    stats["conversations"]["cache_entries_swept"] = cache.sweep()  # nothing of an erased conversation stays
+    seen.commit()
     cache.close()
     stats |= input_revision([*inputs, documents, ws.INDEX_MANIFEST, ws.FEEDBACK / "dpo.jsonl"])
     write_json(ws.stage_metrics("trainset"), stats)
     print(stats)
+
+
+class SeenRecords:
+    """Streams the conversations of a partitioned directory and counts which ones this stage had built from
+    before with the same fingerprint (``reused``) and which are new or changed (``processed``). The new keys
+    are stored by :meth:`commit`, after the stage's outputs are written (a failed run counts them again)."""
+
+    def __init__(self, cache: RecordCache, fp: str) -> None:
+        self.cache, self.fp = cache, fp
+        self.processed = 0
+        self.reused = 0
+        self._new: list[str] = []  # keys of the new records only: memory follows what arrived
+
+    def iter(self, directory: Path, model: type[Any]) -> Iterator[Any]:
+        for part in partitions(directory):
+            for batch in batched(iter_lines(part), 1000):
+                keys = [record_key(self.fp, line) for _, line in batch]
+                known = self.cache.get_many(keys, "conversations")
+                fresh = [k for k in keys if k not in known]
+                self.processed += len(fresh)
+                self.reused += len(keys) - len(fresh)
+                self._new += fresh
+                for line_no, line in batch:
+                    try:
+                        yield model.model_validate_json(line)
+                    except ValidationError as exc:
+                        raise DataContractError(
+                            f"{part}:{line_no} is not a valid {model.__name__}: {exc.errors()[0]['msg']}. "
+                            "This file is a stage output: rerun the stage that writes it (dvc repro)."
+                        ) from exc
+
+    def gone(self) -> int:
+        """Records seen by an earlier run and not by this one (deleted at the source, or changed)."""
+        row = self.cache.db.execute("SELECT COUNT(*) FROM cache WHERE part = ? AND run != ?", ("conversations", self.cache.run))
+        return int(row.fetchone()[0])
+
+    def commit(self) -> None:
+        self.cache.put_many(((k, "1") for k in self._new), "conversations")
+
+
+def _tokenizer_digest(model_dir: Path) -> str:
+    """The tokenizer files of the base model (a changed tokenizer recounts every example)."""
+    files = sorted(model_dir.glob("tokenizer*")) + sorted(model_dir.glob("special_tokens_map.json"))
+    return "".join(file_digest(f) for f in files)
+
+
+class _Lazy:
+    """A resource built on first use (``get()``, or ``search`` for a retriever)."""
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self.factory, self.value = factory, None
+
+    def get(self) -> Any:
+        if self.value is None:
+            self.value = self.factory()
+        return self.value
+
+    def search(self, queries: Sequence[str], k: int) -> list[list[dict[str, Any]]]:
+        return self.get().search(queries, k=k)
 
 
 if __name__ == "__main__":

@@ -297,3 +297,31 @@ def test_validation_is_capped_and_an_append_never_moves_a_trained_group_into_val
     # The order is stable: the examples of the old archive keep their relative order in train.jsonl.
     old_in_after = [e.group_id for e in after.train if e.group_id in trained_before]
     assert old_in_after == [e.group_id for e in before.train if e.group_id in set(old_in_after)]
+
+
+def test_answer_fits_are_reused_across_runs_and_only_new_examples_are_tokenised(tmp_path: Path) -> None:
+    from llmops.data.incremental import RecordCache
+    from llmops.finetune.trainset import AnswerFit
+
+    counted: list[int] = []
+
+    def count(messages: list[dict[str, str]]) -> int:
+        counted.append(1)
+        return _words(messages)
+
+    convs, events, docs = _sources(40, 5, 5)
+    cfg = TrainsetParams(min_answer_chars=5, validation_share=0.2, max_feedback_share=1.0)
+    plain = build_trainset(convs, events, [], cfg, BaseParams(), documents=docs, fit=AnswerFit(_words, 200))
+    assert len(plain.train) + len(plain.validation) == 50
+    with RecordCache(tmp_path / "trainset.sqlite") as cache:
+        fit = AnswerFit(count, 200, cache=cache, fp="fp")
+        first = build_trainset(convs, events, [], cfg, BaseParams(), documents=docs, fit=fit)
+        assert first.train == plain.train and first.validation == plain.validation and first.trimmed == plain.trimmed
+        assert fit.fitted == 50 and fit.reused == 0 and counted
+    with RecordCache(tmp_path / "trainset.sqlite") as cache:
+        counted.clear()
+        grown, _, _ = _sources(42, 0, 0)
+        fit = AnswerFit(count, 200, cache=cache, fp="fp")
+        again = build_trainset(grown, events, [], cfg, BaseParams(), documents=docs, fit=fit)
+        assert (fit.fitted, fit.reused) == (2, 50) and 0 < len(counted) <= 2 * 4  # two new answers tokenised
+        assert len(again.train) + len(again.validation) == len(first.train) + len(first.validation) + 2

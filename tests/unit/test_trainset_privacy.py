@@ -132,3 +132,40 @@ def test_feedback_events_carry_no_key_names_into_the_files() -> None:
     assert res.train_keys.count("mallory") == 1 and "mallory" not in str(
         [*map(lambda e: e.to_openai(), res.train), res.provenance()]
     )
+
+
+def test_leak_verdicts_are_reused_and_the_detector_is_loaded_only_for_new_texts(scanner: Scanner, tmp_path: Path) -> None:
+    """The gate with per-text verdicts cached: the same findings as a full scan; a rerun scans nothing and
+    loads no detector; after an append only the new texts are scanned; the cache holds no value."""
+    from llmops.data.incremental import RecordCache
+    from llmops.finetune.leaks import CachedScanner
+
+    made: list[int] = []
+
+    def make() -> Scanner:
+        made.append(1)
+        return scanner
+
+    res, pairs = _trainset(60, 1)
+    _, full = hold_back_leaks(res, pairs, scanner, max_leak_share=0.05)  # type: ignore[arg-type]
+    with RecordCache(tmp_path / "trainset.sqlite") as cache:
+        res, pairs = _trainset(60, 1)
+        cached = CachedScanner(make, cache, "fp")
+        _, first = hold_back_leaks(res, pairs, cached, max_leak_share=0.05)  # type: ignore[arg-type]
+        assert [q.reason for q in first.quarantined] == [q.reason for q in full.quarantined] and made == [1]
+        assert cached.scanned > 0 and cache.sweep() == 0
+    with RecordCache(tmp_path / "trainset.sqlite") as cache:
+        res, pairs = _trainset(60, 1)
+        again = CachedScanner(make, cache, "fp")
+        _, second = hold_back_leaks(res, pairs, again, max_leak_share=0.05)  # type: ignore[arg-type]
+        assert (again.scanned, made) == (0, [1]) and again.reused == cached.scanned + cached.reused
+        assert [q.reason for q in second.quarantined] == [q.reason for q in full.quarantined]
+        assert cache.sweep() == 0
+    with RecordCache(tmp_path / "trainset.sqlite") as cache:
+        res, pairs = _trainset(62, 1)  # two new conversations
+        grown = CachedScanner(make, cache, "fp")
+        hold_back_leaks(res, pairs, grown, max_leak_share=0.05)  # type: ignore[arg-type]
+        assert made == [1, 1] and 0 < grown.scanned <= 10 and grown.reused > 200  # only the new records' texts
+    raw = (tmp_path / "trainset.sqlite").read_bytes()
+    assert EMAIL.encode() not in raw and b"lena" not in raw  # offsets and types only
+    assert oct((tmp_path / "trainset.sqlite").stat().st_mode & 0o777) == "0o600"

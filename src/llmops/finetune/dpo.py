@@ -85,8 +85,11 @@ def build_preference_pairs(
             messages = [{"role": "system", "content": base.system_prompt}, {"role": "user", "content": r.prompt}]
         chosen, rejected = r.chosen, r.rejected
         if fit is not None:
-            fit_chosen, outcome = fit_answer(messages, chosen, fit.count_tokens, fit.max_seq_len)
-            fit_rejected, outcome_r = fit_answer(messages, rejected, fit.count_tokens, fit.max_seq_len)
+            if hasattr(fit, "fit_many"):  # AnswerFit: outcomes reused across runs when it has a cache
+                (fit_chosen, outcome), (fit_rejected, outcome_r) = fit.fit_many([(messages, chosen), (messages, rejected)])
+            else:
+                fit_chosen, outcome = fit_answer(messages, chosen, fit.count_tokens, fit.max_seq_len)
+                fit_rejected, outcome_r = fit_answer(messages, rejected, fit.count_tokens, fit.max_seq_len)
             if fit_chosen is None or fit_rejected is None:
                 skipped[outcome if fit_chosen is None else outcome_r] += 1
                 continue

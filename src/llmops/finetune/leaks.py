@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from llmops.data.incremental import RecordCache, record_key
 from llmops.finetune.trainset import TrainsetResult
 from llmops.records import Quarantined
 
@@ -21,6 +23,49 @@ class Scanner(Protocol):
     """What the gate needs from :class:`llmops.pii.scan.Scanner`."""
 
     def scan(self, texts: Any) -> list[Any]: ...
+
+
+class CachedScanner:
+    """The leak scan with per-text verdicts reused across runs: ``cache`` maps ``hash(fp, text)`` to the spans
+    found in the text (entity type and offsets: no value), so after an append only texts not scanned before
+    (new examples, a changed context) go through the detector. ``fp`` covers what a verdict depends on (the
+    scan params, the detector's code). ``make_scanner`` is called on the first miss only: a run whose texts
+    were all scanned before never loads the detector. ``scanned``/``reused`` count distinct texts."""
+
+    def __init__(self, make_scanner: Callable[[], Any], cache: RecordCache, fp: str) -> None:
+        self.make_scanner, self.cache, self.fp = make_scanner, cache, fp
+        self._scanner: Any = None
+        self.scanned = 0
+        self.reused = 0
+
+    def scan(self, items: Iterable[tuple[str, str]], batch: int = 512) -> list[Any]:
+        findings: list[Any] = []
+        chunk: list[tuple[str, str]] = []
+        for item in items:
+            chunk.append(item)
+            if len(chunk) >= batch:
+                findings += self._scan(chunk)
+                chunk = []
+        return findings + self._scan(chunk)
+
+    def _scan(self, chunk: list[tuple[str, str]]) -> list[Any]:
+        from llmops.pii.scan import findings_of
+
+        if not chunk:
+            return []
+        keys = [record_key(self.fp, text) for _, text in chunk]
+        known = self.cache.get_many(keys, "leakscan")
+        missing = {key: text for key, (_, text) in zip(keys, chunk, strict=True) if key not in known}
+        if missing:
+            if self._scanner is None:
+                self._scanner = self.make_scanner()
+            spans = self._scanner.spans(list(missing.values()))
+            fresh = {key: json.dumps(s) for key, s in zip(missing, spans, strict=True)}
+            self.cache.put_many(fresh.items(), "leakscan")
+            known.update(fresh)
+        self.scanned += len(missing)
+        self.reused += len(set(keys)) - len(missing)
+        return findings_of(chunk, [[tuple(s) for s in json.loads(known[key])] for key in keys])
 
 
 @dataclass

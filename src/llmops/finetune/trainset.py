@@ -57,10 +57,40 @@ class ServingPrompt:
 
 @dataclass
 class AnswerFit:
-    """Tokens of a chat example (template included) and the window it must fit."""
+    """Tokens of a chat example (template included) and the window it must fit.
+
+    ``cache`` (a :class:`llmops.data.incremental.RecordCache`) and ``fp`` (what the token count depends on:
+    the tokenizer): the outcome of each (prompt, answer) is reused across runs, so after an append only new
+    examples are tokenised (and ``count_tokens`` may load its tokenizer lazily, on the first miss)."""
 
     count_tokens: CountTokens
     max_seq_len: int
+    cache: Any = None
+    fp: str = ""
+    fitted: int = 0  # (prompt, answer) pairs tokenised by this run
+    reused: int = 0  # ... whose outcome came from the cache
+
+    def fit_many(self, items: Sequence[tuple[list[dict[str, str]], str]]) -> list[tuple[str | None, str]]:
+        """:func:`~llmops.finetune.examples.fit_answer` of each ``(prompt messages, answer)``."""
+        if self.cache is None:
+            self.fitted += len(items)
+            return [fit_answer(m, a, self.count_tokens, self.max_seq_len) for m, a in items]
+        import json
+
+        from llmops.data.incremental import record_key
+
+        keys = [record_key(self.fp, json.dumps([self.max_seq_len, m, a], sort_keys=True)) for m, a in items]
+        known = self.cache.get_many(keys, "fit")
+        fresh: dict[str, str] = {}
+        for key, (m, a) in zip(keys, items, strict=True):
+            if key not in known and key not in fresh:
+                fresh[key] = json.dumps(fit_answer(m, a, self.count_tokens, self.max_seq_len))
+        if fresh:
+            self.cache.put_many(fresh.items(), "fit")
+            known.update(fresh)
+        self.fitted += len(fresh)
+        self.reused += len(items) - len(fresh)
+        return [(v[0], v[1]) for v in (json.loads(known[key]) for key in keys)]
 
 
 @dataclass
@@ -249,6 +279,7 @@ def build_trainset(
             questions = list(dict.fromkeys(c.question for c in batch))
             hits = prompt.retriever.search(questions, k=prompt.cfg.top_k)
             contexts = {q: [h["text"] for h in hs] for q, hs in zip(questions, hits, strict=True)}
+        supported: list[tuple[_Candidate, list[dict[str, str]]]] = []
         for c in batch:
             if prompt.retriever is not None:
                 messages = rag_messages(c.question, contexts[c.question], base.system_prompt, prompt.cfg.context_chars)
@@ -257,9 +288,12 @@ def build_trainset(
                     continue
             else:
                 messages = [{"role": "system", "content": base.system_prompt}, {"role": "user", "content": c.question}]
+            supported.append((c, messages))
+        fits = fit.fit_many([(m, c.answer) for c, m in supported]) if fit is not None else []
+        for i, (c, messages) in enumerate(supported):
             answer = c.answer
             if fit is not None:
-                fitted, outcome = fit_answer(messages, c.answer, fit.count_tokens, fit.max_seq_len)
+                fitted, outcome = fits[i]
                 if fitted is None:
                     result.skipped[outcome] += 1
                     continue

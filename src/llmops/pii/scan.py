@@ -9,7 +9,7 @@ message cannot become the leak.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,20 +67,28 @@ class Scanner:
                 chunk = []
         return findings + self._scan(chunk)
 
-    def _scan(self, chunk: list[tuple[str, str]]) -> list[Finding]:
-        if not chunk:
+    def spans(self, texts: list[str]) -> list[list[tuple[str, int, int]]]:
+        """``(entity type, start, end)`` of every residual finding in each text (overlaps resolved)."""
+        if not texts:
             return []
-        texts = [t for _, t in chunk]
         analyzer = self.redactor.analyzer
         if hasattr(analyzer, "scan") and analyzer.cfg.scan_entities == self.cfg.scan_entities:
-            spans = analyzer.scan(texts)  # the detector's leak-gate entry point (its worker pool, same shadow)
+            found = analyzer.scan(texts)  # the detector's leak-gate entry point (its worker pool, same shadow)
         else:  # Presidio's engine, or other entities: the redactor's own analysis, filtered the same way
-            spans = self.redactor.analyze(texts, self.cfg.scan_entities)
-        return [
-            Finding(loc, s.entity_type, _hint(text[s.start : s.end]))
-            for (loc, text), found in zip(chunk, spans, strict=True)
-            for s in resolve_overlaps(found)
-        ]
+            found = self.redactor.analyze(texts, self.cfg.scan_entities)
+        return [[(s.entity_type, s.start, s.end) for s in resolve_overlaps(f)] for f in found]
+
+    def _scan(self, chunk: list[tuple[str, str]]) -> list[Finding]:
+        return findings_of(chunk, self.spans([t for _, t in chunk]))
+
+
+def findings_of(chunk: Sequence[tuple[str, str]], spans: Sequence[Sequence[tuple[str, int, int]]]) -> list[Finding]:
+    """Findings of ``(location, text)`` items from their spans (:meth:`Scanner.spans`)."""
+    return [
+        Finding(loc, entity, _hint(text[start:end]))
+        for (loc, text), found in zip(chunk, spans, strict=True)
+        for entity, start, end in found
+    ]
 
 
 def _strings(obj: Any, path: str = "$") -> Iterator[tuple[str, str]]:
