@@ -11,10 +11,11 @@ from llmops.evaluation.suite import evaluate_model
 from llmops.index.embed import make_embedder
 from llmops.index.hybrid import open_retriever
 from llmops.index.store import chroma_client
-from llmops.jsonl import read_jsonl, write_json, write_jsonl
+from llmops.jsonl import read_jsonl
 from llmops.llm.cluster import on_cluster
 from llmops.llm.trained import model_in
 from llmops.records import EvalQuestion
+from llmops.reports.evaluation import write_samples
 from pipelines._stage import setup
 
 
@@ -31,9 +32,9 @@ def main() -> None:
         progress=True,
     )
     check_score_field(rows, params.gate.score_field)  # a misnamed field fails here, not silently at the gate
-    write_json(ws.EVAL_METRICS, metrics)
-    write_jsonl(ws.EVAL_SAMPLES, rows)
-    print(json.dumps({k: v for k, v in metrics.items() if k != "slices"}, indent=2))
+    metrics.write(ws.EVAL_METRICS)
+    write_samples(ws.EVAL_SAMPLES, rows)
+    print(json.dumps({k: v for k, v in metrics.as_dict().items() if k != "slices"}, indent=2))
 
 
 if __name__ == "__main__":

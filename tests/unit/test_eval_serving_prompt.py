@@ -13,6 +13,7 @@ from llmops.index.embed import LocalEmbedder
 from llmops.index.hybrid import open_retriever
 from llmops.index.store import chroma_client
 from llmops.records import EvalQuestion
+from llmops.reports.evaluation import EvaluationReport, read_samples, write_samples
 from tests.unit.test_prompts import QUESTION, served_messages
 
 
@@ -26,9 +27,14 @@ def test_evaluation_prompt_is_the_served_prompt(tmp_path: Path, model_cache: Pat
 
     question = EvalQuestion(id="q1", query=QUESTION, gold_doc_ids=["renew"], answer="Renew it online at the DMV website.")
     retriever = open_retriever(chroma_client(settings), LocalEmbedder(), params.index)
-    _, rows = evaluate_model([question], retriever, model, LocalEmbedder(), params, settings)
+    metrics, rows = evaluate_model([question], retriever, model, LocalEmbedder(), params, settings)
     [evaluated] = model.asked
     assert evaluated == served  # same system prompt, same top_k passages, same cut, same question
     # context_chars is wide enough for every passage: the block holds exactly top_k of them
     assert served[1]["content"].count("\n\n") == top_k  # top_k - 1 passage separators + the one before "Question:"
-    assert rows[0]["id"] == "q1"
+    assert rows[0].id == "q1" and rows[0].answer is not None
+    # what the evaluate stage writes reads back as the same records
+    metrics.write(tmp_path / "metrics.json")
+    write_samples(tmp_path / "samples.jsonl", rows)
+    assert EvaluationReport.read(tmp_path / "metrics.json") == metrics and read_samples(tmp_path / "samples.jsonl") == rows
+    assert metrics.model_id == model.model_id and metrics.metric(params.gate.primary) is not None

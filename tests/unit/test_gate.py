@@ -11,6 +11,7 @@ from llmops.errors import ConfigError
 from llmops.evaluation.answers import token_f1
 from llmops.evaluation.gate import check_score_field, decide, mean_scores, scores_from_samples
 from llmops.evaluation.paired import bca_interval, detectable_effect, paired_test
+from llmops.reports.evaluation import sample_rows
 
 CHAMP = {"answers": {"token_f1": 0.30}, "retrieval": {"recall@5": 0.80}}
 SMALL = GateParams(min_paired_examples=3)
@@ -112,11 +113,12 @@ def test_detectable_effect_shrinks_with_more_questions() -> None:
 
 
 def test_score_field_must_match_what_evaluate_writes() -> None:
-    rows = [{"id": "q1", "answer": "a", "reference": "a b", "answers.token_f1": 0.67, "answers.semantic_similarity": 0.9}]
+    row = {"id": "q1", "answer": "a", "reference": "a b", "answers.token_f1": 0.67, "answers.semantic_similarity": 0.9}
+    rows = sample_rows([row])
     assert scores_from_samples(rows, "answers.token_f1") == {"q1": [0.67]}
     with pytest.raises(ConfigError, match=r"'token_f1' is not a per-question column.*semantic_similarity, answers.token_f1"):
         scores_from_samples(rows, "token_f1")  # the old default: no longer recomputed silently
-    check_score_field([{"id": "q2", "answer": None}], "anything")  # nothing answered: nothing to check
+    check_score_field(sample_rows([{"id": "q2", "answer": None}]), "anything")  # nothing answered: nothing to check
 
 
 def test_planted_regression_shuffled_answers_is_rejected() -> None:
@@ -140,8 +142,8 @@ def test_planted_regression_shuffled_answers_is_rejected() -> None:
     for rows in (good, shuffled):
         for row in rows:
             row["answers.token_f1"] = token_f1(row["answer"], row["reference"])
-    champ_scores = scores_from_samples(good, "answers.token_f1")
-    chall_scores = scores_from_samples(shuffled, "answers.token_f1")
+    champ_scores = scores_from_samples(sample_rows(good), "answers.token_f1")
+    chall_scores = scores_from_samples(sample_rows(shuffled), "answers.token_f1")
     mean = lambda s: sum(v[0] for v in s.values()) / len(s)  # noqa: E731
     d = decide(
         _metrics(mean(chall_scores)),

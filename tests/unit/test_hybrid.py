@@ -12,7 +12,7 @@ from llmops.cli import app
 from llmops.config import IndexParams, Settings
 from llmops.evaluation.retrievers import evaluate_corpus
 from llmops.index.embed import LocalEmbedder
-from llmops.index.hybrid import SparseIndex, collapse, open_retriever, rrf
+from llmops.index.hybrid import RetrievalHit, SparseIndex, collapse, open_retriever, rrf
 from llmops.index.store import chroma_client
 from llmops.records import Document, EvalQuestion
 
@@ -76,6 +76,9 @@ def test_open_retriever_refuses_another_embedding_space(tmp_path: Path, embedder
     refresh_index(DOCS, client, embedder, cfg)
     hits = open_retriever(client, embedder, cfg).search(["student loan repayment"], k=2)[0]
     assert hits[0]["doc_id"] == "loans" and hits[0]["text"].startswith("Federal")
+    # every hit is exactly a RetrievalHit (what evaluation, training prompts and the service read), JSON as it is
+    assert all(set(h) == set(RetrievalHit.__annotations__) for h in hits) and [h["score"] for h in hits] == [1.0, 0.5]
+    assert json.loads(json.dumps(hits)) == hits  # the retrieval cache stores hits as JSON and gets the same back
 
     class Other:
         embedder_id = "other:3"

@@ -16,6 +16,7 @@ from typing import Any
 from llmops import workspace as ws
 from llmops.config import Params, Settings
 from llmops.llm.base import ChatModel
+from llmops.reports.evaluation import EvaluationReport, SampleRow
 
 BASE_BACKEND = "base"  # the registry backend of a base-model record (no artifact)
 
@@ -57,9 +58,9 @@ def base_chat_model(params: Params, settings: Settings) -> ChatModel:
 
 def score_model(
     project_dir: Path, settings: Settings, params: Params, model: ChatModel, *, progress: bool = False
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+) -> tuple[EvaluationReport, list[SampleRow]]:
     """Evaluate ``model`` on the workspace's gate set over the serving index, exactly as the evaluate stage
-    does: the metrics.json body and the per-question rows."""
+    does: the metrics.json report and the per-question rows."""
     from llmops.evaluation.suite import evaluate_model
     from llmops.index.embed import make_embedder
     from llmops.index.hybrid import open_retriever
@@ -124,7 +125,7 @@ def ensure_champion(registry: Any, project_dir: Path, settings: Settings, params
             backend="openai" if params.finetune.backend == "openai" else BASE_BACKEND,
             data_rev=data_revision(project_dir),
             reason="base model: the serving configuration with no adapter",
-            evaluation=evaluation,
+            evaluation=evaluation.as_dict(),
             eval_scores=scores_from_samples(rows, params.gate.score_field),
             eval_key=key,
         )
@@ -143,7 +144,8 @@ def _rescore(registry: Any, project_dir: Path, settings: Settings, params: Param
 
     model = champion_chat_model(record, registry, settings)
     evaluation, rows = score_model(project_dir, settings, params, model, progress=True)
-    return registry.update_evaluation(record.model_id, evaluation, scores_from_samples(rows, params.gate.score_field), key)
+    scores = scores_from_samples(rows, params.gate.score_field)
+    return registry.update_evaluation(record.model_id, evaluation.as_dict(), scores, key)
 
 
 def _gate_against_base(

@@ -1,10 +1,11 @@
 """Promotion gate: may a challenger replace the champion? Noise must not be able to promote a model.
 
-Inputs are the evaluate stage's outputs: the metrics dict (``metrics.json`` shape,
-``{"retrieval": {...}, "answers": {...}}``) and per-question scores (``{question_id: [score, ...]}``, from
-the ``gate.score_field`` column of ``reports/evaluate/samples.jsonl``; a list holds k judge repeats and is
-averaged first). The champion's scores are stored with its registry record, so only the challenger is
-generated each night.
+Inputs are the evaluate stage's outputs: the metrics (``metrics.json`` as
+:class:`~llmops.reports.evaluation.EvaluationReport` writes it, ``{"retrieval": {...}, "answers": {...}}``) and
+per-question scores (``{question_id: [score, ...]}``, from the ``gate.score_field`` column of
+``reports/evaluate/samples.jsonl`` read as :class:`~llmops.reports.evaluation.SampleRow`; a list holds k judge
+repeats and is averaged first). The verdict is a :class:`~llmops.reports.evaluation.GateDecision`. The
+champion's scores are stored with its registry record, so only the challenger is generated each night.
 
 Rules, each with a printed reason:
 
@@ -19,27 +20,18 @@ Rules, each with a printed reason:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from llmops.config import GateParams
 from llmops.errors import ConfigError
 from llmops.evaluation.paired import paired_test
+from llmops.reports.evaluation import GateDecision, SampleRow, read_samples
+
+__all__ = ["GateDecision", "check_score_field", "decide", "load_scores", "mean_scores", "metric", "scores_from_samples"]
 
 Scores = Mapping[str, Sequence[float] | float]
-
-
-@dataclass
-class GateDecision:
-    promote: bool
-    reasons: list[str] = field(default_factory=list)
-    evidence: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"promote": self.promote, "reasons": self.reasons, "evidence": self.evidence}
 
 
 def metric(metrics: Mapping[str, Any], dotted: str) -> float | None:
@@ -150,44 +142,36 @@ def decide(
     return GateDecision(ok, reasons, head | evidence)
 
 
-def score_fields(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+def score_fields(rows: Sequence[SampleRow]) -> list[str]:
     """Numeric per-question columns of the evaluate stage's samples (what ``gate.score_field`` may name)."""
-    names = {
-        k
-        for row in rows
-        for k, v in row.items()
-        if "." in k and (isinstance(v, int | float) or (isinstance(v, list) and v and isinstance(v[0], int | float)))
-    }
-    return sorted(names)
+    return sorted({k for row in rows for k in row.columns if "." in k and row.scores(k)})
 
 
-def check_score_field(rows: Sequence[Mapping[str, Any]], field_name: str) -> None:
+def check_score_field(rows: Sequence[SampleRow], field_name: str) -> None:
     """Fail unless some answered row carries ``field_name``: a misnamed field must not gate on nothing."""
-    answered = [r for r in rows if r.get("answer") is not None]
-    if answered and not any(r.get(field_name) is not None for r in answered):
+    answered = [r for r in rows if r.answer is not None]
+    if answered and not any(r.columns.get(field_name) is not None for r in answered):
         raise ConfigError(
             f"gate.score_field {field_name!r} is not a per-question column of the evaluate stage's samples; "
             f"set it to one of: {', '.join(score_fields(answered)) or 'none (no answered questions)'}"
         )
 
 
-def scores_from_samples(samples: Sequence[Mapping[str, Any]], field_name: str) -> dict[str, list[float]]:
+def scores_from_samples(samples: Sequence[SampleRow], field_name: str) -> dict[str, list[float]]:
     """Per-question scores from ``reports/evaluate/samples.jsonl`` rows (``{"id": ..., field_name: x | [x, ...]}``);
     a missing score is skipped, never counted as 0. Raises :class:`ConfigError` when no row has the field."""
     check_score_field(samples, field_name)
     out: dict[str, list[float]] = {}
     for row in samples:
-        value = row.get(field_name)
-        if value is None:
-            continue
-        values = [float(value)] if isinstance(value, int | float) else [float(v) for v in value]
-        out.setdefault(str(row["id"]), []).extend(values)
+        values = row.scores(field_name)
+        if values is not None:
+            out.setdefault(row.id, []).extend(values)
     return out
 
 
 def load_scores(path: Path, field_name: str) -> dict[str, list[float]]:
-    """:func:`scores_from_samples` over a samples JSONL file; empty when the file does not exist."""
+    """:func:`scores_from_samples` over a samples JSONL file (read through :class:`SampleRow`); empty when the
+    file does not exist."""
     if not path.exists():
         return {}
-    with path.open(encoding="utf-8") as fh:
-        return scores_from_samples([json.loads(line) for line in fh if line.strip()], field_name)
+    return scores_from_samples(read_samples(path), field_name)

@@ -8,7 +8,7 @@ from typing import Any
 from llmops.config import BaseParams, EvaluateParams
 from llmops.evaluation.answers import answer_metrics
 from llmops.evaluation.retrieval import retrieval_metrics
-from llmops.index.hybrid import HybridRetriever
+from llmops.index.hybrid import HybridRetriever, RetrievalHit
 from llmops.llm.base import ChatModel, chat_many
 from llmops.llm.prompts import rag_messages
 from llmops.records import EvalQuestion
@@ -16,7 +16,7 @@ from llmops.records import EvalQuestion
 
 def evaluate_retrieval(
     questions: Sequence[EvalQuestion], retriever: HybridRetriever, ks: Sequence[int], *, depth: int = 0
-) -> tuple[dict[str, float | None], list[list[dict[str, Any]]]]:
+) -> tuple[dict[str, float | None], list[list[RetrievalHit]]]:
     """Retrieval metrics of the configured retriever (rankings cut at ``max(ks)``); also returns the hits
     for answer generation, at least ``depth`` deep (the serving ``serve.top_k``)."""
     hits = retriever.search([q.query for q in questions], k=max(*ks, depth)) if questions else []
@@ -26,7 +26,7 @@ def evaluate_retrieval(
 
 def evaluate_answers(
     questions: Sequence[EvalQuestion],
-    hits: Sequence[Sequence[dict[str, Any]]],
+    hits: Sequence[Sequence[RetrievalHit]],
     model: ChatModel,
     cfg: EvaluateParams,
     base: BaseParams,

@@ -1,7 +1,9 @@
 """One evaluation run: build samples from retrieval hits and generated answers, run every evaluator.
 
 ``metrics.json`` keeps the shape the gate reads (``retrieval.recall@5``, ``answers.token_f1``) and adds
-one group per further evaluator, the primary metric of each, and per-slice primaries.
+one group per further evaluator, the primary metric of each, and per-slice primaries: an
+:class:`~llmops.reports.evaluation.EvaluationReport`, with one :class:`~llmops.reports.evaluation.SampleRow` per
+question.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from typing import Any
 from llmops.config import EvaluateParams, Params, RedactParams, Settings
 from llmops.evaluation.base import EvalResult, EvalSample, Evaluator, combine
 from llmops.index.embed import Embedder
+from llmops.index.hybrid import RetrievalHit
 from llmops.llm.base import ChatModel
 from llmops.records import EvalQuestion
+from llmops.reports.evaluation import EvaluationReport, SampleRow, sample_rows
 
 
 def domain_of(doc_id: str) -> str:
@@ -24,7 +28,7 @@ def domain_of(doc_id: str) -> str:
 
 def build_samples(
     questions: Sequence[EvalQuestion],
-    hits: Sequence[Sequence[dict[str, Any]]],
+    hits: Sequence[Sequence[RetrievalHit]],
     answered: Sequence[dict[str, Any]],
     *,
     contexts_per_answer: int = 3,
@@ -108,9 +112,9 @@ def evaluate_model(
     settings: Settings,
     *,
     progress: bool = False,
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+) -> tuple[EvaluationReport, list[SampleRow]]:
     """Retrieve and answer every frozen eval question, then run every evaluator: the ``metrics.json``
-    body (with ``model_id``; answer latency and refusals added to ``answers``) and the per-sample rows."""
+    report (with ``model_id``; answer latency and refusals added to ``answers``) and the per-sample rows."""
     from llmops.evaluation.rag import evaluate_answers, evaluate_retrieval
 
     top_k = params.serve.top_k  # answers see the context the answer service gives: one source of truth
@@ -119,4 +123,4 @@ def evaluate_model(
     evaluators = default_evaluators(params.evaluate, settings, embedder, local_model=model, redact=params.redact)
     metrics, rows, _ = run_evaluators(evaluators, build_samples(questions, hits, answered, contexts_per_answer=top_k))
     metrics["answers"].update({k: v for k, v in answers.items() if k not in metrics["answers"]})
-    return {"model_id": model.model_id, **metrics}, rows
+    return EvaluationReport.model_validate({"model_id": model.model_id, **metrics}), sample_rows(rows)

@@ -14,12 +14,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from llmops.config import IndexParams
 from llmops.index.embed import Embedder
 
 RETRIEVERS = ("hybrid", "dense", "bm25")
+
+
+class RetrievalHit(TypedDict):
+    """One retrieved document at its best chunk, as :meth:`HybridRetriever.search` returns it and the evaluation,
+    the training-set prompts and the answer service consume it. A plain JSON object at run time (the retrieval
+    cache stores it as such); its keys and types are checked statically."""
+
+    chunk_id: str
+    doc_id: str
+    text: str
+    score: float  # 1 / rank
 
 
 def _stemmer() -> Any:
@@ -182,7 +193,7 @@ class HybridRetriever:
             best.setdefault(self.table.doc_ids[p], p)
         return list(best.items())
 
-    def search(self, queries: Sequence[str], k: int = 10, mode: str | None = None) -> list[list[dict[str, Any]]]:
+    def search(self, queries: Sequence[str], k: int = 10, mode: str | None = None) -> list[list[RetrievalHit]]:
         """Top-``k`` documents per query as ``{chunk_id, doc_id, text, score}`` (score = 1 / rank)."""
         mode = mode or self.cfg.retriever
         if mode not in RETRIEVERS:
@@ -192,7 +203,7 @@ class HybridRetriever:
             docs = self.documents(ranking[mode])[:k]
             out.append(
                 [
-                    {"chunk_id": self.table.ids[p], "doc_id": d, "text": self.table.texts[p], "score": 1.0 / (rank + 1)}
+                    RetrievalHit(chunk_id=self.table.ids[p], doc_id=d, text=self.table.texts[p], score=1.0 / (rank + 1))
                     for rank, (d, p) in enumerate(docs)
                 ]
             )

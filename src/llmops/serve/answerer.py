@@ -23,10 +23,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from llmops.config import BaseParams, ServeParams
 from llmops.feedback.log import FeedbackUpdate, GenerationLog
+from llmops.index.hybrid import RetrievalHit
 from llmops.llm.base import ChatModel
 from llmops.llm.prompts import rag_messages
 from llmops.records import FeedbackEvent
@@ -37,7 +38,7 @@ Generated = tuple[str, str, list[str], int, int]
 
 
 class Retriever(Protocol):
-    def retrieve(self, query: str, k: int) -> list[dict[str, Any]]: ...
+    def retrieve(self, query: str, k: int) -> list[RetrievalHit]: ...
 
 
 @dataclass

@@ -6,11 +6,14 @@ import json
 from collections import deque
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmops.config import Params, Settings
 from llmops.errors import ConfigError
 from llmops.serve.answerer import Answerer
+
+if TYPE_CHECKING:
+    from llmops.index.hybrid import RetrievalHit
 
 
 class IndexRetriever:
@@ -27,7 +30,7 @@ class IndexRetriever:
         self._retriever = open_retriever(client, embedder, params.index)
         self.version = read_alias(client, params.index.collection).serving or "unpublished"
 
-    def retrieve(self, query: str, k: int) -> list[dict[str, Any]]:
+    def retrieve(self, query: str, k: int) -> list[RetrievalHit]:
         return self._retriever.search([query], k=k)[0]
 
 
