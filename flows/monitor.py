@@ -9,13 +9,14 @@ from flows.retrain import launch_retrain, retrain
 from flows.tasks import configure_remote, forced_stages, observe, publish, publish_summary, pull, run_stages
 from llmops.config import Settings
 from llmops.isolation import isolated_run, serial
+from llmops.reports.run import RunRecord
 from llmops.runtime import prepare_environment
 from llmops.workspace import MONITORING
 
 
 # Without a Prefect server deployment the triggered retrain runs as a subflow, inside this flow's time limit.
 @flow(name="monitor", log_prints=True, timeout_seconds=3 * 3600 + (retrain.timeout_seconds or 0))
-def monitor(project_dir: str = ".") -> dict:
+def monitor(project_dir: str = ".") -> RunRecord:
     """Drift of the current batch against the reference window (Evidently HTML + JSON), history and trend
     page; when a threshold is crossed, alert and ask for a retrain (the ``llmops.drift.detected`` event on a
     Prefect server, else the retrain flow here) with the reason recorded."""
@@ -40,10 +41,10 @@ def monitor(project_dir: str = ".") -> dict:
                 started=run.started,
                 stages=stage_runs,
                 pushed=None,
-                reason=f"retrain triggered: {trigger['reason']}" if trigger["launch"] else None,
+                reason=f"retrain triggered: {trigger.reason}" if trigger.launch else None,
                 publish=slot,
             )
-    if trigger["launch"]:  # after this run's slot and workspace are released: the retrain needs both
-        launched = launch_retrain(f"monitor: {trigger['reason']}", str(run.project), trigger["deployment"], run_id)
-        print(f"retrain triggered ({launched}): {trigger['reason']}")
+    if trigger.launch:  # after this run's slot and workspace are released: the retrain needs both
+        launched = launch_retrain(f"monitor: {trigger.reason}", str(run.project), trigger.deployment, run_id)
+        print(f"retrain triggered ({launched}): {trigger.reason}")
     return summary

@@ -20,12 +20,13 @@ from flows.tasks import (
 )
 from llmops.config import Settings
 from llmops.isolation import isolated_run, serial
+from llmops.reports.run import RunRecord
 from llmops.runtime import prepare_environment
 from llmops.workspace import BEFORE_TRAINING, STAGES, TRAINING
 
 
 @flow(name="nightly", log_prints=True, timeout_seconds=12 * 3600)
-def nightly(project_dir: str = ".", force: bool = False, overrides: dict[str, str] | None = None) -> dict:
+def nightly(project_dir: str = ".", force: bool = False, overrides: dict[str, str] | None = None) -> RunRecord:
     """Ingest -> clean -> redact -> index -> trainset -> [finetune -> evaluate when the retrain policy says
     so] -> monitor; push; gate.
 

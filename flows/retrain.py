@@ -29,6 +29,7 @@ from flows.tasks import (
 from llmops.config import Settings
 from llmops.finetune.triggers import run_lock
 from llmops.isolation import isolated_run, serial
+from llmops.reports.run import RunRecord
 from llmops.runtime import prepare_environment
 from llmops.workspace import BEFORE_TRAINING, TRAINING
 
@@ -36,7 +37,7 @@ from llmops.workspace import BEFORE_TRAINING, TRAINING
 @flow(name="retrain", log_prints=True, timeout_seconds=12 * 3600)
 def retrain(
     reason: str = "scheduled weekly retrain", overrides: dict[str, str] | None = None, project_dir: str = ".", force: bool = False
-) -> dict:
+) -> RunRecord:
     """Refresh data, decide, then force fine-tuning and evaluation; ``overrides`` ("finetune.max_steps": "50")
     are validated first and apply to this run only (its workspace's params.yaml), recorded in the run
     summary and the model's lineage; the project's params.yaml is never written."""

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.input import RunInput
 
-from llmops import isolation, runs, versioning
+from llmops import isolation, versioning
 from llmops.config import Params, Settings, load_params
 from llmops.evaluation.gate import GateDecision
 from llmops.finetune.registry import ModelRecord
 from llmops.finetune.triggers import RetrainDecision
 from llmops.isolation import IsolatedRun
+from llmops.reports.observe import ObserveResult
+from llmops.reports.run import RunRecord
+from llmops.runs import promotion, staleness, summary
 
 
 class StagePolicy(TypedDict, total=False):
@@ -92,7 +96,7 @@ def push(project_dir: str) -> int:
 
 @task(name="forced-stages")
 def forced_stages(project_dir: str) -> set[str]:
-    return runs.forced_stages(load_params(Path(project_dir) / "params.yaml"), Settings(), Path(project_dir))
+    return staleness.forced_stages(load_params(Path(project_dir) / "params.yaml"), Settings(), Path(project_dir))
 
 
 @task(name="promotion-gate")
@@ -100,10 +104,10 @@ def record_model(
     project_dir: str, reason: str, flow_run_id: str | None = None, overrides: dict | None = None
 ) -> tuple[ModelRecord, GateDecision]:
     params: Params = load_params(Path(project_dir) / "params.yaml")
-    model, decision = runs.record_model(
+    model, decision = promotion.record_model(
         Path(project_dir), Settings(), params, reason=reason, flow_run_id=flow_run_id, overrides=overrides
     )
-    create_markdown_artifact(key="gate-report", markdown=runs.gate_markdown(model, decision), description="promotion gate")
+    create_markdown_artifact(key="gate-report", markdown=promotion.gate_markdown(model, decision), description="promotion gate")
     return model, decision
 
 
@@ -128,20 +132,49 @@ def await_approval(project_dir: str, model: ModelRecord) -> ModelRecord:
     except FlowPauseTimeout:
         print(f"no answer within {params.gate.approval_timeout_s} s: {model.model_id} stays pending")
         return model
-    return runs.apply_approval(Settings(), model.model_id, approve=answer.approve, reason=answer.reason or "flow resumed")
+    return promotion.apply_approval(Settings(), model.model_id, approve=answer.approve, reason=answer.reason or "flow resumed")
 
 
 @task(name="run-summary")
-def publish_summary(project_dir: str, **kwargs: object) -> dict:
-    summary = runs.write_run_summary(Path(project_dir), Settings(), **kwargs)  # type: ignore[arg-type]
-    create_markdown_artifact(
-        key=f"{summary['flow']}-summary", markdown=runs.summary_markdown(summary), description="llmops run summary"
+def publish_summary(
+    project_dir: str,
+    *,
+    flow: str,
+    run_id: str,
+    started: datetime,
+    stages: list[versioning.StageRun],
+    pushed: int | None,
+    model: ModelRecord | None = None,
+    decision: GateDecision | None = None,
+    reason: str | None = None,
+    skipped: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    publish: dict[str, Any] | None = None,
+) -> RunRecord:
+    """The run's summary (its run record, see :func:`llmops.runs.summary.write_run_summary`) and its artifact."""
+    record = summary.write_run_summary(
+        Path(project_dir),
+        Settings(),
+        flow=flow,
+        run_id=run_id,
+        started=started,
+        stages=stages,
+        pushed=pushed,
+        model=model,
+        decision=decision,
+        reason=reason,
+        skipped=skipped,
+        overrides=overrides,
+        publish=publish,
     )
-    return summary
+    create_markdown_artifact(
+        key=f"{record.flow}-summary", markdown=summary.summary_markdown(record), description="llmops run summary"
+    )
+    return record
 
 
 @task(name="observe", retries=1, retry_delay_seconds=10)
-def observe(project_dir: str, flow: str, run_id: str, evaluated: bool, monitored: bool) -> dict:
+def observe(project_dir: str, flow: str, run_id: str, evaluated: bool, monitored: bool) -> ObserveResult:
     """History entry, retrain decision, trend page and alert for this run; the artifact links the trend page."""
     from llmops.monitoring.monitor import observe_workspace
 
@@ -151,7 +184,7 @@ def observe(project_dir: str, flow: str, run_id: str, evaluated: bool, monitored
     )
     create_markdown_artifact(
         key=f"{flow}-monitoring",
-        markdown=f"**Retrain trigger:** {result['reason']}\n\n[trend report](file://{result['trend_page']})",
+        markdown=f"**Retrain trigger:** {result.reason}\n\n[trend report](file://{result.trend_page})",
         description="llmops history and triggers",
     )
     return result
@@ -160,4 +193,4 @@ def observe(project_dir: str, flow: str, run_id: str, evaluated: bool, monitored
 @task(name="retrain-check")
 def retrain_check(project_dir: str, force: bool = False) -> RetrainDecision:
     params: Params = load_params(Path(project_dir) / "params.yaml")
-    return runs.retrain_check(Path(project_dir), Settings(), params, force=force)
+    return promotion.retrain_check(Path(project_dir), Settings(), params, force=force)

@@ -249,7 +249,7 @@ class IsolatedRun:
 
     def at(self, stage: str | None) -> None:
         """Note the stage the run is in (a crash is recorded against it)."""
-        from llmops.runs import update_record
+        from llmops.runs.records import update_record
 
         self.stage = stage
         update_record(self.record, stage=stage)
@@ -263,25 +263,26 @@ def isolated_run(
     ``LLMOPS_HOME/workspaces``), apply the overrides there, and yield it. A run that raises is recorded
     ("failed" on an error, "crashed" on a signal) with its stage and error. The workspace is removed
     either way: it holds pre-redaction data (personal data), which must not outlive `llmops pii purge`."""
-    from llmops import runs
+    from llmops.reports.run import RunState
+    from llmops.runs import records
 
     project = Path(project_dir).resolve()
     changed = check_overrides(project, overrides)  # before anything runs or is written
     started = datetime.now(UTC)
-    record = runs.start_record(settings, flow=flow, run_id=run_id, started=started, overrides=changed)
+    record = records.start_record(settings, flow=flow, run_id=run_id, started=started, overrides=changed)
     dest = settings.path("workspaces", f"{started.strftime('%Y%m%dT%H%M%S')}-{flow}-{run_id[:8]}")
     run = IsolatedRun(project, dest, flow, run_id, started, record, changed)
     try:
-        runs.update_record(record, stage="materialise", workspace=str(dest))
+        records.update_record(record, stage="materialise", workspace=str(dest))
         materialise(project, dest)
         prepare_params(dest, overrides)
         print(f"{flow} run {run_id}: workspace {dest}" + (f", overrides {changed}" if changed else ""))
         run.at(None)
         yield run
     except BaseException as exc:
-        state = "failed" if isinstance(exc, Exception) else "crashed"
+        state: RunState = "failed" if isinstance(exc, Exception) else "crashed"
         stage = getattr(exc, "stage", None) or run.stage
-        runs.record_failure(settings, record, state=state, stage=stage, error=exc, render=state == "failed")
+        records.record_failure(settings, record, state=state, stage=stage, error=exc, render=state == "failed")
         raise
     finally:
         shutil.rmtree(dest, ignore_errors=True)

@@ -47,17 +47,17 @@ def test_shifted_batch_triggers_retrain(workspace: Path, shared_data: Path, noti
     banking = [c.model_copy(update={"created_at": newest + timedelta(minutes=i + 1)}) for i, c in enumerate(banking)]
     with prefect_test_harness(server_startup_timeout=120):
         first = nightly(project_dir=str(workspace))
-        assert first["gate"]["evidence"]["decision"] in {"promote", "reject", "no change"}  # gated against the base
+        assert first.gate is not None and first.gate.evidence["decision"] in {"promote", "reject", "no change"}  # gated against the base
         write_jsonl(sample / "conversations.jsonl", banking)  # tomorrow's batch: another domain
         summary = monitor(project_dir=str(workspace))
         again = monitor(project_dir=str(workspace))  # nothing new: the stage is skipped, its old drift not re-recorded
 
-    assert summary["reason"].startswith("retrain triggered: data drift:") and "channel" in summary["reason"]
+    assert summary.reason and summary.reason.startswith("retrain triggered: data drift:") and "channel" in summary.reason
     settings = Settings()
     entries = History(settings.history).entries()
     assert [e.flow for e in entries] == ["nightly", "monitor", "retrain", "monitor"]  # monitor launched retrain as a subflow
     nightly_e, monitor_e, retrain_e, again_e = entries
-    assert again["reason"] is None and not again_e.drift and not again_e.trigger["retrain"]
+    assert again.reason is None and not again_e.drift and not again_e.trigger["retrain"]
     assert not nightly_e.drift["drift_detected"] and not nightly_e.trigger["retrain"] and monitor_e.drift["drift_detected"]
     assert monitor_e.trigger["retrain"] and "intent" in monitor_e.trigger["reason"]
     assert "answers.token_f1" in nightly_e.metrics

@@ -48,7 +48,7 @@ def test_nightly_on_s3_with_a_custom_endpoint_then_skips(
     state = nightly(project_dir=str(workspace), return_state=True)
     assert state.is_completed(), state
     first = state.result()
-    ran = [s["stage"] for s in first["stages"] if s["ran"]]
+    ran = first.ran()
     assert "ingest" in ran and "finetune" in ran
 
     # Ingest read the object on the endpoint: DVC hashed the s3:// dependency there (it is in the lock).
@@ -61,7 +61,7 @@ def test_nightly_on_s3_with_a_custom_endpoint_then_skips(
         pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
         return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
-    assert first["pushed_files"] > 0 and keys("dvc/")  # the DVC remote is on the endpoint
+    assert first.pushed_files and keys("dvc/")  # the DVC remote is on the endpoint
     assert "registry/registry.json" in keys("registry/")  # so is the registry, with the models' artifacts
     registry = Registry.from_settings(Settings())
     assert registry.champion() is not None and any(m.artifact_path.startswith(f"s3://{BUCKET}/") for m in registry.models())
@@ -79,7 +79,7 @@ def test_nightly_on_s3_with_a_custom_endpoint_then_skips(
     # Unchanged data: every stage from redaction on is skipped. Ingest of a remote source always runs (DVC
     # cannot see an S3 object change); clean may follow it because the raw partitions' manifest records the
     # ingest run's own counts (reused/processed), which differ between a first and a later run.
-    assert [s["stage"] for s in second["stages"] if s["ran"]] in (["ingest"], ["ingest", "clean"])
+    assert second.ran() in (["ingest"], ["ingest", "clean"])
     after = (workspace / "dvc.lock").read_text(encoding="utf-8")
     for out in ("data/clean", "data/redacted", "data/index/manifest.jsonl", "data/trainset", "models/adapter"):
         assert _out_hash(after, out) == _out_hash(lock, out) != "", out

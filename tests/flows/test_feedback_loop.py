@@ -57,7 +57,7 @@ def test_served_feedback_reaches_the_next_training_set(workspace: Path, prefect_
     # A handful of new examples, stamped before the sample's newest record, is no reason for the retrain
     # policy to train: the reviewer forces the run (`llmops run nightly --force`: every stage reruns).
     summary = nightly(project_dir=str(workspace), force=True, overrides={"feedback.max_share_per_key": "0.3"})
-    ran = [s["stage"] for s in summary["stages"] if s["ran"]]
+    ran = summary.ran()
     assert {"feedback", "trainset", "finetune", "evaluate"} <= set(ran)
 
     curated_text = (workspace / ws.FEEDBACK / "curated.jsonl").read_text()

@@ -10,7 +10,7 @@ import yaml
 
 from llmops import workspace as ws
 from llmops.config import Settings
-from llmops.runs import status as run_status
+from llmops.runs.status import status as run_status
 from llmops.workspace import STAGES
 
 
@@ -24,7 +24,7 @@ def test_nightly_runs_every_stage_then_skips_them_all(
     state = nightly(project_dir=str(workspace), return_state=True)
     assert state.is_completed(), state
     summary = state.result()
-    assert [s["stage"] for s in summary["stages"] if s["ran"]] == STAGES
+    assert summary.ran() == STAGES
 
     lock = yaml.safe_load((workspace / "dvc.lock").read_text())
     assert set(lock["stages"]) == set(STAGES)
@@ -53,29 +53,30 @@ def test_nightly_runs_every_stage_then_skips_them_all(
     registry = Registry.from_settings(settings)
     base = registry.get("SmolLM2-135M-Instruct")
     assert base is not None and base.backend == "base" and base.eval_scores and base.evaluation["answers"]["answers"] == 2
-    evidence = summary["gate"]["evidence"]
+    assert summary.gate is not None and summary.model is not None
+    evidence = summary.gate.evidence
     assert evidence["champion_id"] == base.model_id and evidence["paired_questions"] == 2
     assert evidence["decision"] in {"promote", "reject", "no change"} and len(evidence["ci"]) == 2
-    assert summary["model"]["status"] == ("champion" if summary["gate"]["promote"] else "rejected")
-    assert registry.champion().model_id == (summary["model"]["model_id"] if summary["gate"]["promote"] else base.model_id)
-    assert summary["pushed_files"] > 0
+    assert summary.model.status == ("champion" if summary.gate.promote else "rejected")
+    assert registry.champion().model_id == (summary.model.model_id if summary.gate.promote else base.model_id)
+    assert summary.pushed_files
     # The run worked in its own workspace (removed) and published into the project; params.yaml untouched.
-    assert summary["state"] == "completed" and summary["publish"]["stages"] == STAGES
+    assert summary.state == "completed" and summary.publish is not None and summary.publish.stages == STAGES
     assert not any(settings.path("workspaces").iterdir())
     assert any((settings.home_dir / "dvc-remote").rglob("*"))
-    assert summary["data_rev"] != "none"
+    assert summary.data_rev != "none"
 
     again = nightly(project_dir=str(workspace), return_state=True)
     assert again.is_completed()
     second = again.result()
-    assert [s["stage"] for s in second["stages"] if s["ran"]] == []
-    assert second["data_rev"] == summary["data_rev"]
-    assert "already the champion" in second["gate"]["reasons"][0] or "already judged" in second["gate"]["reasons"][0]
+    assert second.ran() == []
+    assert second.data_rev == summary.data_rev and second.gate is not None
+    assert "already the champion" in second.gate.reasons[0] or "already judged" in second.gate.reasons[0]
 
     # A fresh state dir (empty Chroma) over an up-to-date workspace: only the index is rebuilt.
     monkeypatch.setenv("LLMOPS_HOME", str(tmp_path / "other-home"))
     third = nightly(project_dir=str(workspace))
-    assert [s["stage"] for s in third["stages"] if s["ran"]] == ["index"]
+    assert third.ran() == ["index"]
     assert serving_collection(chroma_client(Settings()), "knowledge-base").count() == len(manifest)
 
     # PII (issue #3): every sink of the run is clean, and a canary planted in each one is caught.

@@ -165,7 +165,7 @@ def test_index_in_sync_and_stage_retrieval_follow_the_alias(tmp_path: Path, embe
     from llmops.index.refresh import manifest
     from llmops.jsonl import write_jsonl
     from llmops.records import EvalQuestion
-    from llmops.runs import index_in_sync
+    from llmops.runs.staleness import index_in_sync
 
     params, settings = Params(), Settings(home=tmp_path / "home")
     _, chunks = refresh_index(DOCS, chroma_client(settings), embedder, params.index)

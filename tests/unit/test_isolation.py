@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import textwrap
@@ -179,18 +178,19 @@ def test_serial_slot_makes_a_second_process_wait(settings_env: Path, tmp_path: P
 
 
 def test_failed_run_is_recorded_with_its_stage_and_its_workspace_removed(project: Path, settings_env: Path) -> None:
-    from llmops import runs
     from llmops.errors import StageError
+    from llmops.reports.run import RunRecord
+    from llmops.runs.status import status
 
     settings = Settings()
     with pytest.raises(StageError):
         with isolation.isolated_run(project, settings, flow="nightly", run_id="abc123") as run:
             run.at("second")
             raise StageError("second", "boom")
-    record = json.loads(run.record.read_text())
-    assert record["state"] == "failed" and record["stage"] == "second" and "boom" in record["error"]
+    record = RunRecord.read(run.record)
+    assert record.state == "failed" and record.stage == "second" and record.error and "boom" in record.error
     assert not run.workspace.exists()  # pre-redaction data never outlives the run
-    info = runs.status(project, settings)
+    info = status(project, settings)
     assert info["last_runs"][0]["state"] == "failed" and info["last_runs"][0]["stage"] == "second"
     assert "nightly-failed-in-second" in settings.path("trend.html").read_text()
 

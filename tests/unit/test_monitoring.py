@@ -142,10 +142,10 @@ def test_observe_workspace_reads_only_what_the_run_produced(settings_env: Path, 
     (ws / "metrics.json").write_text(json.dumps({"answers": {"token_f1": 0.2}}))
     settings = Settings()
     retrain = observe_workspace(ws, settings, CFG, flow="retrain", run_id="a", evaluated=True, monitored=False)
-    assert retrain["retrain"] is False and retrain["launch"] is False  # drift.json is an earlier run's
+    assert retrain.retrain is False and retrain.launch is False  # drift.json is an earlier run's
     mon = observe_workspace(ws, settings, CFG.model_copy(update={"retrain_on_trigger": False}), flow="monitor", run_id="b",
                             evaluated=False, monitored=True)  # fmt: skip
-    assert mon["retrain"] is True and mon["launch"] is False and mon["reason"].startswith("data drift: intent")
+    assert mon.retrain is True and mon.launch is False and mon.reason.startswith("data drift: intent")
     entries = History(settings.history).entries()
     assert [(e.flow, bool(e.metrics), bool(e.reports)) for e in entries] == [("retrain", True, False), ("monitor", False, True)]
-    assert Path(mon["trend_page"]).exists()
+    assert Path(mon.trend_page).exists()

@@ -152,7 +152,7 @@ BASE = {f"q{i}": 0.1 + (i % 7) / 20 for i in range(120)}
 
 def test_first_adapter_must_beat_the_base_and_rollback_returns_to_it(settings_env: Path, tmp_path: Path) -> None:
     from llmops.config import Params, Settings
-    from llmops.runs import record_model
+    from llmops.runs.promotion import record_model
 
     params, settings = Params(), Settings()
     reg = Registry.from_settings(settings)
@@ -183,7 +183,7 @@ def test_first_adapter_must_beat_the_base_and_rollback_returns_to_it(settings_en
 
 def test_approval_holds_a_passing_model_until_a_person_decides(settings_env: Path, tmp_path: Path) -> None:
     from llmops.config import GateParams, Params, Settings
-    from llmops.runs import record_model
+    from llmops.runs.promotion import record_model
 
     params, settings = Params(gate=GateParams(require_approval=True)), Settings()
     reg = Registry.from_settings(settings)
@@ -235,7 +235,7 @@ def test_evaluation_key_changes_with_the_index_and_the_gate_set(tmp_path: Path) 
 def test_gate_never_re_judges_a_model_a_person_overruled(settings_env: Path, tmp_path: Path) -> None:
     """Nightly runs re-offer the workspace's unchanged adapter; once judged, only `models promote` changes it."""
     from llmops.config import Params, Settings
-    from llmops.runs import record_model
+    from llmops.runs.promotion import record_model
 
     project = _project(tmp_path, "good", {q: v + 0.1 for q, v in BASE.items()})
     params, settings = Params(), Settings()

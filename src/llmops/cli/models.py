@@ -85,7 +85,7 @@ def rollback(reason: Annotated[str, typer.Option(help="Why: recorded on both mod
 
 
 def _verdict(model_id: str, reason: str, *, approve: bool) -> None:
-    from llmops.runs import resume_approval
+    from llmops.runs.promotion import resume_approval
 
     try:
         record = _registry().decide_pending(model_id, approve=approve, reason=reason)

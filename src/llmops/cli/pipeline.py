@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from llmops.cli.common import fail as _fail
 from llmops.config import Settings
 from llmops.errors import LLMOpsError
+
+if TYPE_CHECKING:
+    from prefect import Flow
+
+    from llmops.reports.run import RunRecord
 
 app = typer.Typer()  # commands registered at top level by llmops.cli
 run_app = typer.Typer(help="Run a pipeline flow now (Prefect flow run, DVC skips unchanged stages).", no_args_is_help=True)
@@ -31,13 +36,29 @@ def _prepare(project_dir: Path) -> Settings:
     import os
 
     os.chdir(project_dir)  # stage commands and params.yaml paths are relative to the workspace
-    if str(project_dir) not in sys.path:
-        sys.path.insert(0, str(project_dir))  # flows/ and pipelines/ live in the workspace, not the package
     return settings
 
 
-def _print_summary(summary: dict[str, Any]) -> None:
-    from llmops.runs import summary_markdown
+# The flows live in the project (flows/, beside pipelines/), not in the package: the CLI runs them by entrypoint,
+# the flows prefect.yaml deploys (flows/nightly.py:nightly), imported from the project directory.
+FLOW_ENTRYPOINTS = {"nightly": "flows.nightly:nightly", "retrain": "flows.retrain:retrain", "monitor": "flows.monitor:monitor"}
+
+
+def _flow(name: str) -> Flow[..., RunRecord]:
+    """The project's flow ``name`` (call after :func:`_prepare`: the working directory is the project)."""
+    from prefect.flows import load_flow_from_entrypoint
+
+    module = FLOW_ENTRYPOINTS[name].partition(":")[0]
+    try:
+        return load_flow_from_entrypoint(FLOW_ENTRYPOINTS[name], use_placeholder_flow=False)
+    except ModuleNotFoundError as exc:
+        if exc.name not in {"flows", module}:
+            raise  # an import inside the flow failed: its own error
+        raise LLMOpsError(f"{Path.cwd()} has no {module} ({exc}): run from the project root or pass --project-dir") from exc
+
+
+def _print_summary(summary: RunRecord) -> None:
+    from llmops.runs.summary import summary_markdown
 
     typer.echo(summary_markdown(summary))
 
@@ -82,7 +103,7 @@ def _supervised(args: list[str], project_dir: Path) -> None:
         raise LLMOpsError(f"{project_dir.resolve()} has no dvc.yaml: run from the project root or pass --project-dir")
     code, received, pid = supervise([sys.executable, "-m", "llmops", *args, "--project-dir", str(project_dir.resolve())])
     if received is not None:
-        from llmops.runs import mark_crashed, refresh_trend
+        from llmops.runs.records import mark_crashed, refresh_trend
 
         name = signal.Signals(received).name
         settings = Settings()
@@ -106,9 +127,7 @@ def run_nightly(
         overrides = _overrides(set_, project_dir)
         _supervised(["run", "nightly", *(["--force"] if force else []), *_set_args(set_)], project_dir)
         _prepare(project_dir)
-        from flows.nightly import nightly
-
-        _print_summary(nightly(project_dir=".", force=force, overrides=overrides or None))
+        _print_summary(_flow("nightly")(project_dir=".", force=force, overrides=overrides or None))
     except LLMOpsError as exc:
         _fail(exc)
 
@@ -131,9 +150,7 @@ def retrain(
         overrides = _overrides(set_, project_dir)
         _supervised(["retrain", "--reason", reason, *(["--force"] if force else []), *_set_args(set_)], project_dir)
         _prepare(project_dir)
-        from flows.retrain import retrain as retrain_flow
-
-        _print_summary(retrain_flow(reason=reason, overrides=overrides or None, project_dir=".", force=force))
+        _print_summary(_flow("retrain")(reason=reason, overrides=overrides or None, project_dir=".", force=force))
     except LLMOpsError as exc:
         _fail(exc)
 
@@ -152,9 +169,7 @@ def monitor(ctx: typer.Context, project_dir: ProjectDir = Path(".")) -> None:
     try:
         _supervised(["monitor"], project_dir)
         _prepare(project_dir)
-        from flows.monitor import monitor as monitor_flow
-
-        _print_summary(monitor_flow(project_dir="."))
+        _print_summary(_flow("monitor")(project_dir="."))
     except LLMOpsError as exc:
         _fail(exc)
 
@@ -165,7 +180,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Last runs, current champion model, index version and data revision."""
-    from llmops.runs import status as run_status
+    from llmops.runs.status import status as run_status
 
     try:
         settings = Settings()
@@ -229,10 +244,9 @@ def serve_schedules(
         from prefect.events import DeploymentEventTrigger
         from prefect.schedules import Cron
 
-        from flows.monitor import monitor as monitor_flow
-        from flows.nightly import nightly
-        from flows.retrain import retrain as retrain_flow
         from llmops.monitoring.triggers import DRIFT_EVENT
+
+        nightly, retrain_flow, monitor_flow = _flow("nightly"), _flow("retrain"), _flow("monitor")
 
         # Prefect types to_deployment as sync-or-async (RunnerDeployment | Coroutine); called from sync code it
         # returns the RunnerDeployment.

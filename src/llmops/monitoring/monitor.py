@@ -21,6 +21,7 @@ from llmops.monitoring.drift import drift_report
 from llmops.monitoring.history import History, HistoryEntry, drift_summary, key_metrics
 from llmops.monitoring.triggers import TriggerDecision, decide_retrain, notify, slack_payload
 from llmops.records import Conversation, Document, FeedbackEvent
+from llmops.reports.observe import ObserveResult
 
 
 @dataclass
@@ -216,7 +217,7 @@ def observe_run(
 
 def observe_workspace(
     project_dir: Path, settings: Settings, cfg: MonitorParams, *, flow: str, run_id: str, evaluated: bool, monitored: bool
-) -> dict[str, Any]:
+) -> ObserveResult:
     """:func:`observe_run` on a DVC workspace's outputs (drift.json, metrics.json); what a flow needs back.
 
     ``evaluated``/``monitored``: the run produced metrics.json / drift.json (others are left out: they
@@ -241,11 +242,13 @@ def observe_workspace(
         trend_page=settings.path("trend.html"),
         webhook=settings.notify_webhook,
     )
-    return {
-        **decision.as_dict(),
-        "launch": decision.retrain and cfg.retrain_on_trigger,
-        "deployment": cfg.retrain_deployment,
-        "trend_page": str(settings.path("trend.html")),
-        "history_entry": entry.key,
-        "notified": entry.trigger.get("notified"),
-    }
+    return ObserveResult(
+        retrain=decision.retrain,
+        reasons=decision.reasons,
+        reason=decision.reason,
+        launch=decision.retrain and cfg.retrain_on_trigger,
+        deployment=cfg.retrain_deployment,
+        trend_page=str(settings.path("trend.html")),
+        history_entry=entry.key,
+        notified=entry.trigger.get("notified"),
+    )

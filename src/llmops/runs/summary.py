@@ -1,0 +1,113 @@
+"""A completed run's summary: what ran, counts, metrics, drift, the gate's decision and report links; written as
+the run's record (:class:`llmops.reports.run.RunRecord`, with a copy of dvc.lock) and rendered as markdown."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from llmops import workspace as ws
+from llmops.config import Settings
+from llmops.evaluation.gate import GateDecision
+from llmops.finetune.registry import ModelRecord
+from llmops.reports.run import GateOutcome, ModelOutcome, PublishSlot, ReportLinks, RunRecord, StageOutcome
+from llmops.runs.records import record_path
+from llmops.versioning import StageRun, data_revision
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def write_run_summary(
+    project_dir: Path,
+    settings: Settings,
+    *,
+    flow: str,
+    run_id: str,
+    started: datetime,
+    stages: Sequence[StageRun],
+    pushed: int | None,
+    model: ModelRecord | None = None,
+    decision: GateDecision | None = None,
+    reason: str | None = None,
+    skipped: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    publish: dict[str, Any] | None = None,
+) -> RunRecord:
+    """Persist what the run did under ``<LLMOPS_HOME>/runs/`` (with a copy of dvc.lock) and return it."""
+    summary = RunRecord(
+        flow=flow,
+        run_id=run_id,
+        state="completed",
+        reason=reason,
+        overrides=overrides or {},
+        publish=PublishSlot.model_validate(publish or {}),
+        started=started.isoformat(),
+        finished=datetime.now(UTC).isoformat(),
+        data_rev=data_revision(project_dir),
+        stages=[StageOutcome(stage=s.stage, ran=s.ran, seconds=s.seconds) for s in stages],
+        pushed_files=pushed,
+        skipped=skipped,
+        metrics={st: _read_json(project_dir / ws.stage_metrics(st)) for st in ws.STAGES if st != "monitor"},
+        drift=_read_json(project_dir / ws.DRIFT_DIR / "drift.json"),
+        reports=ReportLinks(
+            drift_html=str((project_dir / ws.DRIFT_DIR / "report.html").resolve()),
+            loss_plot=str((project_dir / ws.LOSS_PLOT).resolve()),
+        ),
+    )
+    if model is not None:
+        summary.model = ModelOutcome(model_id=model.model_id, status=model.status)
+    if decision is not None:
+        summary.gate = GateOutcome.model_validate(decision.as_dict())
+    path = summary.write(record_path(settings, flow, started))
+    if (project_dir / "dvc.lock").exists():
+        shutil.copyfile(project_dir / "dvc.lock", path.with_suffix(".dvc.lock"))
+    return summary
+
+
+def summary_markdown(summary: RunRecord) -> str:
+    """The run artifact: what ran, what was skipped, counts, metrics, gate and report links."""
+    lines = [f"# {summary.flow} run `{summary.run_id}`", ""]
+    if summary.reason:
+        lines += [f"**Reason:** {summary.reason}", ""]
+    if summary.skipped:
+        lines += [f"**Training skipped:** {summary.skipped}", ""]
+    lines += [
+        f"**Data revision:** `{summary.data_rev}` · pushed files: {summary.pushed_files}",
+        "",
+        "| stage | status | seconds |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {s.stage} | {'ran' if s.ran else 'skipped (unchanged)'} | {s.seconds} |" for s in summary.stages]
+    ingest = summary.metrics.get("ingest", {})
+    if ingest:
+        lines += ["", "| source | in | out | quarantined |", "|---|---|---|---|"]
+        lines += [f"| {k} | {v['in']} | {v['out']} | {v['quarantined']} |" for k, v in ingest.items()]
+    ev = summary.metrics.get("evaluate", {})
+    if ev:
+        lines += ["", "| metric | value |", "|---|---|"]
+        for group in ("retrieval", "answers"):
+            lines += [f"| {group}.{k} | {v} |" for k, v in ev.get(group, {}).items()]
+        lines += [f"| {name} | missing (could not be computed) |" for name in ev.get("missing", [])]
+    if summary.gate is not None and summary.model is not None:
+        verdict = "promoted to champion" if summary.gate.promote else "rejected"
+        lines += ["", f"**Model** `{summary.model.model_id}`: {verdict}"]
+        lines += [f"- {r}" for r in summary.gate.reasons]
+    drift = summary.drift
+    if drift:
+        lines += [
+            "",
+            f"**Drift detected:** {drift.get('drift_detected')} "
+            f"(drifted: {', '.join(drift.get('drifted_signals', [])) or 'none'})",
+        ]
+    if summary.reports is not None:
+        lines += [
+            "",
+            f"Reports: [drift report](file://{summary.reports.drift_html}) · [loss curve](file://{summary.reports.loss_plot})",
+        ]
+    return "\n".join(lines)
