@@ -12,10 +12,10 @@ from prefect.input import RunInput
 
 from llmops import isolation, versioning
 from llmops.config import Params, Settings, load_params
-from llmops.evaluation.gate import GateDecision
 from llmops.finetune.registry import ModelRecord
 from llmops.finetune.triggers import RetrainDecision
 from llmops.isolation import IsolatedRun
+from llmops.reports.evaluation import GateDecision
 from llmops.reports.observe import ObserveResult
 from llmops.reports.run import RunRecord
 from llmops.runs import promotion, staleness, summary

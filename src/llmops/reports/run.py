@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from llmops.errors import DataContractError
+from llmops.reports.evaluation import GateDecision
 
 RunState = Literal["running", "completed", "failed", "crashed"]
 
@@ -61,16 +62,6 @@ class ModelOutcome(BaseModel):
     status: str
 
 
-class GateOutcome(BaseModel):
-    """The promotion gate's decision: promote or not, why, and the paired evidence."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    promote: bool
-    reasons: list[str]
-    evidence: dict[str, Any]
-
-
 class RunRecord(BaseModel):
     """One flow run: running (``stage``, ``pid``, ``workspace``), completed (the run summary: stages, metrics,
     drift, gate, report links) or failed/crashed (``stage`` and ``error``)."""
@@ -97,7 +88,7 @@ class RunRecord(BaseModel):
     drift: dict[str, Any] = {}  # the monitor stage's drift.json
     reports: ReportLinks | None = None
     model: ModelOutcome | None = None
-    gate: GateOutcome | None = None
+    gate: GateDecision | None = None  # the promotion gate's decision on ``model``
 
     def ran(self) -> list[str]:
         """The stages that ran (not skipped by DVC), in order."""
@@ -108,8 +99,11 @@ class RunRecord(BaseModel):
         return self.model_dump(mode="json", exclude_unset=True)
 
     def updated(self, **fields: Any) -> RunRecord:
-        """This record with ``fields`` changed (validated)."""
-        return RunRecord.model_validate(self.as_dict() | fields)
+        """This record with ``fields`` changed (validated: a bad value is a :class:`DataContractError`)."""
+        try:
+            return RunRecord.model_validate(self.as_dict() | fields)
+        except ValidationError as exc:
+            raise DataContractError(f"run {self.run_id}: not a valid change of its record ({_first_error(exc)})") from exc
 
     def write(self, path: Path) -> Path:
         """Write the record to ``path`` atomically (readers never see half a record); the one writer."""
@@ -127,6 +121,9 @@ class RunRecord(BaseModel):
         except FileNotFoundError as exc:
             raise DataContractError(f"{path} does not exist: no run record there") from exc
         except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"]) or "the file"
-            raise DataContractError(f"{path} is not a valid run record ({where}: {err['msg']})") from exc
+            raise DataContractError(f"{path} is not a valid run record ({_first_error(exc)})") from exc
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in err['loc']) or 'the file'}: {err['msg']}"

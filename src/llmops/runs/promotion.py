@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from llmops import workspace as ws
 from llmops.config import Params, Settings
-from llmops.evaluation.gate import GateDecision, decide, load_scores
+from llmops.errors import DataContractError
+from llmops.evaluation.gate import decide, load_scores
 from llmops.finetune.registry import ModelRecord, Registry, params_hash
 from llmops.finetune.triggers import RetrainDecision, data_until, recipe_reference, should_retrain
+from llmops.reports.evaluation import EvaluationReport, GateDecision
+from llmops.reports.training import TrainingReport
 from llmops.versioning import data_revision
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
 def record_model(
@@ -37,26 +35,29 @@ def record_model(
     from llmops.evaluation.baseline import ensure_champion, evaluation_key
 
     registry = Registry.from_settings(settings)
-    training = _read_json(project_dir / ws.ADAPTER / "training.json")
+    training = TrainingReport.read(project_dir / ws.ADAPTER)
+    model_id = training.model_id
+    if model_id is None:
+        raise DataContractError(f"{project_dir / ws.ADAPTER} names no trained model in training.json: nothing to gate")
     current = registry.champion()
-    if current is not None and current.model_id == training["model_id"]:
+    if current is not None and current.model_id == model_id:
         return current, GateDecision(True, [f"{current.model_id} is already the champion (unchanged model)"])
-    judged = registry.get(training["model_id"])
+    judged = registry.get(model_id)
     if judged is not None:  # an unchanged adapter the gate (or a person: promote/rollback) already decided on
         return judged, GateDecision(
             False, [f"{judged.model_id} was already judged ({judged.status}); not re-gated: `llmops models promote` overrides"]
         )
     champion = ensure_champion(registry, project_dir, settings, params)
-    evaluation = _read_json(project_dir / ws.EVAL_METRICS)
+    evaluation = EvaluationReport.read(project_dir / ws.EVAL_METRICS).as_dict()
     scores = load_scores(project_dir / ws.EVAL_SAMPLES, params.gate.score_field)
     record = ModelRecord(
-        model_id=training["model_id"],
-        base_model=training["base_model"],
-        backend=training.get("backend", params.finetune.backend),
+        model_id=model_id,
+        base_model=training.base_model,
+        backend=training.backend or params.finetune.backend,
         data_rev=data_revision(project_dir),
         params_hash=params_hash(params.finetune.model_dump()),
         reason=reason,
-        training={k: v for k, v in training.items() if k not in {"train_loss", "val_loss"}}
+        training=training.summary()  # without the loss curves
         | {"data_until": data_until(project_dir / ws.TRAINSET / "provenance.jsonl")}
         | ({"overrides": overrides} if overrides else {}),  # the run's params overrides: lineage
         evaluation=evaluation,

@@ -12,9 +12,9 @@ from typing import Any
 
 from llmops import workspace as ws
 from llmops.config import Settings
-from llmops.evaluation.gate import GateDecision
 from llmops.finetune.registry import ModelRecord
-from llmops.reports.run import GateOutcome, ModelOutcome, PublishSlot, ReportLinks, RunRecord, StageOutcome
+from llmops.reports.evaluation import GateDecision
+from llmops.reports.run import ModelOutcome, PublishSlot, ReportLinks, RunRecord, StageOutcome
 from llmops.runs.records import record_path
 from llmops.versioning import StageRun, data_revision
 
@@ -63,7 +63,7 @@ def write_run_summary(
     if model is not None:
         summary.model = ModelOutcome(model_id=model.model_id, status=model.status)
     if decision is not None:
-        summary.gate = GateOutcome.model_validate(decision.as_dict())
+        summary.gate = decision
     path = summary.write(record_path(settings, flow, started))
     if (project_dir / "dvc.lock").exists():
         shutil.copyfile(project_dir / "dvc.lock", path.with_suffix(".dvc.lock"))
