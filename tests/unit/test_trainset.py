@@ -325,3 +325,30 @@ def test_answer_fits_are_reused_across_runs_and_only_new_examples_are_tokenised(
         again = build_trainset(grown, events, [], cfg, BaseParams(), documents=docs, fit=fit)
         assert (fit.fitted, fit.reused) == (2, 50) and 0 < len(counted) <= 2 * 4  # two new answers tokenised
         assert len(again.train) + len(again.validation) == len(first.train) + len(first.validation) + 2
+
+
+def test_the_spilled_near_duplicate_index_drops_what_the_in_memory_one_drops() -> None:
+    """The build keeps its MinHash buckets and shingles on disk (memory does not follow the archive); it
+    must drop exactly the texts :func:`llmops.text.near_duplicates` drops, in the same order."""
+    from llmops.text import near_duplicates
+
+    rng = random.Random(3)
+    convs = []
+    for i in range(150):
+        base = _text(i % 40, 14)
+        words = base.split()
+        if i >= 40:  # a near copy: a word or two changed
+            words[rng.randrange(1, len(words))] = _WORDS[rng.randrange(len(_WORDS))]
+        convs.append(_conv(f"c{i}", ("customer", f"question {i % 40}?"), ("agent", " ".join(words) + ".")))
+    cfg = TrainsetParams(min_answer_chars=5, validation_share=0.0)
+    res = build_trainset(convs, [], [], cfg, BaseParams())
+    texts, seen = [], set()
+    for c in convs:  # the candidates the build's exact-duplicate filter keeps, in order
+        q, a = conversation_pairs(c, cfg.max_pairs_per_conversation)[0]
+        if (q, a) not in seen:
+            seen.add((q, a))
+            texts.append(f"{q}\n{a}")
+    dropped = near_duplicates(texts, cfg.near_dup_threshold, seed=BaseParams().seed)
+    assert 0 < len(dropped) < len(texts) - 40
+    assert res.skipped["near_duplicate"] == len(dropped)
+    assert len(res.train) == len(texts) - len(dropped)

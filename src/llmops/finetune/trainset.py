@@ -30,7 +30,7 @@ import hashlib
 import math
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -186,28 +186,27 @@ def _candidates(
     documents: Sequence[Document],
     cfg: TrainsetParams,
     skipped: Counter[str],
-) -> list[_Candidate]:
-    out: list[_Candidate] = []
+) -> Iterator[_Candidate]:
+    """Candidates in a stable order (feedback, conversations as streamed, FAQ pairs), one at a time."""
     if cfg.include_feedback:
         for ev in feedback:
             if ev.correction:
                 if broken_span(ev.correction):
                     skipped["broken_correction"] += 1
                     continue
-                out.append(_Candidate(ev.query, ev.correction, "correction", ev.generation_id, ev.ts, ev.feedback_key_name))
+                yield _Candidate(ev.query, ev.correction, "correction", ev.generation_id, ev.ts, ev.feedback_key_name)
             elif ev.rating == 1:
-                out.append(_Candidate(ev.query, ev.answer, "rated_positive", ev.generation_id, ev.ts, ev.feedback_key_name))
+                yield _Candidate(ev.query, ev.answer, "rated_positive", ev.generation_id, ev.ts, ev.feedback_key_name)
             else:
                 skipped["feedback_not_positive"] += 1
     for conv in conversations:
         pairs = conversation_pairs(conv, cfg.max_pairs_per_conversation)
         if not pairs:
             skipped["no_agent_answer"] += 1
-        out += [_Candidate(q, a, "conversation", conv.conversation_id, conv.created_at) for q, a in pairs]
+        yield from (_Candidate(q, a, "conversation", conv.conversation_id, conv.created_at) for q, a in pairs)
     if cfg.kb_pairs:
         for doc in documents:
-            out += [_Candidate(q, a, "kb_pair", f"{doc.doc_id}#{i}", doc.updated_at) for i, q, a in kb_pairs(doc)]
-    return out
+            yield from (_Candidate(q, a, "kb_pair", f"{doc.doc_id}#{i}", doc.updated_at) for i, q, a in kb_pairs(doc))
 
 
 def build_trainset(
@@ -232,7 +231,7 @@ def build_trainset(
     """
     from llmops.feedback.curate import support
     from llmops.llm.prompts import rag_messages
-    from llmops.text import near_duplicates, shingles
+    from llmops.text import shingles
 
     result = TrainsetResult()
     prompt = prompt or ServingPrompt(None)
@@ -241,92 +240,189 @@ def build_trainset(
     if public_ids is not None and eval_dialogues:  # conversation ids may be hashed at the boundary
         eval_dialogues |= set(public_ids(sorted(eval_dialogues)))
     eval_shingles = [shingles(q) for q in eval_queries]
-    seen: set[str] = set()
-    kept: list[_Candidate] = []
-    for c in _candidates(conversations, feedback, documents, cfg, result.skipped):
-        if c.group_id in eval_dialogues or _norm(c.question) in eval_queries:
-            result.skipped["eval_overlap"] += 1
-        elif _near_eval(c.question, eval_shingles, cfg.near_dup_threshold):
-            result.skipped["eval_overlap"] += 1
-        elif broken_placeholder(c.answer):
-            result.skipped["broken_placeholder"] += 1
-        elif len(c.answer) < cfg.min_answer_chars:
-            result.skipped["answer_too_short"] += 1
-        elif len(c.answer) > cfg.max_answer_chars:
-            result.skipped["answer_too_long"] += 1
-        elif sum(ch.isalpha() for ch in c.answer) < cfg.min_alpha_share * len(c.answer.replace(" ", "")):
-            result.skipped["answer_not_text"] += 1
-        else:
-            key = hashlib.sha256(f"{_norm(c.question)}\x1e{_norm(c.answer)}".encode()).hexdigest()
-            if key in seen:
-                result.skipped["duplicate"] += 1
-                continue
-            seen.add(key)
-            kept.append(c)
-    if cfg.near_dup_threshold > 0:
-        dropped = near_duplicates([f"{c.question}\n{c.answer}" for c in kept], cfg.near_dup_threshold, seed=base.seed)
-        if dropped:
-            result.skipped["near_duplicate"] += len(dropped)
-        kept = [c for i, c in enumerate(kept) if i not in dropped]
-
-    examples: list[tuple[TrainingExample, str | None]] = []
-    # Contexts are retrieved for a batch of candidates at a time: the retrieved passages of every question
-    # are never held at once (memory follows the batch, not the archive).
-    for start in range(0, len(kept), _RETRIEVAL_BATCH):
-        batch = kept[start : start + _RETRIEVAL_BATCH]
-        contexts: dict[str, list[str]] = {}
-        if prompt.retriever is not None:
-            questions = list(dict.fromkeys(c.question for c in batch))
-            hits = prompt.retriever.search(questions, k=prompt.cfg.top_k)
-            contexts = {q: [h["text"] for h in hs] for q, hs in zip(questions, hits, strict=True)}
-        supported: list[tuple[_Candidate, list[dict[str, str]]]] = []
-        for c in batch:
-            if prompt.retriever is not None:
-                messages = rag_messages(c.question, contexts[c.question], base.system_prompt, prompt.cfg.context_chars)
-                if support(c.answer, messages[-1]["content"]) < cfg.min_support:
-                    result.skipped["unsupported_by_context"] += 1
-                    continue
+    # Memory follows the output, not the archive: candidates and built examples are spilled to a temporary
+    # SQLite file; what stays in memory per candidate is an 8-byte exact-duplicate key, and per built example
+    # a compact record for the split and the share caps (:class:`_Meta`). Near duplicates are found with the
+    # same MinHash bands as :func:`llmops.text.near_duplicates`, their buckets and shingles on disk too.
+    spill = _Spill(cfg.near_dup_threshold, base.seed)
+    try:
+        seen: set[int] = set()
+        for c in _candidates(conversations, feedback, documents, cfg, result.skipped):
+            if c.group_id in eval_dialogues or _norm(c.question) in eval_queries:
+                result.skipped["eval_overlap"] += 1
+            elif _near_eval(c.question, eval_shingles, cfg.near_dup_threshold):
+                result.skipped["eval_overlap"] += 1
+            elif broken_placeholder(c.answer):
+                result.skipped["broken_placeholder"] += 1
+            elif len(c.answer) < cfg.min_answer_chars:
+                result.skipped["answer_too_short"] += 1
+            elif len(c.answer) > cfg.max_answer_chars:
+                result.skipped["answer_too_long"] += 1
+            elif sum(ch.isalpha() for ch in c.answer) < cfg.min_alpha_share * len(c.answer.replace(" ", "")):
+                result.skipped["answer_not_text"] += 1
             else:
-                messages = [{"role": "system", "content": base.system_prompt}, {"role": "user", "content": c.question}]
-            supported.append((c, messages))
-        fits = fit.fit_many([(m, c.answer) for c, m in supported]) if fit is not None else []
-        for i, (c, messages) in enumerate(supported):
-            answer = c.answer
-            if fit is not None:
-                fitted, outcome = fits[i]
-                if fitted is None:
-                    result.skipped[outcome] += 1
+                digest = hashlib.sha256(f"{_norm(c.question)}\x1e{_norm(c.answer)}".encode()).digest()
+                key = int.from_bytes(digest[:8], "big")
+                if key in seen:
+                    result.skipped["duplicate"] += 1
                     continue
-                if len(fitted) < cfg.min_answer_chars:
-                    result.skipped["answer_too_short_after_trim"] += 1
-                    continue
-                result.trimmed += outcome == "trimmed"
-                answer = fitted
-            chat = [ChatMessage.model_validate(m) for m in messages] + [ChatMessage(role="assistant", content=answer)]
-            example = TrainingExample(messages=chat, source=c.source, group_id=c.group_id, created_at=c.created_at)
-            examples.append((example, c.key))
+                seen.add(key)
+                if not spill.add_candidate(c):
+                    result.skipped["near_duplicate"] += 1
+        del seen
 
-    train: list[tuple[TrainingExample, str | None]] = []
-    validation: list[tuple[TrainingExample, str | None]] = []
-    for item in examples:
-        (validation if _unit(item[0].group_id, base.seed) < cfg.validation_share else train).append(item)
-    if cfg.max_validation and len(validation) > cfg.max_validation:
-        validation, moved = _cap_validation(validation, cfg.max_validation, base.seed)
-        train += moved
-        result.validation_capped = len(moved)
-    key_share = (feedback_cfg or FeedbackParams()).max_share_per_key
-    # Capped before the max_examples cut (so the cut is filled with what may stay) and again on what the
-    # cut leaves (its rounding may tip a key over): the shares hold on the files as written.
-    caps = (key_share, cfg.max_feedback_share, base.seed, result.skipped, result.share_dropped)
-    train = _interleave(_cap_shares(train, *caps), base.seed)
-    if len(train) > cfg.max_examples:
-        result.skipped["over_max_examples"] += len(train) - cfg.max_examples
-        train = train[: cfg.max_examples]
-    train = _cap_shares(train, *caps)
-    validation = _interleave(_cap_shares(validation, *caps), base.seed)
-    result.train, result.train_keys = [e for e, _ in train], [k for _, k in train]
-    result.validation, result.validation_keys = [e for e, _ in validation], [k for _, k in validation]
+        metas: list[_Meta] = []
+        # Contexts are retrieved for a batch of candidates at a time: the retrieved passages of every question
+        # are never held at once (memory follows the batch, not the archive).
+        for batch in spill.candidates(_RETRIEVAL_BATCH):
+            contexts: dict[str, list[str]] = {}
+            if prompt.retriever is not None:
+                questions = list(dict.fromkeys(c.question for c in batch))
+                hits = prompt.retriever.search(questions, k=prompt.cfg.top_k)
+                contexts = {q: [h["text"] for h in hs] for q, hs in zip(questions, hits, strict=True)}
+            supported: list[tuple[_Candidate, list[dict[str, str]]]] = []
+            for c in batch:
+                if prompt.retriever is not None:
+                    messages = rag_messages(c.question, contexts[c.question], base.system_prompt, prompt.cfg.context_chars)
+                    if support(c.answer, messages[-1]["content"]) < cfg.min_support:
+                        result.skipped["unsupported_by_context"] += 1
+                        continue
+                else:
+                    messages = [{"role": "system", "content": base.system_prompt}, {"role": "user", "content": c.question}]
+                supported.append((c, messages))
+            fits = fit.fit_many([(m, c.answer) for c, m in supported]) if fit is not None else []
+            for i, (c, messages) in enumerate(supported):
+                answer = c.answer
+                if fit is not None:
+                    fitted, outcome = fits[i]
+                    if fitted is None:
+                        result.skipped[outcome] += 1
+                        continue
+                    if len(fitted) < cfg.min_answer_chars:
+                        result.skipped["answer_too_short_after_trim"] += 1
+                        continue
+                    result.trimmed += outcome == "trimmed"
+                    answer = fitted
+                chat = [ChatMessage.model_validate(m) for m in messages] + [ChatMessage(role="assistant", content=answer)]
+                example = TrainingExample(messages=chat, source=c.source, group_id=c.group_id, created_at=c.created_at)
+                metas.append(spill.add_example(example, c.key, base.seed))
+
+        train: list[tuple[Any, str | None]] = []
+        validation: list[tuple[Any, str | None]] = []
+        for m in metas:
+            (validation if _unit(m.group_id, base.seed) < cfg.validation_share else train).append((m, m.key))
+        del metas
+        if cfg.max_validation and len(validation) > cfg.max_validation:
+            validation, moved = _cap_validation(validation, cfg.max_validation, base.seed)
+            train += moved
+            result.validation_capped = len(moved)
+        key_share = (feedback_cfg or FeedbackParams()).max_share_per_key
+        # Capped before the max_examples cut (so the cut is filled with what may stay) and again on what the
+        # cut leaves (its rounding may tip a key over): the shares hold on the files as written.
+        caps = (key_share, cfg.max_feedback_share, base.seed, result.skipped, result.share_dropped)
+        train = _interleave(_cap_shares(train, *caps), base.seed)
+        if len(train) > cfg.max_examples:
+            result.skipped["over_max_examples"] += len(train) - cfg.max_examples
+            train = train[: cfg.max_examples]
+        train = _cap_shares(train, *caps)
+        validation = _interleave(_cap_shares(validation, *caps), base.seed)
+        result.train, result.train_keys = spill.examples([m for m, _ in train]), [k for _, k in train]
+        result.validation, result.validation_keys = spill.examples([m for m, _ in validation]), [k for _, k in validation]
+    finally:
+        spill.close()
     return result
+
+
+class _Meta:
+    """What the split and the share caps need of a built example (its full text waits in the spill)."""
+
+    __slots__ = ("group_id", "idx", "key", "order", "source")
+
+    def __init__(self, idx: int, group_id: str, source: str, key: str | None, order: float) -> None:
+        self.idx, self.group_id, self.source, self.key, self.order = idx, group_id, source, key, order
+
+
+class _Spill:
+    """A temporary SQLite file holding the kept candidates, the built examples and the near-duplicate index
+    (MinHash band buckets and shingles of the kept texts), so memory does not grow with the archive."""
+
+    def __init__(self, near_dup_threshold: float, seed: int, bands: int = 16, rows: int = 4) -> None:
+        import random
+        import sqlite3
+        import tempfile
+
+        self.dir = tempfile.TemporaryDirectory(prefix="trainset-")
+        self.db = sqlite3.connect(Path(self.dir.name) / "spill.sqlite")
+        self.db.executescript(
+            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
+            "CREATE TABLE cand (idx INTEGER PRIMARY KEY, data TEXT);"
+            "CREATE TABLE ex (idx INTEGER PRIMARY KEY, data TEXT);"
+            "CREATE TABLE band (key INTEGER, idx INTEGER); CREATE INDEX band_key ON band (key);"
+            "CREATE TABLE sh (idx INTEGER PRIMARY KEY, data BLOB);"
+        )
+        self.threshold, self.bands, self.rows = near_dup_threshold, bands, rows
+        rng = random.Random(seed)  # the coefficients of llmops.text.near_duplicates
+        from llmops.text import _PRIME
+
+        self.prime = _PRIME
+        self.coeffs = [(rng.randrange(1, _PRIME), rng.randrange(0, _PRIME)) for _ in range(bands * rows)]
+        self.n_cand = 0
+        self.n_ex = 0
+
+    def add_candidate(self, c: _Candidate) -> bool:
+        """Keep ``c`` unless it nearly duplicates a candidate kept before (Jaccard of word 3-shingles)."""
+        import json
+        from array import array
+
+        from llmops.text import jaccard, shingles
+
+        idx = self.n_cand
+        if self.threshold > 0:
+            s = shingles(f"{c.question}\n{c.answer}")
+            sig = [min((a * h + b) % self.prime for h in s) for a, b in self.coeffs]
+            keys = [hash((band, *sig[band * self.rows : (band + 1) * self.rows])) for band in range(self.bands)]
+            marks = ",".join("?" * len(keys))
+            near = {j for (j,) in self.db.execute(f"SELECT DISTINCT idx FROM band WHERE key IN ({marks})", keys)}
+            for j in sorted(near):
+                (blob,) = self.db.execute("SELECT data FROM sh WHERE idx = ?", (j,)).fetchone()
+                if jaccard(s, set(array("Q", blob))) >= self.threshold:
+                    return False
+            self.db.executemany("INSERT INTO band VALUES (?, ?)", [(k, idx) for k in keys])
+            self.db.execute("INSERT INTO sh VALUES (?, ?)", (idx, array("Q", sorted(s)).tobytes()))
+        row = [c.question, c.answer, c.source, c.group_id, c.created_at.isoformat() if c.created_at else None, c.key]
+        self.db.execute("INSERT INTO cand VALUES (?, ?)", (idx, json.dumps(row)))
+        self.n_cand += 1
+        return True
+
+    def candidates(self, size: int) -> Iterator[list[_Candidate]]:
+        import json
+        from datetime import datetime
+
+        for start in range(0, self.n_cand, size):
+            rows = self.db.execute("SELECT data FROM cand WHERE idx >= ? AND idx < ? ORDER BY idx", (start, start + size))
+            batch = []
+            for (data,) in rows.fetchall():
+                q, a, source, group_id, created_at, key = json.loads(data)
+                batch.append(_Candidate(q, a, source, group_id, datetime.fromisoformat(created_at) if created_at else None, key))
+            yield batch
+
+    def add_example(self, ex: TrainingExample, key: str | None, seed: int) -> _Meta:
+        idx = self.n_ex
+        self.db.execute("INSERT INTO ex VALUES (?, ?)", (idx, ex.model_dump_json()))
+        self.n_ex += 1
+        return _Meta(idx, ex.group_id, ex.source, key, _order(ex, seed))
+
+    def examples(self, metas: Sequence[_Meta]) -> list[TrainingExample]:
+        """The examples of ``metas``, in that order (the written files: bounded by the caps)."""
+        out: list[TrainingExample] = []
+        for m in metas:
+            (data,) = self.db.execute("SELECT data FROM ex WHERE idx = ?", (m.idx,)).fetchone()
+            out.append(TrainingExample.model_validate_json(data))
+        return out
+
+    def close(self) -> None:
+        self.db.close()
+        self.dir.cleanup()
 
 
 def _cap_validation(items: list[tuple[TrainingExample, Any]], cap: int, seed: int) -> tuple[list, list]:
@@ -349,8 +445,10 @@ def _family(ex: TrainingExample) -> str:
     return "feedback" if ex.source in FEEDBACK_SOURCES else ex.source
 
 
-def _order(ex: TrainingExample, seed: int) -> float:
+def _order(ex: TrainingExample | _Meta, seed: int) -> float:
     # Stable and pseudo-random: which of its examples a key keeps, and where they land, is not its choice.
+    if isinstance(ex, _Meta):
+        return ex.order
     return _unit(f"{ex.group_id}/{_norm(ex.messages[-1].content)}", seed)
 
 
@@ -360,13 +458,13 @@ def _quota(share: float, others: int) -> int:
 
 
 def _cap_shares(
-    items: list[tuple[TrainingExample, str | None]],
+    items: list[tuple[Any, str | None]],
     key_share: float,
     feedback_share: float,
     seed: int,
     skipped: Counter[str],
     dropped_groups: set[str] | None = None,
-) -> list[tuple[TrainingExample, str | None]]:
+) -> list[tuple[Any, str | None]]:
     """Drop the excess of each API key (its share of the list at most ``key_share``, against the examples no
     key controls: other keys can only dilute it) and then of all feedback (at most ``feedback_share``)."""
     free = sum(1 for _, k in items if k is None)
@@ -397,7 +495,7 @@ def pairs_within_shares(rows: Sequence[Any], result: TrainsetResult) -> tuple[li
     return kept, len(rows) - len(kept)
 
 
-def _interleave(items: list[tuple[TrainingExample, Any]], seed: int) -> list[tuple[TrainingExample, Any]]:
+def _interleave(items: list[tuple[Any, Any]], seed: int) -> list[tuple[Any, Any]]:
     families: dict[str, list[int]] = defaultdict(list)
     for i, (ex, _) in enumerate(items):
         families[_family(ex)].append(i)
