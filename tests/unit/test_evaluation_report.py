@@ -9,6 +9,7 @@ import pytest
 
 from llmops.errors import DataContractError
 from llmops.evaluation.answers import ReferenceEvaluator
+from llmops.evaluation.base import combine
 from llmops.evaluation.gate import decide, load_scores
 from llmops.evaluation.retrieval import RetrievalEvaluator
 from llmops.evaluation.suite import build_samples, run_evaluators
@@ -25,15 +26,19 @@ from llmops.reports.evaluation import (
 )
 
 
-def _evaluated() -> tuple[dict[str, object], list[dict[str, object]]]:
-    """A real evaluation of two questions (one answered): the metrics body and rows the evaluators produce."""
+def _inputs() -> tuple[list[EvalQuestion], list[list[dict[str, str]]], list[dict[str, str]]]:
     qs = [
         EvalQuestion(id="a", query="q1 é", gold_doc_ids=["P | Site A#0"], answer="x y"),
         EvalQuestion(id="b", query="q2", gold_doc_ids=["Q | Site B#0"], answer="y"),
     ]
     hits = [[{"doc_id": "P | Site A#0", "text": "t"}], [{"doc_id": "Z#0", "text": "u"}, {"doc_id": "Q | Site B#0", "text": "v"}]]
-    samples = build_samples(qs, hits, [{"id": "a", "answer": "x"}])  # type: ignore[list-item]
-    metrics, rows, _ = run_evaluators([RetrievalEvaluator([1, 5]), ReferenceEvaluator()], samples)
+    return qs, hits, [{"id": "a", "answer": "x"}]
+
+
+def _evaluated() -> tuple[dict[str, object], list[dict[str, object]]]:
+    """A real evaluation of two questions (one answered): the metrics body and rows the evaluators produce."""
+    samples = build_samples(*_inputs())  # type: ignore[arg-type]
+    metrics, rows = combine(samples, [e.evaluate(samples) for e in (RetrievalEvaluator([1, 5]), ReferenceEvaluator())])
     return {"model_id": "m", **metrics}, rows
 
 
@@ -48,6 +53,9 @@ def test_reports_round_trip_and_keep_the_bytes_of_the_plain_writers(tmp_path: Pa
     assert (tmp_path / "metrics.json").read_bytes() == (tmp_path / "plain-metrics.json").read_bytes()
     assert (tmp_path / "samples.jsonl").read_bytes() == (tmp_path / "plain-samples.jsonl").read_bytes()
     assert list(report.as_dict()) == list(body)  # what the registry stores keeps its order too
+    evaluators = [RetrievalEvaluator([1, 5]), ReferenceEvaluator()]
+    samples = build_samples(*_inputs())
+    assert run_evaluators(evaluators, samples, model_id="m")[:2] == (report, typed)  # the suite's typed hand-off
     back = read_evaluation_report(tmp_path / "metrics.json")
     assert back == report and back.metric("retrieval.recall@1") == 0.5 and back.metric("answers.nothing") is None
     assert isinstance(back.groups["answers"]["answers"], int)  # a count stays a count

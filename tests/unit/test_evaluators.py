@@ -75,12 +75,13 @@ def test_retrieval_evaluator_per_example_and_slices() -> None:
     samples = build_samples(qs, hits, [{"id": "a", "answer": "x"}])
     assert samples[1].answer is None and samples[0].contexts == ["t"]
     metrics, rows, results = run_evaluators([RetrievalEvaluator([1, 5]), ReferenceEvaluator()], samples)
-    assert metrics["retrieval"]["recall@1"] == 0.5 and metrics["retrieval"]["mrr"] == pytest.approx(0.75)
-    assert metrics["answers"]["token_f1"] == 1.0 and metrics["answers"]["answers"] == 1
-    assert metrics["primary"] == {"retrieval": "recall@5", "answers": "token_f1"}
-    assert metrics["slices"]["domain"]["Site B"] == {"n": 1, "retrieval.recall@5": 1.0}
-    assert metrics["slices"]["domain"]["Site A"]["answers.token_f1"] == 1.0
-    assert rows[1]["retrieval.mrr"] == 0.5 and "answers.token_f1" not in rows[1]
+    assert metrics.metric("retrieval.recall@1") == 0.5 and metrics.metric("retrieval.mrr") == pytest.approx(0.75)
+    assert metrics.metric("answers.token_f1") == 1.0 and metrics.groups["answers"]["answers"] == 1
+    assert metrics.primary == {"retrieval": "recall@5", "answers": "token_f1"}
+    assert metrics.slices["domain"]["Site B"] == {"n": 1, "retrieval.recall@5": 1.0}
+    assert metrics.slices["domain"]["Site A"]["answers.token_f1"] == 1.0
+    assert rows[1].columns["retrieval.mrr"] == 0.5 and "answers.token_f1" not in rows[1].columns
+    assert rows[1].answer is None and rows[0].columns["domain"] == "Site A"
     assert domain_of("no site#1") == "unknown" and results[0].primary_value == 1.0
 
 
@@ -182,9 +183,9 @@ class _MumblingJudge:
 def test_metrics_a_run_could_not_compute_are_missing_not_zero() -> None:
     samples = [EvalSample("1", "q", answer="a", reference="a", contexts=["c"])]
     metrics, _, results = run_evaluators([ReferenceEvaluator(), JudgeEvaluator(_MumblingJudge())], samples)
-    assert "faithfulness" not in metrics["judge"] and metrics["judge"]["unparsed_rate"] == 1.0
-    assert {"judge.faithfulness", "judge.relevance"} <= set(metrics["missing"]) and results[1].primary_value is None
-    assert "answers.token_f1" not in metrics["missing"] and metrics["answers"]["token_f1"] == 1.0
+    assert "faithfulness" not in metrics.groups["judge"] and metrics.metric("judge.unparsed_rate") == 1.0
+    assert {"judge.faithfulness", "judge.relevance"} <= set(metrics.missing) and results[1].primary_value is None
+    assert "answers.token_f1" not in metrics.missing and metrics.metric("answers.token_f1") == 1.0
 
 
 def test_batched_greedy_answers_equal_one_by_one(model_cache: object) -> None:

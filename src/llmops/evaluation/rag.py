@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TypedDict
 
 from llmops.config import BaseParams, EvaluateParams
 from llmops.evaluation.answers import answer_metrics
@@ -12,6 +12,16 @@ from llmops.index.hybrid import HybridRetriever, RetrievalHit
 from llmops.llm.base import ChatModel, chat_many
 from llmops.llm.prompts import rag_messages
 from llmops.records import EvalQuestion
+
+
+class AnsweredQuestion(TypedDict):
+    """One generated answer, as :func:`evaluate_answers` hands it to the evaluators' samples."""
+
+    id: str
+    query: str
+    answer: str
+    reference: str  # only questions with a reference answer are answered
+    latency_ms: float
 
 
 def evaluate_retrieval(
@@ -33,7 +43,7 @@ def evaluate_answers(
     *,
     top_k: int,
     progress: bool = False,
-) -> tuple[dict[str, float], list[dict[str, Any]]]:
+) -> tuple[dict[str, float], list[AnsweredQuestion]]:
     """Generate RAG answers (batched, greedy) for the questions with a reference answer -- the first
     ``cfg.answer_questions`` of them, 0 = all -- and score them. Each prompt carries the first ``top_k``
     hits, as the answer service builds it (pass ``serve.top_k``). ``truncated_rate`` is the share of answers
@@ -55,8 +65,8 @@ def evaluate_answers(
         chunks = tqdm(chunks, desc=f"answers ({len(conversations)} questions)", unit="chunk")
     for lo in chunks:
         results += chat_many(model, conversations[lo : lo + step], max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size)
-    samples: list[dict[str, Any]] = [
-        {"id": q.id, "query": q.query, "answer": r.text, "reference": q.answer, "latency_ms": round(r.latency_ms, 1)}
+    samples = [
+        AnsweredQuestion(id=q.id, query=q.query, answer=r.text, reference=q.answer or "", latency_ms=round(r.latency_ms, 1))
         for (q, _), r in zip(items, results, strict=True)
     ]
     metrics = answer_metrics([s["answer"] for s in samples], [s["reference"] for s in samples])

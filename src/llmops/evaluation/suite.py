@@ -8,8 +8,8 @@ question.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from llmops.config import EvaluateParams, Params, RedactParams, Settings
 from llmops.evaluation.base import EvalResult, EvalSample, Evaluator, combine
@@ -18,6 +18,9 @@ from llmops.index.hybrid import RetrievalHit
 from llmops.llm.base import ChatModel
 from llmops.records import EvalQuestion
 from llmops.reports.evaluation import EvaluationReport, SampleRow, sample_rows
+
+if TYPE_CHECKING:
+    from llmops.evaluation.rag import AnsweredQuestion
 
 
 def domain_of(doc_id: str) -> str:
@@ -29,7 +32,7 @@ def domain_of(doc_id: str) -> str:
 def build_samples(
     questions: Sequence[EvalQuestion],
     hits: Sequence[Sequence[RetrievalHit]],
-    answered: Sequence[dict[str, Any]],
+    answered: Sequence[AnsweredQuestion],
     *,
     contexts_per_answer: int = 3,
 ) -> list[EvalSample]:
@@ -54,12 +57,22 @@ def build_samples(
 
 
 def run_evaluators(
-    evaluators: Sequence[Evaluator], samples: Sequence[EvalSample]
-) -> tuple[dict[str, Any], list[dict[str, Any]], list[EvalResult]]:
-    """metrics.json body, per-sample rows (for reports/evaluate/samples.jsonl) and the raw results."""
+    evaluators: Sequence[Evaluator],
+    samples: Sequence[EvalSample],
+    *,
+    model_id: str | None = None,
+    figures: Mapping[str, Mapping[str, float]] | None = None,
+) -> tuple[EvaluationReport, list[SampleRow], list[EvalResult]]:
+    """The ``metrics.json`` report, per-sample rows (for reports/evaluate/samples.jsonl) and the raw results.
+    ``figures``: computed outside the evaluators (answer latency, truncation), merged into their group; an
+    evaluator's own value of the same name wins."""
     results = [e.evaluate(samples) for e in evaluators]
     metrics, rows = combine(samples, results)
-    return metrics, rows, results
+    for group, values in (figures or {}).items():
+        own = metrics.setdefault(group, {})
+        own.update({k: v for k, v in values.items() if k not in own})
+    head: dict[str, Any] = {"model_id": model_id} if model_id is not None else {}
+    return EvaluationReport.model_validate(head | metrics), sample_rows(rows), results
 
 
 def judge_model(cfg: EvaluateParams, settings: Settings, local_model: ChatModel | None) -> ChatModel:
@@ -121,6 +134,6 @@ def evaluate_model(
     _, hits = evaluate_retrieval(questions, retriever, params.evaluate.k, depth=top_k)  # the retrieval evaluator scores hits
     answers, answered = evaluate_answers(questions, hits, model, params.evaluate, params.base, top_k=top_k, progress=progress)
     evaluators = default_evaluators(params.evaluate, settings, embedder, local_model=model, redact=params.redact)
-    metrics, rows, _ = run_evaluators(evaluators, build_samples(questions, hits, answered, contexts_per_answer=top_k))
-    metrics["answers"].update({k: v for k, v in answers.items() if k not in metrics["answers"]})
-    return EvaluationReport.model_validate({"model_id": model.model_id, **metrics}), sample_rows(rows)
+    samples = build_samples(questions, hits, answered, contexts_per_answer=top_k)
+    report, rows, _ = run_evaluators(evaluators, samples, model_id=model.model_id, figures={"answers": answers})
+    return report, rows
