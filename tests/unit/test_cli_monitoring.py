@@ -76,9 +76,10 @@ def test_report_renders_the_history(settings_env: Path, tmp_path: Path) -> None:
     from llmops.config import MonitorParams
     from llmops.monitoring.history import History
     from llmops.monitoring.monitor import observe_run
+    from llmops.reports.drift import DriftReport
 
     history = History(str(settings_env / "history"))
-    observe_run(history, MonitorParams(), flow="nightly", run_id="r1", drift={"drift_share": 0.1},
+    observe_run(history, MonitorParams(), flow="nightly", run_id="r1", drift=DriftReport(drift_share=0.1),
                 evaluation={"answers": {"token_f1": 0.3}})  # fmt: skip
     result = runner.invoke(app, ["report", "--out", str(tmp_path / "trend.html")])
     assert result.exit_code == 0, result.output

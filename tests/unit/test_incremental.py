@@ -17,6 +17,7 @@ from llmops.data.incremental import CACHE_DIR, PartitionedOutput, RecordCache, i
 from llmops.jsonl import write_jsonl
 from llmops.monitoring.monitor import advance_watermark, current_window, monitor_batch
 from llmops.records import Conversation, Turn
+from llmops.reports.drift import DriftReport
 
 STAGES = ("ingest", "clean", "redact")
 
@@ -126,8 +127,10 @@ def test_the_monitor_window_is_the_new_batch(tmp_path: Path) -> None:
     assert sorted(c.conversation_id for c in window.rows) == ["c0", "late"]
     assert window.changed_partitions == 2
     body = monitor_batch(window.rows, window.rows, cfg, tmp_path / "drift", window=window.as_dict())
-    assert body["skipped"].startswith("skipped: 2 current conversations < monitor.min_current_rows 3")
-    assert body["drift_detected"] is False and body["window"]["rows"] == 2
+    assert body.skipped is not None and body.skipped.startswith("skipped: 2 current conversations < monitor.min_current_rows 3")
+    assert body.drift_detected is False and body.window is not None and body.window.rows == 2
+    saved = DriftReport.read(tmp_path / "drift")  # what was written reads back as written
+    assert saved == body and json.loads((tmp_path / "drift/drift.json").read_text())["window"]["rows"] == 2
 
 
 class _CountingRetriever:

@@ -16,6 +16,7 @@ from llmops.monitoring.monitor import observe_run
 from llmops.monitoring.quality import quality_alerts, quality_report, quality_stats, split_windows
 from llmops.monitoring.triggers import decide_retrain, notify, slack_payload
 from llmops.records import FeedbackEvent
+from llmops.reports.drift import DriftReport
 from tests.factories import Webhook
 
 CFG = MonitorParams(quality_current_days=7, quality_min_answers=5)
@@ -75,22 +76,23 @@ def test_quality_windows_stats_and_alerts(tmp_path: Path) -> None:
 
 
 def test_decide_retrain_reasons() -> None:
-    calm = {"drift_detected": False, "drifted_signals": [], "quality": {"alerts": []}}
+    calm = DriftReport.model_validate({"drift_detected": False, "drifted_signals": [], "quality": {"alerts": []}})
     assert not decide_retrain(calm, CFG).retrain
+    assert not decide_retrain(None, CFG).retrain  # the run did not monitor
     assert decide_retrain(calm, CFG).reason == "no trigger"
-    drifted = {"drift_detected": True, "drift_share": 0.7, "drifted_signals": ["channel", "query_embeddings"]}
+    drifted = DriftReport(drift_detected=True, drift_share=0.7, drifted_signals=["channel", "query_embeddings"])
     d = decide_retrain(drifted, CFG)
     assert d.retrain and d.reasons == ["data drift: channel, query_embeddings (drifted share 0.70, threshold 0.5)"]
     # a metric drop beyond max_metric_drop (0.05) triggers; a smaller one does not
     prev = {"answers.token_f1": 0.30, "retrieval.recall@5": 0.80}
     d = decide_retrain(calm, CFG, metrics={"answers.token_f1": 0.20, "retrieval.recall@5": 0.78}, previous_metrics=prev)
     assert d.retrain and d.reasons == ["quality drop: answers.token_f1 0.3000 -> 0.2000 (-0.1000 > 0.05)"]
-    d = decide_retrain({"quality": {"alerts": ["refusal rate 0.00 -> 0.50 (+0.50 > 0.1)"]}}, CFG)
+    d = decide_retrain(DriftReport.model_validate({"quality": {"alerts": ["refusal rate 0.00 -> 0.50 (+0.50 > 0.1)"]}}), CFG)
     assert d.reasons == ["quality drop: refusal rate 0.00 -> 0.50 (+0.50 > 0.1)"]
 
 
 def test_notify_posts_slack_json_and_survives_a_dead_webhook(webhook: Webhook) -> None:
-    d = decide_retrain({"drift_detected": True, "drift_share": 1.0, "drifted_signals": ["intent"]}, CFG)
+    d = decide_retrain(DriftReport(drift_detected=True, drift_share=1.0, drifted_signals=["intent"]), CFG)
     assert notify(webhook.url, slack_payload(d, flow="monitor", run_id="r1", report_url="file:///x.html"))
     msg = webhook.received[0]
     assert msg["text"].startswith("llmops monitor run r1: retrain triggered: data drift: intent")
@@ -105,14 +107,15 @@ def test_history_trend_and_trigger_across_runs(tmp_path: Path, webhook: Webhook)
     history = History(str(tmp_path / "history"))
     report = tmp_path / "report.html"
     report.write_text("<html>evidently</html>")
-    calm = {"drift_detected": False, "drift_share": 0.1, "drifted_signals": [], "new_vocab_share": 0.2}
+    calm = DriftReport(drift_detected=False, drift_share=0.1, drifted_signals=[], new_vocab_share=0.2)
     evaluation = {"answers": {"token_f1": 0.30}, "retrieval": {"recall@5": 0.8}, "slices": {}}
     trend = tmp_path / "trend.html"
     e1, d1 = observe_run(history, CFG, flow="nightly", run_id="r1", drift=calm, evaluation=evaluation,
                          reports={"drift_html": report}, trend_page=trend, webhook=webhook.url)  # fmt: skip
     assert not d1.retrain and webhook.received == []  # nothing to tell
-    shifted = {"drift_detected": True, "drift_share": 0.8, "drifted_signals": ["channel", "intent"], "new_vocab_share": 0.5,
-               "embeddings": {"queries": {"score": 0.97, "detected": True}}}  # fmt: skip
+    queries = {"score": 0.97, "threshold": 0.8, "method": "model", "detected": True, "reference_rows": 500, "current_rows": 500}
+    shifted = DriftReport.model_validate({"drift_detected": True, "drift_share": 0.8, "drifted_signals": ["channel", "intent"],
+                                          "new_vocab_share": 0.5, "embeddings": {"queries": queries}})  # fmt: skip
     e2, d2 = observe_run(history, CFG, flow="monitor", run_id="r2", drift=shifted, reports={"drift_html": report},
                          trend_page=trend, webhook=webhook.url)  # fmt: skip
     assert d2.retrain and "channel, intent" in d2.reason

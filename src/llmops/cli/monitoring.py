@@ -63,7 +63,7 @@ def drift(
             "drift_share": result.drift_share,
             "drift_share_threshold": result.drift_share_threshold,
             "new_vocab_share": result.new_vocab_share,
-            "embeddings": {k: v["score"] for k, v in result.embeddings.items()},
+            "embeddings": {k: v.score for k, v in result.embeddings.items()},
             "rows": {"reference": result.reference_rows, "current": result.current_rows},
             "report": str(out / "report.html"),
         }

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from llmops.config import MonitorParams
 from llmops.errors import EmptyDatasetError
 from llmops.index.embed import Embedder
 from llmops.records import Conversation
+from llmops.reports.drift import ColumnDrift, DriftReport
 
 PLACEHOLDER = r"<[A-Z_]+_\d+>"
 CATEGORICAL = ["channel", "intent", "category", "language"]
@@ -30,24 +30,6 @@ _EN = frozenset(
     "have has please help want need would could will there from at by about why when where".split()
 )
 NUMERICAL = ["n_turns"]
-
-
-@dataclass
-class DriftResult:
-    drift_detected: bool
-    drift_share: float
-    drift_share_threshold: float
-    drifted_columns: list[str] = field(default_factory=list)
-    columns: dict[str, dict[str, Any]] = field(default_factory=dict)
-    reference_rows: int = 0
-    current_rows: int = 0
-    new_vocab_share: float = 0.0
-    new_vocab_threshold: float = 1.0
-    embeddings: dict[str, dict[str, Any]] = field(default_factory=dict)
-    drifted_signals: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def guess_language(text: str) -> str:
@@ -114,27 +96,23 @@ def _dataset(df: Any) -> Any:
     )
 
 
-def _extract(snapshot: Any, drift_share: float) -> DriftResult:
-    """Read column flags from the ValueDrift tests (FAIL = drift) and the drifted share."""
+def evidently_columns(snapshot: Any) -> tuple[float, dict[str, ColumnDrift]]:
+    """The drifted share and the column flags of the ValueDrift tests (FAIL = drift)."""
     d = snapshot.dict()
     status = {t["metric_config"]["metric_id"]: t["status"] for t in d["tests"]}
-    result = DriftResult(drift_detected=False, drift_share=0.0, drift_share_threshold=drift_share)
+    share, columns = 0.0, {}
     for m in d["metrics"]:
         cfg = m["config"]
         if cfg["type"].endswith(":DriftedColumnsCount"):
-            result.drift_share = round(float(m["value"]["share"]), 4)
+            share = round(float(m["value"]["share"]), 4)
         elif cfg["type"].endswith(":ValueDrift"):
-            detected = status.get(m["id"]) == "FAIL"
-            result.columns[cfg["column"]] = {
-                "score": round(float(m["value"]), 6),
-                "method": cfg.get("method"),
-                "threshold": cfg.get("threshold"),
-                "detected": detected,
-            }
-            if detected:
-                result.drifted_columns.append(cfg["column"])
-    result.drift_detected = result.drift_share >= drift_share
-    return result
+            columns[cfg["column"]] = ColumnDrift(
+                score=round(float(m["value"]), 6),
+                method=cfg.get("method"),
+                threshold=cfg.get("threshold"),
+                detected=status.get(m["id"]) == "FAIL",
+            )
+    return share, columns
 
 
 def drift_report(
@@ -144,14 +122,13 @@ def drift_report(
     out_dir: Path,
     *,
     embedder: Embedder | None = None,
-) -> DriftResult:
-    """Write ``report.html`` (Evidently) and ``drift.json`` (our summary) to ``out_dir``.
+    write_json: bool = True,
+) -> DriftReport:
+    """Write ``report.html`` (Evidently) and, with ``write_json``, ``drift.json`` (our summary) to ``out_dir``.
 
     The batch drifts when the Evidently share rule fires, when the new-vocabulary share crosses
     ``new_vocab_threshold``, or when query embeddings drift (only with an ``embedder``).
     """
-    import json
-
     from evidently import Report
     from evidently.presets import DataDriftPreset
 
@@ -166,23 +143,33 @@ def drift_report(
     # (percentile version) bootstraps and costs ~15 s on a few hundred rows.
     preset = DataDriftPreset(columns=columns, drift_share=cfg.drift_share, text_method="abs_text_content_drift")
     snapshot = Report([preset], include_tests=True).run(_dataset(cur_df), _dataset(ref_df))  # current first
-    result = _extract(snapshot, cfg.drift_share)
-    result.reference_rows, result.current_rows = len(ref_df), len(cur_df)
-    result.drifted_signals = list(result.drifted_columns)
-    result.new_vocab_share = new_vocab_share(ref_df["text"].tolist(), cur_df["text"].tolist())
-    result.new_vocab_threshold = cfg.new_vocab_threshold
-    if result.new_vocab_share >= cfg.new_vocab_threshold:
-        result.drifted_signals.append("new_vocabulary")
-        result.drift_detected = True
+    share, column_flags = evidently_columns(snapshot)
+    drifted = [name for name, col in column_flags.items() if col.detected]
+    vocab_share = new_vocab_share(ref_df["text"].tolist(), cur_df["text"].tolist())
+    result = DriftReport(
+        drift_detected=share >= cfg.drift_share,
+        drift_share=share,
+        drift_share_threshold=cfg.drift_share,
+        drifted_columns=drifted,
+        columns=column_flags,
+        reference_rows=len(ref_df),
+        current_rows=len(cur_df),
+        new_vocab_share=vocab_share,
+        new_vocab_threshold=cfg.new_vocab_threshold,
+        embeddings={},
+        drifted_signals=list(drifted),
+    )
+    if vocab_share >= cfg.new_vocab_threshold:
+        result.flag("new_vocabulary")
     if embedder is not None and cfg.embedding_drift:
         from llmops.monitoring.embeddings import embedding_drift
 
         emb = embedding_drift(ref_df["text"].tolist(), cur_df["text"].tolist(), embedder, cfg)
-        result.embeddings["queries"] = emb
-        if emb["detected"]:
-            result.drifted_signals.append("query_embeddings")
-            result.drift_detected = True
+        result.embeddings = {**result.embeddings, "queries": emb}
+        if emb.detected:
+            result.flag("query_embeddings")
     out_dir.mkdir(parents=True, exist_ok=True)
     snapshot.save_html(str(out_dir / "report.html"))
-    (out_dir / "drift.json").write_text(json.dumps(result.as_dict(), indent=2) + "\n", encoding="utf-8")
+    if write_json:
+        result.write(out_dir)
     return result

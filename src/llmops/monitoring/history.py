@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from llmops.errors import DataContractError
+from llmops.reports.drift import DriftReport
 from llmops.storage import ObjectStore, store_for
 
 # The metrics a reader follows across runs: (group, key) in metrics.json.
@@ -55,18 +56,18 @@ def key_metrics(evaluation: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def drift_summary(drift: dict[str, Any]) -> dict[str, Any]:
+def drift_summary(drift: DriftReport) -> dict[str, Any]:
     """The part of drift.json worth keeping per run (no per-column detail)."""
-    quality = drift.get("quality") or {}
+    quality = drift.quality
     return {
-        "drift_detected": drift.get("drift_detected"),
-        "drift_share": drift.get("drift_share"),
-        "drifted_signals": drift.get("drifted_signals", drift.get("drifted_columns", [])),
-        "new_vocab_share": drift.get("new_vocab_share"),
-        "embeddings": {k: v.get("score") for k, v in (drift.get("embeddings") or {}).items()},
-        "quality": quality.get("current", {}),
-        "quality_alerts": quality.get("alerts", []),
-        "rows": {"reference": drift.get("reference_rows"), "current": drift.get("current_rows")},
+        "drift_detected": drift.drift_detected,
+        "drift_share": drift.drift_share,
+        "drifted_signals": drift.drifted_signals,
+        "new_vocab_share": drift.new_vocab_share,
+        "embeddings": {k: v.score for k, v in drift.embeddings.items()},
+        "quality": quality.current if quality is not None else {},
+        "quality_alerts": quality.alerts if quality is not None else [],
+        "rows": {"reference": drift.reference_rows, "current": drift.current_rows},
     }
 
 

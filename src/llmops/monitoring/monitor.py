@@ -6,7 +6,9 @@ its stages: append the run to the history, decide whether to retrain, render the
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,9 +20,11 @@ from llmops.config import MonitorParams, Settings
 from llmops.data.incremental import batched, iter_jsonl
 from llmops.index.embed import Embedder
 from llmops.monitoring.drift import drift_report
+from llmops.monitoring.embeddings import CachedEmbedder
 from llmops.monitoring.history import History, HistoryEntry, drift_summary, key_metrics
 from llmops.monitoring.triggers import TriggerDecision, decide_retrain, notify, slack_payload
 from llmops.records import Conversation, Document, FeedbackEvent
+from llmops.reports.drift import DRIFT_REPORT, DriftReport, DriftWindow, EmbeddingDrift, QualityReport
 from llmops.reports.observe import ObserveResult
 
 
@@ -115,18 +119,101 @@ def advance_watermark(state: Path, window: Window) -> None:
         db.close()
 
 
-def skipped_drift(reason: str, current_rows: int, reference_rows: int) -> dict[str, Any]:
+def skipped_drift(reason: str, current_rows: int, reference_rows: int) -> DriftReport:
     """drift.json's conversation part when the current window is too small to test (no drift claimed)."""
-    return {
-        "skipped": reason,
-        "drift_detected": False,
-        "drift_share": None,
-        "drifted_signals": [],
-        "new_vocab_share": None,
-        "current_rows": current_rows,
-        "reference_rows": reference_rows,
-        "embeddings": {},
-    }
+    return DriftReport(
+        skipped=reason,
+        drift_detected=False,
+        drift_share=None,
+        drifted_signals=[],
+        new_vocab_share=None,
+        current_rows=current_rows,
+        reference_rows=reference_rows,
+        embeddings={},
+    )
+
+
+def _digest(*parts: object) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(json.dumps(part, sort_keys=True, default=str).encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _memo(state_dir: Path | None, name: str, key: str) -> dict[str, Any] | None:
+    """A check's result from an earlier run whose inputs had the same ``key`` (None: compute it)."""
+    path = state_dir / f"{name}.json" if state_dir is not None else None
+    if path is None or not path.exists():
+        return None
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    return stored["result"] if stored.get("key") == key else None
+
+
+def _remember(state_dir: Path | None, name: str, key: str, result: dict[str, Any]) -> None:
+    if state_dir is not None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        (state_dir / f"{name}.json").write_text(json.dumps({"key": key, "result": result}) + "\n", encoding="utf-8")
+
+
+def embedder_space(name: str) -> str:
+    """The vector space of the index embedder ``name`` without loading it: the name, and for a local model
+    the size and modification time of each of its files (a replaced model is a new space)."""
+    if name.startswith("openai:"):
+        return name
+    from llmops.index.embed import DEFAULT_EMBEDDER, packaged_minilm_path
+
+    path = packaged_minilm_path() if name == DEFAULT_EMBEDDER else Path(name)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
+    return _digest(name, [(str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns) for p in files])
+
+
+def _space(embedder: Embedder) -> str:
+    return embedder.space if isinstance(embedder, CachedEmbedder) else embedder.embedder_id
+
+
+def document_drift(
+    reference: Sequence[Document], current: Sequence[Document], embedder: Embedder, cfg: MonitorParams, state_dir: Path | None
+) -> EmbeddingDrift:
+    """Embedding drift of the knowledge base against the reference documents. It does not depend on the
+    conversation batch: with ``state_dir`` the result is kept with a hash of both document sets, the embedder's
+    space and the method's params, and an unchanged knowledge base is not embedded or tested again."""
+    ref_texts, cur_texts = [d.text for d in reference], [d.text for d in current]
+    params = cfg.model_dump(include={"embedding_method", "embedding_threshold", "embedding_sample"})
+    key = _digest("documents", _space(embedder), params, ref_texts, cur_texts)
+    if (known := _memo(state_dir, "documents", key)) is not None:
+        return EmbeddingDrift.model_validate(known)
+    from llmops.monitoring.embeddings import embedding_drift
+
+    result = embedding_drift(ref_texts, cur_texts, embedder, cfg)
+    _remember(state_dir, "documents", key, result.model_dump(mode="json", exclude_unset=True))
+    return result
+
+
+def production_quality(
+    feedback: Sequence[FeedbackEvent], cfg: MonitorParams, out_dir: Path, state_dir: Path | None
+) -> QualityReport:
+    """:func:`llmops.monitoring.quality.quality_report` (writes ``quality.html``). It depends on the generation
+    log only: with ``state_dir`` an unchanged log and params reuse the last result and its HTML."""
+    key = _digest("quality", cfg.model_dump(mode="json"), [e.model_dump(mode="json") for e in feedback])
+    html = state_dir / "quality.html" if state_dir is not None else None
+    known = _memo(state_dir, "quality", key)
+    if known is not None and html is not None and (html.exists() or not known.get("columns")):
+        if known.get("columns"):  # Evidently ran: its page goes with the result
+            out_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(html, out_dir / "quality.html")
+        return QualityReport.model_validate(known)
+    from llmops.monitoring.quality import quality_report
+
+    result = quality_report(feedback, cfg, out_dir)
+    if html is not None:
+        html.parent.mkdir(parents=True, exist_ok=True)
+        if result.columns:
+            shutil.copyfile(out_dir / "quality.html", html)
+        else:
+            html.unlink(missing_ok=True)
+        _remember(state_dir, "quality", key, result.model_dump(mode="json", exclude_unset=True))
+    return result
 
 
 def monitor_batch(
@@ -140,12 +227,14 @@ def monitor_batch(
     current_documents: Sequence[Document] = (),
     embedder: Embedder | None = None,
     window: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+    state_dir: Path | None = None,
+) -> DriftReport:
     """Conversation drift (+ query embeddings), document embedding drift and production quality.
 
     Fewer than ``cfg.min_current_rows`` current conversations: the conversation checks are skipped (the
     reason in ``skipped``), the document and quality checks still run. ``window``: how the current
-    conversations were chosen (:class:`Window`), recorded in drift.json.
+    conversations were chosen (:class:`Window`), recorded in drift.json. ``state_dir``: where the checks
+    that do not depend on the batch (documents, quality) keep their last result (``$LLMOPS_HOME/monitor``).
 
     Writes ``report.html`` (conversations), ``quality.html`` (generation log) and ``drift.json``.
     """
@@ -154,23 +243,18 @@ def monitor_batch(
         body = skipped_drift(reason, len(current), len(reference))
         out_dir.mkdir(parents=True, exist_ok=True)
     else:
-        body = drift_report(reference, current, cfg, out_dir, embedder=embedder).as_dict()
+        body = drift_report(reference, current, cfg, out_dir, embedder=embedder, write_json=False)
     if embedder is not None and cfg.embedding_drift and reference_documents and current_documents:
-        from llmops.monitoring.embeddings import embedding_drift
-
-        docs = embedding_drift([d.text for d in reference_documents], [d.text for d in current_documents], embedder, cfg)
-        body["embeddings"]["documents"] = docs
-        if docs["detected"]:
-            body["drifted_signals"].append("document_embeddings")
-            body["drift_detected"] = True
+        docs = document_drift(reference_documents, current_documents, embedder, cfg, state_dir)
+        body.embeddings = {**body.embeddings, "documents": docs}
+        if docs.detected:
+            body.flag("document_embeddings")
     if feedback:
-        from llmops.monitoring.quality import quality_report
-
-        body["quality"] = quality_report(feedback, cfg, out_dir).as_dict()
+        body.quality = production_quality(feedback, cfg, out_dir, state_dir)
     if window is not None:
-        body["window"] = window
-    body["thresholds"] = cfg.model_dump(exclude={"reference", "reference_documents"})
-    (out_dir / "drift.json").write_text(json.dumps(body, indent=2, default=str) + "\n", encoding="utf-8")
+        body.window = DriftWindow.model_validate(window)
+    body.thresholds = cfg.model_dump(mode="json", exclude={"reference", "reference_documents"})
+    body.write(out_dir)
     return body
 
 
@@ -180,7 +264,7 @@ def observe_run(
     *,
     flow: str,
     run_id: str,
-    drift: dict[str, Any],
+    drift: DriftReport | None,
     evaluation: dict[str, Any] | None = None,
     data_rev: str | None = None,
     reports: dict[str, Path] | None = None,
@@ -190,7 +274,8 @@ def observe_run(
     """Decide on retraining against the previous run, append this run, refresh the trend page, notify.
 
     ``evaluation`` is metrics.json of a run that evaluated a model (nightly, retrain); a monitor-only
-    run passes None so the history does not repeat old metrics as new ones.
+    run passes None so the history does not repeat old metrics as new ones. ``drift``: this run's drift.json
+    (None: the run did not monitor).
     """
     metrics = key_metrics(evaluation or {})
     previous = next((e for e in reversed(history.entries()) if e.metrics), None)
@@ -201,7 +286,7 @@ def observe_run(
         ts=datetime.now(UTC).isoformat(),
         data_rev=data_rev,
         metrics=metrics,
-        drift=drift_summary(drift) if drift else {},
+        drift=drift_summary(drift) if drift is not None else {},
         trigger=decision.as_dict(),
     )
     history.append(entry, reports)
@@ -209,7 +294,7 @@ def observe_run(
         from llmops.monitoring.trend import render_trend
 
         render_trend(history.entries(), trend_page)
-    if webhook and (decision.retrain or drift.get("drift_detected")):
+    if webhook and (decision.retrain or (drift is not None and drift.drift_detected)):
         url = trend_page.resolve().as_uri() if trend_page is not None else None
         entry.trigger["notified"] = notify(webhook, slack_payload(decision, flow=flow, run_id=run_id, report_url=url))
     return entry, decision
@@ -235,7 +320,7 @@ def observe_workspace(
         cfg,
         flow=flow,
         run_id=run_id,
-        drift=read(drift_dir / "drift.json") if monitored else {},
+        drift=DriftReport.read(drift_dir) if monitored and (drift_dir / DRIFT_REPORT).exists() else None,
         evaluation=read(project_dir / ws.EVAL_METRICS) if evaluated else None,
         data_rev=data_revision(project_dir),
         reports={"drift_html": drift_dir / "report.html", "quality_html": drift_dir / "quality.html"} if monitored else None,

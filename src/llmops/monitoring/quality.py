@@ -8,34 +8,17 @@ quality *drop* rules (thumbs-down up, refusals up, latency up) come from params 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from llmops.config import MonitorParams
 from llmops.records import FeedbackEvent
+from llmops.reports.drift import QualityReport
 from llmops.text import is_refusal
 
 NUMERICAL = ["latency_ms", "prompt_tokens", "completion_tokens"]
 CATEGORICAL = ["rated", "thumbs_down", "refused"]
-
-
-@dataclass
-class QualityResult:
-    reference: dict[str, float]
-    current: dict[str, float]
-    drifted_columns: list[str] = field(default_factory=list)
-    alerts: list[str] = field(default_factory=list)
-    columns: dict[str, dict[str, Any]] = field(default_factory=dict)
-    windows: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def quality_drop(self) -> bool:
-        return bool(self.alerts)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "quality_drop": self.quality_drop}
 
 
 def split_windows(events: Sequence[FeedbackEvent], current_days: int) -> tuple[list[FeedbackEvent], list[FeedbackEvent]]:
@@ -107,28 +90,39 @@ def quality_alerts(ref: dict[str, float], cur: dict[str, float], cfg: MonitorPar
     return alerts
 
 
-def quality_report(events: Sequence[FeedbackEvent], cfg: MonitorParams, out_dir: Path | None = None) -> QualityResult:
+def quality_report(events: Sequence[FeedbackEvent], cfg: MonitorParams, out_dir: Path | None = None) -> QualityReport:
     """Split the log into windows, summarise both, test per-answer signals for drift (``quality.html``)."""
     reference, current = split_windows(sorted(events, key=lambda e: e.ts), cfg.quality_current_days)
     ref_stats, cur_stats = quality_stats(reference), quality_stats(current)
-    result = QualityResult(ref_stats, cur_stats, alerts=quality_alerts(ref_stats, cur_stats, cfg))
+    alerts = quality_alerts(ref_stats, cur_stats, cfg)
+    windows = {}
     if reference and current:
-        result.windows = {
+        windows = {
             "reference": f"{reference[0].ts.isoformat()} .. {reference[-1].ts.isoformat()}",
             "current": f"{current[0].ts.isoformat()} .. {current[-1].ts.isoformat()}",
         }
+    result = QualityReport(
+        reference=ref_stats,
+        current=cur_stats,
+        drifted_columns=[],
+        alerts=alerts,
+        columns={},
+        windows=windows,
+        quality_drop=bool(alerts),
+    )
     if len(reference) >= 2 and len(current) >= 2:  # Evidently needs a distribution on both sides
         from evidently import DataDefinition, Dataset, Report
         from evidently.presets import DataDriftPreset
 
-        from llmops.monitoring.drift import _extract
+        from llmops.monitoring.drift import evidently_columns
 
         dd = DataDefinition(numerical_columns=NUMERICAL, categorical_columns=CATEGORICAL)
         ref_ds = Dataset.from_pandas(feedback_frame(reference), data_definition=dd)
         cur_ds = Dataset.from_pandas(feedback_frame(current), data_definition=dd)
         snapshot = Report([DataDriftPreset(columns=NUMERICAL + CATEGORICAL)], include_tests=True).run(cur_ds, ref_ds)
-        extracted = _extract(snapshot, cfg.drift_share)
-        result.drifted_columns, result.columns = extracted.drifted_columns, extracted.columns
+        _, columns = evidently_columns(snapshot)
+        result.drifted_columns = [name for name, col in columns.items() if col.detected]
+        result.columns = columns
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
             snapshot.save_html(str(out_dir / "quality.html"))

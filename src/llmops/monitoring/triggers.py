@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from llmops.config import MonitorParams
+from llmops.reports.drift import DriftReport
 
 log = logging.getLogger(__name__)
 
@@ -34,22 +35,22 @@ class TriggerDecision:
 
 
 def decide_retrain(
-    drift: dict[str, Any],
+    drift: DriftReport | None,
     cfg: MonitorParams,
     *,
     metrics: dict[str, float] | None = None,
     previous_metrics: dict[str, float] | None = None,
 ) -> TriggerDecision:
-    """Apply the thresholds to a drift.json body and (flattened) key metrics of this and the previous run."""
+    """Apply the thresholds to a drift report (None: the run did not monitor) and (flattened) key metrics of
+    this and the previous run."""
     reasons = []
-    if drift.get("drift_detected"):
-        signals = drift.get("drifted_signals") or drift.get("drifted_columns") or []
+    if drift is not None and drift.drift_detected:
         reasons.append(
-            f"data drift: {', '.join(signals) or 'share rule'} "
-            f"(drifted share {drift.get('drift_share', 0):.2f}, threshold {cfg.drift_share})"
+            f"data drift: {', '.join(drift.drifted_signals) or 'share rule'} "
+            f"(drifted share {drift.drift_share or 0:.2f}, threshold {cfg.drift_share})"
         )
-    quality = drift.get("quality") or {}
-    reasons += [f"quality drop: {a}" for a in quality.get("alerts", [])]
+    if drift is not None and drift.quality is not None:
+        reasons += [f"quality drop: {a}" for a in drift.quality.alerts]
     if metrics and previous_metrics:
         for name in GATED_METRICS:
             new, old = metrics.get(name), previous_metrics.get(name)
