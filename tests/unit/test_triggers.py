@@ -135,3 +135,27 @@ def test_one_retrain_at_a_time(tmp_path: Path) -> None:
     lock.write_text(json.dumps({"pid": int(dead.stdout), "since": "earlier"}))
     with run_lock(lock):
         assert json.loads(lock.read_text())["since"] != "earlier"
+
+
+def test_a_registered_model_keeps_its_training_ids_and_the_policy_counts_by_them(settings_env: Path, tmp_path: Path) -> None:
+    """Through the promotion path: registering the evaluated adapter keeps its training ids; the next
+    retrain check counts only examples not among them, though every example is stamped in the future."""
+    from llmops import workspace as ws
+    from llmops.config import Params, Settings
+    from llmops.runs.promotion import record_model, retrain_check
+    from tests.unit.test_registry import BASE, _base_champion, _project
+
+    project = _project(tmp_path, "good", {q: v + 0.1 for q, v in BASE.items()})
+    params, settings = Params(), Settings()
+    registry = Registry.from_settings(settings)
+    _base_champion(registry, project, params, BASE)
+    (project / ws.TRAINSET).mkdir(parents=True)
+    provenance = _provenance_ids(project / ws.TRAINSET / "provenance.jsonl", [f"old{i}" for i in range(40)])
+    model, decision = record_model(project, settings, params, reason="nightly")
+    assert decision.promote and model.status == "champion"
+    assert load_training_ids(registry, model) == {f"old{i}" for i in range(40)}
+    same = retrain_check(project, settings, params)
+    assert not same.run and same.new_examples == 0
+    _provenance_ids(provenance, [f"old{i}" for i in range(40)] + [f"new{i}" for i in range(25)], "2026-01-01T00:00:00Z")
+    grown = retrain_check(project, settings, params)
+    assert grown.run and grown.new_examples == 25 and "not in the training data of champion good" in grown.reason

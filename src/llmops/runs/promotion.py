@@ -10,7 +10,14 @@ from llmops.config import Params, Settings
 from llmops.errors import DataContractError
 from llmops.evaluation.gate import decide, load_scores
 from llmops.finetune.registry import ModelRecord, Registry, params_hash
-from llmops.finetune.triggers import RetrainDecision, data_until, recipe_reference, should_retrain
+from llmops.finetune.triggers import (
+    RetrainDecision,
+    data_until,
+    load_training_ids,
+    recipe_reference,
+    save_training_ids,
+    should_retrain,
+)
 from llmops.reports.evaluation import EvaluationReport, GateDecision
 from llmops.reports.training import TrainingReport
 from llmops.versioning import data_revision
@@ -65,6 +72,8 @@ def record_model(
         eval_key=evaluation_key(project_dir, params),
     )
     record = registry.register(record, project_dir / ws.ADAPTER)
+    # The ids of its training examples: the retrain policy counts what arrived since by content, not by date.
+    save_training_ids(registry, record.model_id, project_dir / ws.TRAINSET / "provenance.jsonl")
     decision = decide(
         evaluation,
         champion.evaluation,
@@ -140,4 +149,5 @@ def retrain_check(project_dir: Path, settings: Settings, params: Params, *, forc
         params_hash(params.finetune.model_dump()),
         params.retrain,
         force=force,
+        trained_ids=load_training_ids(registry, reference or champion),  # None: by date (models kept before ids)
     )
