@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 # Long benchmarks run only when named (`make bench B=loop`: ~30 min on 2 CPU cores), never in a plain `make bench`.
-ON_REQUEST = {"bench.loop"}
+ON_REQUEST = {"bench.loop", "bench.nightly_rerun"}
 
 
 def discover() -> list[str]:
