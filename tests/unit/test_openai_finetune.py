@@ -20,7 +20,7 @@ import pytest
 
 from llmops.config import FinetuneParams, Settings
 from llmops.errors import ConfigError, FineTuneError, TrainingDataError
-from llmops.finetune.openai_jobs import OpenAIFineTuner, openai_client
+from llmops.finetune.openai_jobs import JobState, OpenAIFineTuner, openai_client
 from llmops.reports.training import TrainingReport
 
 STEPS = ["validating_files", "queued", "running", "running", "succeeded"]
@@ -294,6 +294,19 @@ def test_cancel_on_request_and_timeout_keeps_the_job(api, files, tmp_path, monke
     assert tuner.cancel("ftjob-1") == "cancelled"
     assert server.jobs["ftjob-1"]["status"] == "cancelled"
     assert json.loads(next((tmp_path / "jobs").glob("*.json")).read_text())["status"] == "cancelled"
+
+
+def test_a_malformed_job_state_names_its_file(api, files, tmp_path, monkeypatch) -> None:
+    from llmops.errors import DataContractError
+
+    _, url = api
+    tuner = OpenAIFineTuner(_client(url, monkeypatch), CFG, tmp_path / "jobs", log=lambda _: None, sleep=lambda _: None)
+    tuner.run(*files, seed=3)
+    [path] = (tmp_path / "jobs").glob("*.json")
+    assert JobState.read(path).status == "succeeded"  # what the tuner writes reads back
+    path.write_text('{"key": "k"}')
+    with pytest.raises(DataContractError, match=rf"{re.escape(str(path))} is not a valid fine-tuning job state \(model: Field"):
+        tuner.run(*files, seed=3)
 
 
 def test_missing_key_is_a_config_error(monkeypatch) -> None:

@@ -24,10 +24,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from llmops.config import FinetuneParams
-from llmops.errors import FineTuneError, TrainingDataError
+from llmops.errors import DataContractError, FineTuneError, TrainingDataError
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 MIN_EXAMPLES = 10  # OpenAI refuses a fine-tuning file with fewer
@@ -99,6 +99,18 @@ class JobState(BaseModel):
     metrics: list[dict[str, Any]] = Field(default_factory=list)  # "metrics" events: {step, train_loss, ...}
     updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
+    @classmethod
+    def read(cls, path: Path) -> JobState:
+        """A persisted job state; a malformed file is a :class:`DataContractError` naming it."""
+        try:
+            return cls.model_validate_json(path.read_bytes())
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise DataContractError(
+                f"{path} is not a valid fine-tuning job state ({'.'.join(map(str, err['loc'])) or 'the file'}: {err['msg']}): "
+                "it is written by this tool only; move it aside to start a new job (the job it named keeps running)"
+            ) from exc
+
 
 def job_key(train: Path, validation: Path | None, cfg: FinetuneParams, seed: int) -> str:
     h = hashlib.sha256()
@@ -129,7 +141,7 @@ class OpenAIFineTuner:
 
     def load_state(self, key: str) -> JobState | None:
         path = self._path(key)
-        return JobState.model_validate_json(path.read_text(encoding="utf-8")) if path.exists() else None
+        return JobState.read(path) if path.exists() else None
 
     def _save(self, state: JobState) -> None:
         state.updated_at = datetime.now(UTC)
@@ -236,7 +248,7 @@ class OpenAIFineTuner:
         """Cancel a running job and mark its persisted state; returns the job's new status."""
         job = self.client.fine_tuning.jobs.cancel(job_id)
         for path in self.state_dir.glob("*.json") if self.state_dir.exists() else []:
-            state = JobState.model_validate_json(path.read_text(encoding="utf-8"))
+            state = JobState.read(path)
             if state.job_id == job_id:
                 state.status = job.status
                 self._save(state)
