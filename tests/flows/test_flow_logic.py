@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,10 @@ from llmops.config import Params, Settings, apply_overrides, load_params
 from llmops.errors import StageError
 from llmops.evaluation.baseline import base_model_id, evaluation_key
 from llmops.finetune.registry import ModelRecord, Registry
+from llmops.reports.drift import DriftReport
+from llmops.reports.evaluation import EvaluationReport, SampleRow, write_samples
+from llmops.reports.run import RunRecord
+from llmops.reports.training import TrainingReport
 from llmops.versioning import StageRun
 from llmops.workspace import BEFORE_TRAINING, MONITORING, STAGES, TRAINING
 
@@ -68,6 +73,10 @@ class Stages:
         spec = yaml.safe_load((project / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
         deps = {_resolve(d, params) for s in spec.values() for d in s.get("deps") or []}
         for out in _paths(spec[stage], ("outs", "metrics", "plots"), params):
+            # As DVC does before a stage runs: outputs may be links into the shared cache, never written through.
+            if (project / out).is_dir():
+                shutil.rmtree(project / out)
+            (project / out).unlink(missing_ok=True)
             _placeholder(project / out)
             for dep in deps:  # what later stages read from inside this output
                 if dep.startswith(out.rstrip("/") + "/"):
@@ -80,19 +89,19 @@ class Stages:
             _jsonl(project / ws.TRAINSET / "provenance.jsonl", rows)
         elif stage == "finetune":
             self.trained += 1
-            training = {"model_id": f"adapter-{self.trained}", "base_model": base_model_id(params), "backend": "local"}
-            (project / ws.ADAPTER / "training.json").write_text(json.dumps(training), encoding="utf-8")
+            TrainingReport(model_id=f"adapter-{self.trained}", base_model=base_model_id(params), backend="local").write(
+                project / ws.ADAPTER
+            )
         elif stage == "evaluate":
             scores = [s + self.gain for s in BASE_F1]
             evaluation = {"answers": {"token_f1": sum(scores) / QUESTIONS}, "retrieval": {"recall@5": 0.8}}
-            (project / ws.EVAL_METRICS).write_text(json.dumps(evaluation), encoding="utf-8")
-            samples = [{"id": f"q{i}", "answer": "a", "answers.token_f1": s} for i, s in enumerate(scores)]
-            _jsonl(project / ws.EVAL_SAMPLES, samples)
+            EvaluationReport.model_validate(evaluation).write(project / ws.EVAL_METRICS)
+            rows = [{"id": f"q{i}", "answer": "a", "answers.token_f1": s} for i, s in enumerate(scores)]
+            write_samples(project / ws.EVAL_SAMPLES, [SampleRow.model_validate(r) for r in rows])
         elif stage == "monitor":
-            drift = {"drift_detected": self.drift, "drift_share": 1.0 if self.drift else 0.0}
-            (project / ws.DRIFT_DIR / "drift.json").write_text(
-                json.dumps(drift | {"drifted_signals": ["intent"] if self.drift else []}), encoding="utf-8"
-            )
+            signals = ["intent"] if self.drift else []
+            drift = DriftReport(drift_detected=self.drift, drift_share=float(self.drift), drifted_signals=signals)
+            drift.write(project / ws.DRIFT_DIR)
 
 
 def _resolve(path: str, params: Params) -> str:
@@ -253,8 +262,8 @@ def test_a_failing_stage_stops_the_run_and_is_recorded_with_its_stage(workspace:
         nightly.fn(project_dir=str(workspace))
     assert [s for s, _ in stages.calls] == ["ingest", "clean", "redact"]  # nothing after the failure
     settings = Settings()
-    [record] = [json.loads(p.read_text()) for p in settings.path("runs").glob("*.json")]
-    assert record["state"] == "failed" and record["stage"] == "redact" and "StageError" in record["error"]
+    [record] = [RunRecord.read(p) for p in settings.path("runs").glob("*.json")]
+    assert record.state == "failed" and record.stage == "redact" and record.error and "StageError" in record.error
     assert not any(settings.path("workspaces").iterdir()), "the run workspace (pre-redaction data) is removed"
     assert not (workspace / "dvc.lock").exists(), "a failed run publishes nothing"
     from llmops.monitoring.history import History
@@ -279,6 +288,6 @@ def test_monitor_drift_launches_a_retrain(workspace: Path, prefect_api: None, st
     assert [s for s, _ in stages.calls[:n]] == MONITORING
     assert stages.calls[n:] == [(s, False) for s in BEFORE_TRAINING] + [(s, True) for s in TRAINING]
     assert summary.reason is not None and summary.reason.startswith("retrain triggered: data drift: intent")
-    retrains = [json.loads(p.read_text()) for p in Settings().path("runs").glob("*-retrain.json")]
-    assert [r["reason"] for r in retrains] == [f"monitor: {summary.reason.removeprefix('retrain triggered: ')}"]
-    assert [r["model"]["model_id"] for r in retrains] == ["adapter-1"]
+    [retrain] = [RunRecord.read(p) for p in Settings().path("runs").glob("*-retrain.json")]
+    assert retrain.reason == f"monitor: {summary.reason.removeprefix('retrain triggered: ')}"
+    assert retrain.model is not None and retrain.model.model_id == "adapter-1"
