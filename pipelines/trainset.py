@@ -25,7 +25,14 @@ from llmops.data.quarantine import write_quarantine
 from llmops.errors import DataContractError
 from llmops.finetune.dpo import CuratedPair, build_preference_pairs
 from llmops.finetune.leaks import CachedScanner, hold_back_leaks
-from llmops.finetune.trainset import AnswerFit, ServingPrompt, build_trainset, input_revision, pairs_within_shares
+from llmops.finetune.trainset import (
+    AnswerFit,
+    MinHashBands,
+    ServingPrompt,
+    build_trainset,
+    input_revision,
+    pairs_within_shares,
+)
 from llmops.finetune.validate import base_token_counter
 from llmops.index.embed import make_embedder
 from llmops.index.hybrid import open_retriever
@@ -73,6 +80,8 @@ def main() -> None:
     evals = read_jsonl(inputs[2], EvalQuestion)
     redactor = Redactor.from_settings(params.redact, settings)  # the redact stage's detector and id hashing
     seen = SeenRecords(cache, fingerprint(params.trainset, [*_BUILD_CODE], extra=retrieval_fp + tokenizer_fp))
+    # Near-duplicate band keys per candidate text are reused too (the MinHash signature is the costly part).
+    minhash = MinHashBands(params.base.seed, cache=cache)
     result = build_trainset(
         seen.iter(ws.REDACTED_CONVERSATIONS, Conversation),
         read_jsonl(inputs[1], FeedbackEvent),
@@ -84,6 +93,7 @@ def main() -> None:
         fit=fit,
         feedback_cfg=params.feedback,
         public_ids=redactor.public_ids,  # eval dialogues under their hashed ids too (redact.hash_ids)
+        minhash=minhash,
     )
     curated_pairs, over_share = pairs_within_shares(read_jsonl(ws.FEEDBACK / "dpo.jsonl", CuratedPair), result)
     pairs, pairs_skipped = build_preference_pairs(curated_pairs, evals, params.base, prompt=prompt, fit=fit)
@@ -114,6 +124,7 @@ def main() -> None:
         "questions": {"searched": cached.searched, "reused": cached.reused},
         "answers_fitted": {"tokenised": fit.fitted, "reused": fit.reused},
         "leak_scan_texts": {"scanned": scanner.scanned, "reused": scanner.reused},
+        "minhash_texts": {"computed": minhash.computed, "reused": minhash.reused},
     }
     stats["conversations"]["cache_entries_swept"] = cache.sweep()  # nothing of an erased conversation stays
     seen.commit()

@@ -352,3 +352,22 @@ def test_the_spilled_near_duplicate_index_drops_what_the_in_memory_one_drops() -
     assert 0 < len(dropped) < len(texts) - 40
     assert res.skipped["near_duplicate"] == len(dropped)
     assert len(res.train) == len(texts) - len(dropped)
+
+
+def test_minhash_band_keys_are_reused_across_runs(tmp_path: Path) -> None:
+    from llmops.data.incremental import RecordCache
+    from llmops.finetune.trainset import MinHashBands
+
+    convs, _, _ = _sources(30, 0, 0)
+    cfg = TrainsetParams(min_answer_chars=5, validation_share=0.2)
+    plain = build_trainset(convs, [], [], cfg, BaseParams())
+    with RecordCache(tmp_path / "trainset.sqlite") as cache:
+        bands = MinHashBands(BaseParams().seed, cache=cache)
+        first = build_trainset(convs, [], [], cfg, BaseParams(), minhash=bands)
+        assert (bands.computed, bands.reused) == (30, 0) and first.train == plain.train
+    with RecordCache(tmp_path / "trainset.sqlite") as cache:
+        grown, _, _ = _sources(32, 0, 0)
+        bands = MinHashBands(BaseParams().seed, cache=cache)
+        again = build_trainset(grown, [], [], cfg, BaseParams(), minhash=bands)
+        assert (bands.computed, bands.reused) == (2, 30)
+        assert again.train + again.validation != [] and len(again.train) + len(again.validation) == 32

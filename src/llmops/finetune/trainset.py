@@ -221,6 +221,7 @@ def build_trainset(
     fit: AnswerFit | None = None,
     feedback_cfg: FeedbackParams | None = None,
     public_ids: Callable[[Sequence[str]], list[str]] | None = None,
+    minhash: MinHashBands | None = None,
 ) -> TrainsetResult:
     """Turn redacted data into train/validation examples in the served prompt format (see module docstring).
 
@@ -228,6 +229,7 @@ def build_trainset(
     ``fit`` answers are not checked against a token window. ``feedback_cfg``: ``max_share_per_key`` (its
     default when None). ``public_ids``: how the redaction boundary rewrites ids (``redact.hash_ids``,
     :meth:`llmops.pii.redact.Redactor.public_ids`), so eval dialogues are excluded under their hashed ids too.
+    ``minhash``: the near-duplicate band keys (:class:`MinHashBands`, with a cache across runs); default: computed.
     """
     from llmops.feedback.curate import support
     from llmops.llm.prompts import rag_messages
@@ -243,8 +245,8 @@ def build_trainset(
     # Memory follows the output, not the archive: candidates and built examples are spilled to a temporary
     # SQLite file; what stays in memory per candidate is an 8-byte exact-duplicate key, and per built example
     # a compact record for the split and the share caps (:class:`_Meta`). Near duplicates are found with the
-    # same MinHash bands as :func:`llmops.text.near_duplicates`, their buckets and shingles on disk too.
-    spill = _Spill(cfg.near_dup_threshold, base.seed)
+    # same MinHash bands as :func:`llmops.text.near_duplicates`, their buckets on disk too.
+    spill = _Spill()
     try:
         seen: set[int] = set()
         for c in _candidates(conversations, feedback, documents, cfg, result.skipped):
@@ -267,9 +269,12 @@ def build_trainset(
                     result.skipped["duplicate"] += 1
                     continue
                 seen.add(key)
-                if not spill.add_candidate(c):
-                    result.skipped["near_duplicate"] += 1
+                spill.add_candidate(c)
         del seen
+        if cfg.near_dup_threshold > 0:
+            dropped = spill.drop_near_duplicates(cfg.near_dup_threshold, minhash or MinHashBands(base.seed))
+            if dropped:
+                result.skipped["near_duplicate"] += dropped
 
         metas: list[_Meta] = []
         # Contexts are retrieved for a batch of candidates at a time: the retrieved passages of every question
@@ -342,12 +347,63 @@ class _Meta:
         self.idx, self.group_id, self.source, self.key, self.order = idx, group_id, source, key, order
 
 
+class MinHashBands:
+    """The MinHash band keys of a text, as :func:`llmops.text.near_duplicates` computes its buckets (same
+    coefficients for ``seed``, same bands and rows; each band's rows hashed to one signed 64-bit key).
+
+    The signature is the costly part of near-duplicate removal (``bands * rows`` modular products per
+    shingle, pure Python) and depends on the text alone: with ``cache`` (a
+    :class:`llmops.data.incremental.RecordCache`) the keys of texts seen by an earlier run are reused, so a
+    nightly computes them only for new candidates. ``computed``/``reused`` count texts."""
+
+    def __init__(self, seed: int, cache: Any = None, bands: int = 16, rows: int = 4) -> None:
+        import random
+
+        from llmops.text import _PRIME
+
+        rng = random.Random(seed)
+        self.prime, self.bands, self.rows = _PRIME, bands, rows
+        self.coeffs = [(rng.randrange(1, _PRIME), rng.randrange(0, _PRIME)) for _ in range(bands * rows)]
+        self.cache = cache
+        self.fp = hashlib.sha256(repr((seed, bands, rows, "minhash-v1")).encode()).hexdigest()[:32]
+        self.computed = 0
+        self.reused = 0
+
+    def _keys(self, text: str) -> list[int]:
+        from llmops.text import shingles
+
+        s = shingles(text)
+        sig = [min((a * h + b) % self.prime for h in s) for a, b in self.coeffs]
+        out = []
+        for band in range(self.bands):
+            rows = ",".join(map(str, sig[band * self.rows : (band + 1) * self.rows]))
+            out.append(int.from_bytes(hashlib.blake2b(f"{band}:{rows}".encode(), digest_size=8).digest(), "big", signed=True))
+        return out
+
+    def __call__(self, texts: Sequence[str]) -> list[list[int]]:
+        if self.cache is None:
+            self.computed += len(texts)
+            return [self._keys(t) for t in texts]
+        import json
+
+        from llmops.data.incremental import record_key
+
+        ids = [record_key(self.fp, t) for t in texts]
+        known = self.cache.get_many(ids, "minhash")
+        fresh = {i: json.dumps(self._keys(t)) for i, t in zip(ids, texts, strict=True) if i not in known}
+        if fresh:
+            self.cache.put_many(fresh.items(), "minhash")
+            known.update(fresh)
+        self.computed += len(fresh)
+        self.reused += len(texts) - len(fresh)
+        return [json.loads(known[i]) for i in ids]
+
+
 class _Spill:
     """A temporary SQLite file holding the kept candidates, the built examples and the near-duplicate index
-    (MinHash band buckets and shingles of the kept texts), so memory does not grow with the archive."""
+    (MinHash band buckets of the kept texts), so memory does not grow with the archive."""
 
-    def __init__(self, near_dup_threshold: float, seed: int, bands: int = 16, rows: int = 4) -> None:
-        import random
+    def __init__(self) -> None:
         import sqlite3
         import tempfile
 
@@ -355,56 +411,65 @@ class _Spill:
         self.db = sqlite3.connect(Path(self.dir.name) / "spill.sqlite")
         self.db.executescript(
             "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
-            "CREATE TABLE cand (idx INTEGER PRIMARY KEY, data TEXT);"
+            "CREATE TABLE cand (idx INTEGER PRIMARY KEY, data TEXT, dropped INTEGER DEFAULT 0);"
             "CREATE TABLE ex (idx INTEGER PRIMARY KEY, data TEXT);"
             "CREATE TABLE band (key INTEGER, idx INTEGER); CREATE INDEX band_key ON band (key);"
-            "CREATE TABLE sh (idx INTEGER PRIMARY KEY, data BLOB);"
         )
-        self.threshold, self.bands, self.rows = near_dup_threshold, bands, rows
-        rng = random.Random(seed)  # the coefficients of llmops.text.near_duplicates
-        from llmops.text import _PRIME
-
-        self.prime = _PRIME
-        self.coeffs = [(rng.randrange(1, _PRIME), rng.randrange(0, _PRIME)) for _ in range(bands * rows)]
         self.n_cand = 0
         self.n_ex = 0
 
-    def add_candidate(self, c: _Candidate) -> bool:
-        """Keep ``c`` unless it nearly duplicates a candidate kept before (Jaccard of word 3-shingles)."""
+    def add_candidate(self, c: _Candidate) -> None:
         import json
-        from array import array
+
+        row = [c.question, c.answer, c.source, c.group_id, c.created_at.isoformat() if c.created_at else None, c.key]
+        self.db.execute("INSERT INTO cand (idx, data) VALUES (?, ?)", (self.n_cand, json.dumps(row)))
+        self.n_cand += 1
+
+    def _text(self, idx: int) -> str:
+        import json
+
+        (data,) = self.db.execute("SELECT data FROM cand WHERE idx = ?", (idx,)).fetchone()
+        q, a = json.loads(data)[:2]
+        return f"{q}\n{a}"
+
+    def drop_near_duplicates(self, threshold: float, bands: MinHashBands, batch: int = 1000) -> int:
+        """Mark each candidate that nearly duplicates an earlier kept one (Jaccard of word 3-shingles >=
+        ``threshold`` among the texts sharing a MinHash band): the first copy is kept, as in
+        :func:`llmops.text.near_duplicates`. Returns how many were dropped."""
+        import json
 
         from llmops.text import jaccard, shingles
 
-        idx = self.n_cand
-        if self.threshold > 0:
-            s = shingles(f"{c.question}\n{c.answer}")
-            sig = [min((a * h + b) % self.prime for h in s) for a, b in self.coeffs]
-            keys = [hash((band, *sig[band * self.rows : (band + 1) * self.rows])) for band in range(self.bands)]
-            marks = ",".join("?" * len(keys))
-            near = {j for (j,) in self.db.execute(f"SELECT DISTINCT idx FROM band WHERE key IN ({marks})", keys)}
-            for j in sorted(near):
-                (blob,) = self.db.execute("SELECT data FROM sh WHERE idx = ?", (j,)).fetchone()
-                if jaccard(s, set(array("Q", blob))) >= self.threshold:
-                    return False
-            self.db.executemany("INSERT INTO band VALUES (?, ?)", [(k, idx) for k in keys])
-            self.db.execute("INSERT INTO sh VALUES (?, ?)", (idx, array("Q", sorted(s)).tobytes()))
-        row = [c.question, c.answer, c.source, c.group_id, c.created_at.isoformat() if c.created_at else None, c.key]
-        self.db.execute("INSERT INTO cand VALUES (?, ?)", (idx, json.dumps(row)))
-        self.n_cand += 1
-        return True
+        dropped = 0
+        for start in range(0, self.n_cand, batch):
+            rows = self.db.execute("SELECT idx, data FROM cand WHERE idx >= ? AND idx < ? ORDER BY idx", (start, start + batch))
+            items = [(idx, "\n".join(json.loads(data)[:2])) for idx, data in rows.fetchall()]
+            for (idx, text), keys in zip(items, bands([t for _, t in items]), strict=True):
+                marks = ",".join("?" * len(keys))
+                near = sorted({j for (j,) in self.db.execute(f"SELECT DISTINCT idx FROM band WHERE key IN ({marks})", keys)})
+                s = shingles(text) if near else set()
+                if any(jaccard(s, shingles(self._text(j))) >= threshold for j in near):
+                    self.db.execute("UPDATE cand SET dropped = 1 WHERE idx = ?", (idx,))
+                    dropped += 1
+                else:
+                    self.db.executemany("INSERT INTO band VALUES (?, ?)", [(k, idx) for k in keys])
+        return dropped
 
     def candidates(self, size: int) -> Iterator[list[_Candidate]]:
+        """The kept candidates in order, ``size`` (at most) at a time."""
         import json
         from datetime import datetime
 
         for start in range(0, self.n_cand, size):
-            rows = self.db.execute("SELECT data FROM cand WHERE idx >= ? AND idx < ? ORDER BY idx", (start, start + size))
+            rows = self.db.execute(
+                "SELECT data FROM cand WHERE idx >= ? AND idx < ? AND dropped = 0 ORDER BY idx", (start, start + size)
+            )
             batch = []
             for (data,) in rows.fetchall():
                 q, a, source, group_id, created_at, key = json.loads(data)
                 batch.append(_Candidate(q, a, source, group_id, datetime.fromisoformat(created_at) if created_at else None, key))
-            yield batch
+            if batch:
+                yield batch
 
     def add_example(self, ex: TrainingExample, key: str | None, seed: int) -> _Meta:
         idx = self.n_ex
