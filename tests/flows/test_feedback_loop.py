@@ -22,6 +22,13 @@ CANARY_EMAIL = "jane.roe@example.com"
 REVIEWER = "reviewer-secret-0123456789"
 
 
+# Two more full nightlies (the second forced: every stage, a second training). The default suite covers what it
+# checks piece by piece: the service logs feedback with its key and role, PII redacted (unit/test_serve.py),
+# curation keeps the key as lineage and drops eval questions (unit/test_feedback_trust.py, unit/test_feedback.py),
+# corrections become training examples with provenance (unit/test_trainset.py), the leak gate
+# (unit/test_trainset_privacy.py, unit/test_pii_scan.py), new log lines force the feedback stage
+# (flows/test_flow_logic.py); the real stages run in the one end-to-end nightly (flows/test_nightly_flow.py).
+@pytest.mark.slow
 def test_served_feedback_reaches_the_next_training_set(workspace: Path, prefect_api: None) -> None:
     from flows.nightly import nightly
 
