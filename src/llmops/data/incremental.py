@@ -151,6 +151,7 @@ class RecordCache:
         self.db.execute("PRAGMA secure_delete=ON")  # swept records are overwritten, not left in free pages
         self.db.execute("CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, part TEXT, run INTEGER, value TEXT)")
         self.db.execute("CREATE INDEX IF NOT EXISTS cache_part ON cache (part)")
+        self.db.execute("CREATE TEMP TABLE kept (part TEXT PRIMARY KEY)")  # partitions this run reused whole
         os.chmod(self.path, 0o600)
         self.run = (self.db.execute("SELECT MAX(run) FROM cache").fetchone()[0] or 0) + 1
 
@@ -171,14 +172,14 @@ class RecordCache:
         self.db.commit()
 
     def keep(self, parts: Iterable[str]) -> None:
-        """Mark every entry of ``parts`` (partitions reused whole) as used by this run."""
-        for part in parts:
-            self.db.execute("UPDATE cache SET run = ? WHERE part = ?", (self.run, part))
+        """Mark every entry of ``parts`` (partitions reused whole) as used by this run. Recorded per partition
+        (a table of this connection), not per entry: a night that reuses the archive rewrites none of it."""
+        self.db.executemany("INSERT OR IGNORE INTO temp.kept (part) VALUES (?)", ((p,) for p in parts))
         self.db.commit()
 
     def sweep(self) -> int:
         """Delete entries this run did not use (deleted or changed records); returns how many."""
-        n = self.db.execute("DELETE FROM cache WHERE run != ?", (self.run,)).rowcount
+        n = self.db.execute("DELETE FROM cache WHERE run != ? AND part NOT IN (SELECT part FROM temp.kept)", (self.run,)).rowcount
         self.db.commit()
         return n
 
