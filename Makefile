@@ -34,8 +34,8 @@ lint: $(STAMP)  ## ruff (lint + format), mypy, deptry (declared dependencies) an
 	$(VENV)/bin/deptry .
 	PYTHONPATH=. $(VENV)/bin/lint-imports
 
-test: $(STAMP)  ## run the default (quick) test suite
-	$(VENV)/bin/pytest
+test: $(STAMP)  ## run the default (quick) test suite; prints the 15 slowest tests (keep it quick: slow-mark what is not)
+	$(VENV)/bin/pytest --durations=15
 
 test-all: $(STAMP)  ## run every test, slow ones included
 	$(VENV)/bin/pytest -m ''
