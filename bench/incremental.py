@@ -136,7 +136,7 @@ def sample(n_new: int = 5) -> dict:
     first training set (what the flows ask before fine-tuning)."""
     from llmops.config import load_params
     from llmops.finetune.registry import ModelRecord, params_hash
-    from llmops.finetune.triggers import data_until, should_retrain
+    from llmops.finetune.policy import data_until, should_retrain
     from llmops.records import Conversation
 
     with tempfile.TemporaryDirectory(prefix="incremental-sample-") as tmp:

@@ -10,7 +10,7 @@ from llmops.config import Params, Settings
 from llmops.errors import DataContractError
 from llmops.evaluation.gate import decide, load_scores
 from llmops.finetune.registry import ModelRecord, Registry, params_hash
-from llmops.finetune.triggers import (
+from llmops.finetune.policy import (
     RetrainDecision,
     data_until,
     load_training_ids,

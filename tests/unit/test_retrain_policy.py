@@ -1,4 +1,4 @@
-"""Retrain triggers: enough new examples since the champion's data, changed recipe, force; one retrain at a time."""
+"""Retrain policy: enough new examples since the champion's data, changed recipe, force; one retrain at a time."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from llmops.config import RetrainParams
 from llmops.errors import RunLocked
 from llmops.finetune.registry import ModelRecord, Registry
-from llmops.finetune.triggers import (
+from llmops.finetune.policy import (
     count_new_examples,
     data_until,
     load_training_ids,
