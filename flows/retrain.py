@@ -1,6 +1,6 @@
 """The retrain flow: weekly, manual (with a reason and parameter overrides), or on ``llmops.drift.detected``.
 
-It trains only when :func:`llmops.finetune.triggers.should_retrain` says so (enough new examples since
+It trains only when :func:`llmops.finetune.policy.should_retrain` says so (enough new examples since
 the champion's data, changed fine-tune params, or ``force``), and one at a time (a lock under
 LLMOPS_HOME, on top of the deployment's ``concurrency_limit: 1``). It works in its own workspace, so a
 nightly run can go on meanwhile; publishing waits for the serial slot.
@@ -27,7 +27,7 @@ from flows.tasks import (
     run_stages,
 )
 from llmops.config import Settings
-from llmops.finetune.triggers import run_lock
+from llmops.finetune.policy import run_lock
 from llmops.isolation import isolated_run, serial
 from llmops.reports.run import RunRecord
 from llmops.runtime import prepare_environment
