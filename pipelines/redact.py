@@ -2,18 +2,19 @@
 with residual personal data are quarantined locally (sealed with the vault key when set).
 
 Conversations go partition by partition and only new or changed ones are redacted
-(:mod:`llmops.data.redaction`); feedback and documents are small and redacted whole."""
+(:mod:`llmops.data.redaction`); feedback and documents are small and redacted whole, when they changed. The
+detector (Presidio's registry, spaCy) loads on the first record that needs it: none on a night with nothing new."""
 
 from __future__ import annotations
 
 import time
 
 from llmops import workspace as ws
-from llmops.data.incremental import PartitionedOutput, RecordCache, cache_path
+from llmops.data.incremental import CACHE_DIR, PartitionedOutput, RecordCache, cache_path
 from llmops.data.quarantine import write_quarantine
-from llmops.data.redaction import redact_fingerprint, redact_partitioned
+from llmops.data.redaction import files_key, redact_fingerprint, redact_partitioned, remember_files, reusable_files
 from llmops.jsonl import read_jsonl, write_json, write_jsonl
-from llmops.pii.boundary import redact_batch
+from llmops.pii.boundary import BoundaryResult, redact_batch
 from llmops.pii.redact import Redactor
 from llmops.records import Document, FeedbackEvent
 from pipelines._stage import setup
@@ -30,16 +31,28 @@ def main() -> None:
         conversations, counts = redact_partitioned(
             ws.CLEAN_CONVERSATIONS, out, qdir, cache, redactor, key, params.redact.stream_batch
         )
-    result = redact_batch(
-        [],
-        read_jsonl(ws.CLEAN / "feedback.jsonl", FeedbackEvent),
-        read_jsonl(ws.CLEAN / "documents.jsonl", Document),
-        redactor,
+    # Feedback and documents: redacted again only when they (or the stage, or an output) changed.
+    kinds = ("feedback", "documents")
+    outputs = [ws.REDACTED / f"{k}.jsonl" for k in kinds] + [ws.REDACT_QUARANTINE / f"{k}.jsonl" for k in kinds]
+    memo, files = (
+        settings.home_dir / CACHE_DIR / "redact-files.json",
+        files_key(out.fp, [ws.CLEAN / f"{k}.jsonl" for k in kinds], key),
     )
+    kept = reusable_files(memo, files, outputs)
+    if kept is None:
+        result = redact_batch(
+            [],
+            read_jsonl(ws.CLEAN / "feedback.jsonl", FeedbackEvent),
+            read_jsonl(ws.CLEAN / "documents.jsonl", Document),
+            redactor,
+        )
+        for crossing in result.crossings[1:]:
+            write_jsonl(ws.REDACTED / f"{crossing.kind}.jsonl", crossing.records)
+            write_quarantine(ws.REDACT_QUARANTINE / f"{crossing.kind}.jsonl", crossing.quarantined, key)
+        remember_files(memo, files, outputs, result.crossings[1:])
+    else:
+        result = BoundaryResult(conversations, kept[0], kept[1], params.redact.max_leak_share)
     result.conversations = conversations
-    for crossing in result.crossings[1:]:
-        write_jsonl(ws.REDACTED / f"{crossing.kind}.jsonl", crossing.records)
-        write_quarantine(ws.REDACT_QUARANTINE / f"{crossing.kind}.jsonl", crossing.quarantined, key)
     stats = {
         **redactor.report(),
         "conversations": counts.as_dict(),

@@ -86,7 +86,7 @@ def test_append_processes_only_new_conversations_and_a_delete_reaches_every_outp
 
     report = purge_private(workspace, state_dir=settings_env)
     assert {str(settings_env / CACHE_DIR / f"{s}.sqlite") for s in ("ingest", "clean")} <= set(report.paths)
-    assert sorted(p.name for p in (settings_env / CACHE_DIR).iterdir()) == ["redact.sqlite"]  # post-boundary
+    assert sorted(p.name for p in (settings_env / CACHE_DIR).iterdir()) == ["redact-files.json", "redact.sqlite"]  # post-boundary
 
 
 def test_a_duplicate_reappears_when_its_original_is_deleted(workspace: Path, settings_env: Path) -> None:

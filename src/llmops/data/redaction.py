@@ -4,12 +4,17 @@ and leak-scanned (:mod:`llmops.data.incremental`), in batches of ``redact.stream
 A conversation the leak scan still finds personal data in is held back in ``<quarantine dir>/<day>.jsonl``
 (its pre-redaction version, sealed with the vault key when set), as :mod:`llmops.pii.boundary` does for a
 whole batch; the cache remembers the verdict, not the data (the quarantine is rebuilt from the input).
+
+The small whole files (feedback, documents) are redacted again only when one of them, the stage's
+fingerprint, the seal key or one of their outputs changed (:func:`reusable_files`): a night with nothing
+new loads no detector at all.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -151,3 +156,41 @@ def _redact_partition(
     if held is not None:
         held.close()
     return stats
+
+
+def files_key(fp: str, inputs: Sequence[Path], seal_key: str | bytes | None) -> str:
+    """What the whole-file outputs depend on: the stage's fingerprint, each input's digest, the seal key's hash."""
+    seal = seal_key.encode() if isinstance(seal_key, str) else seal_key
+    parts = [fp, *(file_digest(p) if p.exists() else "absent" for p in inputs), hashlib.sha256(seal or b"").hexdigest()]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _digests(outputs: Sequence[Path]) -> list[str]:
+    return [file_digest(p) if p.exists() else "absent" for p in outputs]
+
+
+def reusable_files(state: Path, key: str, outputs: Sequence[Path]) -> list[Crossing[Any]] | None:
+    """The leak-gate counts of the last whole-file redaction when it had the same ``key`` and every output is
+    still what it wrote; None: redact them again. ``state`` holds digests and counts only."""
+    if not state.exists():
+        return None
+    stored = json.loads(state.read_text(encoding="utf-8"))
+    if stored.get("key") != key or stored.get("outputs") != _digests(outputs):
+        return None
+    return [
+        Crossing(
+            kind=c["kind"],
+            records_in=c["in"],
+            streamed_out=c["out"],
+            streamed_held=c["quarantined"],
+            residual=Counter(c["residual_types"]),
+        )
+        for c in stored["crossings"]
+    ]
+
+
+def remember_files(state: Path, key: str, outputs: Sequence[Path], crossings: Sequence[Crossing[Any]]) -> None:
+    """Record what :func:`reusable_files` checks, after the outputs were written."""
+    state.parent.mkdir(parents=True, exist_ok=True)
+    body = {"key": key, "outputs": _digests(outputs), "crossings": [{"kind": c.kind, **c.counts()} for c in crossings]}
+    state.write_text(json.dumps(body) + "\n", encoding="utf-8")
