@@ -32,7 +32,7 @@ def monitor(project_dir: str = ".") -> RunRecord:
         # A skipped monitor stage left an earlier run's drift.json: recording it again would re-fire its trigger.
         monitored = any(r.ran for r in stage_runs if r.stage == "monitor")
         with serial(settings, f"monitor {run_id}: publish") as slot:
-            slot["stages"] = publish(run, MONITORING)
+            slot.stages = publish(run, MONITORING)
             trigger = observe(str(run.project), "monitor", run_id, evaluated=False, monitored=monitored)
             summary = publish_summary(
                 str(run.project),

@@ -51,7 +51,7 @@ def nightly(project_dir: str = ".", force: bool = False, overrides: dict[str, st
         with serial(settings, f"nightly {run_id}: publish") as slot:  # remote, registry, dvc.lock: one run at a time
             pushed = push(ws)
             model, gate = record_model(ws, reason="nightly", flow_run_id=run_id, overrides=run.overrides)
-            slot["stages"] = publish(run, STAGES)
+            slot.stages = publish(run, STAGES)
         if model.status == "pending":  # gate.require_approval: a person decides
             model = await_approval(ws, model)
         ran = {r.stage for r in stage_runs if r.ran}  # outputs of skipped stages are an earlier run's: not re-recorded

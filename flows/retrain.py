@@ -62,7 +62,7 @@ def retrain(
             pushed = push(ws)
             if decision.run:
                 model, gate = record_model(ws, reason=reason, flow_run_id=run_id, overrides=run.overrides)
-            slot["stages"] = publish(run, [r.stage for r in stage_runs])
+            slot.stages = publish(run, [r.stage for r in stage_runs])
         if model is not None and model.status == "pending":  # gate.require_approval: a person decides
             model = await_approval(ws, model)
         with serial(settings, f"retrain {run_id}: history"):

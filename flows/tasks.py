@@ -17,7 +17,7 @@ from llmops.finetune.policy import RetrainDecision
 from llmops.isolation import IsolatedRun
 from llmops.reports.evaluation import GateDecision
 from llmops.reports.observe import ObserveResult
-from llmops.reports.run import RunRecord
+from llmops.reports.run import PublishSlot, RunRecord
 from llmops.runs import promotion, staleness, summary
 
 
@@ -149,7 +149,7 @@ def publish_summary(
     reason: str | None = None,
     skipped: str | None = None,
     overrides: dict[str, Any] | None = None,
-    publish: dict[str, Any] | None = None,
+    publish: PublishSlot | None = None,
 ) -> RunRecord:
     """The run's summary (its run record, see :func:`llmops.runs.summary.write_run_summary`) and its artifact."""
     record = summary.write_run_summary(

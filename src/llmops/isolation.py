@@ -31,6 +31,7 @@ import yaml
 
 from llmops.config import Settings, apply_overrides
 from llmops.errors import ConfigError
+from llmops.reports.run import PublishSlot
 
 log = logging.getLogger(__name__)
 
@@ -166,21 +167,21 @@ def publish_lock(project: Path, workspace: Path, stages: list[str]) -> list[str]
 
 
 @contextmanager
-def serial(settings: Settings, what: str, name: str = PUBLISH_LIMIT) -> Iterator[dict[str, Any]]:
-    """Hold the one slot of ``name`` for the block. Yields ``{"waited_s", "acquired"}``; ``released`` is
-    added on the way out (a run summary keeps them: serial sections of two runs never overlap).
+def serial(settings: Settings, what: str, name: str = PUBLISH_LIMIT) -> Iterator[PublishSlot]:
+    """Hold the one slot of ``name`` for the block. Yields its ``waited_s`` and ``acquired``; ``released`` is
+    set on the way out (a run summary keeps them: serial sections of two runs never overlap).
 
     A Prefect global concurrency limit (created with limit 1 when missing) when a Prefect server is
     configured (``PREFECT_API_URL``), so runs on different workers wait for each other; else an flock
     under LLMOPS_HOME, which the kernel releases when its holder dies."""
     start = time.monotonic()
-    slot: dict[str, Any] = {"limit": name}
+    slot = PublishSlot(limit=name)
     with _acquire(settings, what, name):
-        slot |= {"waited_s": round(time.monotonic() - start, 2), "acquired": datetime.now(UTC).isoformat()}
+        slot.waited_s, slot.acquired = round(time.monotonic() - start, 2), datetime.now(UTC).isoformat()
         try:
             yield slot
         finally:
-            slot["released"] = datetime.now(UTC).isoformat()
+            slot.released = datetime.now(UTC).isoformat()
 
 
 @contextmanager

@@ -161,11 +161,11 @@ def test_serial_slot_makes_a_second_process_wait(settings_env: Path, tmp_path: P
     assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
     try:
         with isolation.serial(Settings(), "waiter") as slot:
-            assert slot["waited_s"] > 0.5  # the holder kept it for seconds
-            acquired = datetime.fromisoformat(slot["acquired"])
+            assert slot.waited_s is not None and slot.waited_s > 0.5  # the holder kept it for seconds
+            acquired = datetime.fromisoformat(slot.acquired or "")
     finally:
         proc.communicate(timeout=30)
-    assert proc.returncode == 0 and acquired <= datetime.now(UTC) and "released" in slot
+    assert proc.returncode == 0 and acquired <= datetime.now(UTC) and slot.released is not None
     # A holder killed with SIGKILL does not leave the slot taken.
     proc = subprocess.Popen([sys.executable, "-c", holder, "60"], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "held"

@@ -14,7 +14,7 @@ from llmops import workspace as ws
 from llmops.config import Settings
 from llmops.errors import DataContractError
 from llmops.reports.evaluation import GateDecision
-from llmops.reports.run import RunRecord
+from llmops.reports.run import PublishSlot, RunRecord
 from llmops.versioning import StageRun
 
 STARTED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -53,7 +53,7 @@ def test_summary_is_written_and_read_through_the_record_in_its_old_shape(setting
         model=model,
         decision=gate,
         overrides={"finetune.max_steps": 2},
-        publish={"limit": "llmops-publish", "waited_s": 0.0, "acquired": "t0", "released": "t1", "stages": ["ingest"]},
+        publish=PublishSlot(limit="llmops-publish", waited_s=0.0, acquired="t0", stages=["ingest"], released="t1"),
     )
     path = settings.path("runs", "20260102T030405-nightly.json")
     body = json.loads(path.read_text())
@@ -61,6 +61,7 @@ def test_summary_is_written_and_read_through_the_record_in_its_old_shape(setting
     assert body["stages"] == [{"stage": "ingest", "ran": True, "seconds": 1.5}, {"stage": "clean", "ran": False, "seconds": 0.1}]
     assert body["model"] == {"model_id": "adapter-1", "status": "rejected"} and body["gate"] == gate.as_dict()
     assert body["metrics"]["ingest"]["conversations"]["quarantined"] == 1 and body["drift"]["drifted_signals"] == ["intent"]
+    assert list(body["publish"]) == ["limit", "waited_s", "acquired", "stages", "released"]
     assert body["reason"] is None and body["skipped"] is None and body["started"] == STARTED.isoformat()
     assert path.with_suffix(".dvc.lock").read_text() == (project / "dvc.lock").read_text()
     assert RunRecord.read(path) == summary and summary.ran() == ["ingest"]

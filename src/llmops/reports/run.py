@@ -37,11 +37,11 @@ class PublishSlot(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    limit: str | None = None
+    limit: str | None = None  # the concurrency limit (or lock) name
     waited_s: float | None = None
     acquired: str | None = None
+    stages: list[str] | None = None  # the stages whose dvc.lock entries the run published
     released: str | None = None  # absent when the summary is written inside the section (the monitor flow)
-    stages: list[str] | None = None
 
 
 class ReportLinks(BaseModel):

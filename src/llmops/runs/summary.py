@@ -37,7 +37,7 @@ def write_run_summary(
     reason: str | None = None,
     skipped: str | None = None,
     overrides: dict[str, Any] | None = None,
-    publish: dict[str, Any] | None = None,
+    publish: PublishSlot | None = None,
 ) -> RunRecord:
     """Persist what the run did under ``<LLMOPS_HOME>/runs/`` (with a copy of dvc.lock) and return it."""
     summary = RunRecord(
@@ -46,7 +46,7 @@ def write_run_summary(
         state="completed",
         reason=reason,
         overrides=overrides or {},
-        publish=PublishSlot.model_validate(publish or {}),
+        publish=publish.model_copy() if publish is not None else PublishSlot(),  # as it is now (still held or released)
         started=started.isoformat(),
         finished=datetime.now(UTC).isoformat(),
         data_rev=data_revision(project_dir),
