@@ -60,7 +60,8 @@ def test_summary_is_written_and_read_through_the_record_in_its_old_shape(setting
     assert list(body) == SUMMARY_KEYS
     assert body["stages"] == [{"stage": "ingest", "ran": True, "seconds": 1.5}, {"stage": "clean", "ran": False, "seconds": 0.1}]
     assert body["model"] == {"model_id": "adapter-1", "status": "rejected"} and body["gate"] == gate.as_dict()
-    assert body["metrics"]["ingest"]["conversations"]["quarantined"] == 1 and body["drift"]["drifted_signals"] == ["intent"]
+    assert body["metrics"]["ingest"]["conversations"]["quarantined"] == 1
+    assert body["drift"] == {"drift_detected": True, "drifted_signals": ["intent"]}  # drift.json as it is
     assert list(body["publish"]) == ["limit", "waited_s", "acquired", "stages", "released"]
     assert body["reason"] is None and body["skipped"] is None and body["started"] == STARTED.isoformat()
     assert path.with_suffix(".dvc.lock").read_text() == (project / "dvc.lock").read_text()
@@ -69,6 +70,18 @@ def test_summary_is_written_and_read_through_the_record_in_its_old_shape(setting
     assert "| ingest | ran | 1.5 |" in text and "| clean | skipped (unchanged) | 0.1 |" in text
     assert "| conversations | 5 | 4 | 1 |" in text and "| answers.token_f1 | 0.31 |" in text
     assert "**Model** `adapter-1`: rejected" in text and "- no gain" in text and "(drifted: intent)" in text
+
+
+def test_a_summary_of_a_run_without_reports(settings_env: Path, tmp_path: Path) -> None:
+    from llmops.runs.summary import summary_markdown, write_run_summary
+
+    project = tmp_path / "empty"
+    project.mkdir()
+    summary = write_run_summary(project, Settings(), flow="monitor", run_id="r", started=STARTED, stages=[], pushed=None)
+    body = json.loads(Settings().path("runs", "20260102T030405-monitor.json").read_text())
+    assert body["drift"] == {} and body["publish"] == {} and "model" not in body and "gate" not in body
+    assert set(body["metrics"]) == set(ws.STAGES) - {"monitor"} and not any(body["metrics"].values())
+    assert "Drift detected" not in summary_markdown(summary) and "**Model**" not in summary_markdown(summary)
 
 
 def test_a_run_record_from_start_to_crash(settings_env: Path, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from llmops.errors import DataContractError
+from llmops.reports.drift import DriftReport
 from llmops.reports.evaluation import GateDecision
 
 RunState = Literal["running", "completed", "failed", "crashed"]
@@ -85,7 +86,7 @@ class RunRecord(BaseModel):
     pushed_files: int | None = None
     skipped: str | None = None  # why training was skipped (the retrain policy)
     metrics: dict[str, dict[str, Any]] = {}  # per stage: the stage's metrics file
-    drift: dict[str, Any] = {}  # the monitor stage's drift.json
+    drift: DriftReport = DriftReport()  # the monitor stage's drift.json ({}: there was none)
     reports: ReportLinks | None = None
     model: ModelOutcome | None = None
     gate: GateDecision | None = None  # the promotion gate's decision on ``model``

@@ -13,6 +13,7 @@ from typing import Any
 from llmops import workspace as ws
 from llmops.config import Settings
 from llmops.finetune.registry import ModelRecord
+from llmops.reports.drift import DRIFT_REPORT, DriftReport
 from llmops.reports.evaluation import GateDecision
 from llmops.reports.run import ModelOutcome, PublishSlot, ReportLinks, RunRecord, StageOutcome
 from llmops.runs.records import record_path
@@ -54,7 +55,7 @@ def write_run_summary(
         pushed_files=pushed,
         skipped=skipped,
         metrics={st: _read_json(project_dir / ws.stage_metrics(st)) for st in ws.STAGES if st != "monitor"},
-        drift=_read_json(project_dir / ws.DRIFT_DIR / "drift.json"),
+        drift=DriftReport.read(drift) if (drift := project_dir / ws.DRIFT_DIR / DRIFT_REPORT).exists() else DriftReport(),
         reports=ReportLinks(
             drift_html=str((project_dir / ws.DRIFT_DIR / "report.html").resolve()),
             loss_plot=str((project_dir / ws.LOSS_PLOT).resolve()),
@@ -99,12 +100,8 @@ def summary_markdown(summary: RunRecord) -> str:
         lines += ["", f"**Model** `{summary.model.model_id}`: {verdict}"]
         lines += [f"- {r}" for r in summary.gate.reasons]
     drift = summary.drift
-    if drift:
-        lines += [
-            "",
-            f"**Drift detected:** {drift.get('drift_detected')} "
-            f"(drifted: {', '.join(drift.get('drifted_signals', [])) or 'none'})",
-        ]
+    if drift.model_fields_set:  # the run had a drift report
+        lines += ["", f"**Drift detected:** {drift.drift_detected} (drifted: {', '.join(drift.drifted_signals) or 'none'})"]
     if summary.reports is not None:
         lines += [
             "",
