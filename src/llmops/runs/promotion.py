@@ -9,7 +9,6 @@ from llmops import workspace as ws
 from llmops.config import Params, Settings
 from llmops.errors import DataContractError
 from llmops.evaluation.gate import decide, load_scores
-from llmops.finetune.registry import ModelRecord, Registry, params_hash
 from llmops.finetune.policy import (
     RetrainDecision,
     data_until,
@@ -18,6 +17,7 @@ from llmops.finetune.policy import (
     save_training_ids,
     should_retrain,
 )
+from llmops.finetune.registry import ModelRecord, Registry, params_hash
 from llmops.reports.evaluation import EvaluationReport, GateDecision
 from llmops.reports.training import TrainingReport
 from llmops.versioning import data_revision
