@@ -332,7 +332,7 @@ def test_stage_entry_validates_then_trains_with_openai(api, files, tmp_path, mon
     record = run_finetune(*files, tmp_path / "out", backend_cfg, settings, seed=5, backend=backend)
     assert record.backend == "openai" and record.model_id is not None and record.model_id.startswith("ft:gpt-4o-mini")
     assert record.validation is not None
-    assert record.validation["examples"] == 10 and record.validation["estimated_cost_usd"] > 0
+    assert record.validation.examples == 10 and record.validation.estimated_cost_usd > 0
     assert record.train_loss == [1.0, pytest.approx(0.6667)]
     assert TrainingReport.read(tmp_path / "out") == record and record.job_id == "ftjob-1"
     assert "device" not in json.loads((tmp_path / "out/training.json").read_text())  # local-only keys are not written

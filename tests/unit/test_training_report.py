@@ -9,7 +9,7 @@ import pytest
 
 from llmops.errors import DataContractError
 from llmops.finetune.lora import TrainReport
-from llmops.reports.training import DpoReport, TrainingReport, read_training_report
+from llmops.reports.training import DataValidation, DpoReport, TrainingReport, read_training_report
 
 
 def _local() -> TrainReport:
@@ -27,7 +27,10 @@ def test_local_report_round_trips_in_the_shape_the_loop_always_wrote(tmp_path: P
     assert path.read_text() == json.dumps(loop.as_dict(), indent=2) + "\n"
     back = read_training_report(tmp_path)
     assert back == report and back.val_loss == [(0, 2.6), (2, 2.2)]
-    back.backend, back.validation = "local", {"examples": 4}  # the stage's additions are written, then read back
+    tokens = {"total": 400, "min": 90, "p50": 100, "p95": 110, "max": 110}
+    checks = {"examples": 4, "errors": {}, "tokens": tokens, "over_context_limit": 0, "billed_tokens": 400}
+    back.backend = "local"  # the stage's additions are written, then read back
+    back.validation = DataValidation.model_validate(checks | {"estimated_cost_usd": 0.0})
     back.write(tmp_path)
     again = TrainingReport.read(tmp_path / "training.json")
     assert again == back and list(again.as_dict())[-2:] == ["backend", "validation"]
@@ -75,3 +78,12 @@ def test_the_trained_model_is_read_through_the_report(tmp_path: Path, settings_e
     TrainingReport(model_id=None, base_model="gpt-4o-mini-2024-07-18", backend="openai").write(tmp_path)
     with pytest.raises(ConfigError, match="no fine_tuned_model"):
         model_in(tmp_path, Settings())
+
+
+def test_the_data_validation_summary_is_what_the_checks_report() -> None:
+    from llmops.finetune.validate import ValidationReport
+
+    checks = ValidationReport(examples=3, token_counts=[30, 10, 20], too_long=1, billed_tokens=60, estimated_cost_usd=0.00018)
+    checks.add("missing_content", 2)
+    summary = DataValidation.model_validate(checks.as_dict())  # a key the checks add without the model fails here
+    assert summary.model_dump() == checks.as_dict() and summary.tokens.p50 == 20 and summary.errors == {"missing_content": 1}

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from llmops.config import FinetuneParams, Settings
 from llmops.finetune.validate import ValidationReport, hf_token_counter, special_tokens_of, validate_file
-from llmops.reports.training import DpoReport, TrainingReport
+from llmops.reports.training import DataValidation, DpoReport, TrainingReport
 
 
 class FineTuneBackend(Protocol):
@@ -192,6 +192,6 @@ def run_finetune(
     backend = backend or make_backend(cfg, settings, seed=seed, loss_plot=loss_plot, preferences=preferences)
     record = backend.train(train, validation, out_dir)
     record.backend = backend.name
-    record.validation = report.as_dict()
+    record.validation = DataValidation.model_validate(report.as_dict())
     record.write(out_dir)
     return record

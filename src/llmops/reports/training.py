@@ -37,6 +37,32 @@ class DpoReport(BaseModel):
     skipped: str | None = None
 
 
+class TokenCounts(BaseModel):
+    """Tokens per training example (the tokenizer's count of the whole chat)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    total: int
+    min: int
+    p50: int
+    p95: int
+    max: int
+
+
+class DataValidation(BaseModel):
+    """The pre-training checks on the billed file (:mod:`llmops.finetune.validate`): format errors by check,
+    token counts, examples over the context limit, and the billed tokens and their estimated cost."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    examples: int
+    errors: dict[str, int]
+    tokens: TokenCounts
+    over_context_limit: int
+    billed_tokens: int
+    estimated_cost_usd: float
+
+
 class TrainingReport(BaseModel):
     """One fine-tuning run. ``model_id`` and ``base_model`` always; the rest as the backend reports it."""
 
@@ -70,7 +96,7 @@ class TrainingReport(BaseModel):
     epochs: int | None = None
     # added by the finetune stage (:func:`llmops.finetune.backend.run_finetune`)
     backend: str | None = None
-    validation: dict[str, Any] | None = None
+    validation: DataValidation | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON body: the keys that were set, nothing added."""
