@@ -80,6 +80,13 @@ def test_append_processes_only_new_conversations_and_a_delete_reaches_every_outp
     third = {s: _run(s) for s in STAGES}
     assert all((third[s]["processed"], third[s]["deleted"]) == (0, 0) for s in STAGES)
     assert third["redact"]["partitions_reused"] == third["redact"]["partitions"] == 5
+    # ... and redacts nothing: feedback and documents did not change either (the leak gate's counts are kept).
+    metrics = json.loads(Path(ws.stage_metrics("redact")).read_text())
+    assert metrics["texts"] == 0 and metrics["leak_gate"]["documents"]["in"] > 0
+    (workspace / ws.REDACTED / "documents.jsonl").write_text("")  # an output that changed is written again
+    _run("redact")
+    assert json.loads(Path(ws.stage_metrics("redact")).read_text())["texts"] > 0
+    assert (workspace / ws.REDACTED / "documents.jsonl").stat().st_size > 0
 
     # `llmops pii purge` takes the record caches before the boundary with the private outputs.
     from llmops.data.purge import purge_private
