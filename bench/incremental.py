@@ -9,6 +9,9 @@ Each stage runs as DVC runs it (``python -m pipelines.<stage>`` in a scratch cop
 own LLMOPS_HOME). ``INCREMENTAL_BENCH_SIZES`` (default ``10000,100000``) and ``INCREMENTAL_BENCH_STAGES``
 (default ``ingest,clean,redact,monitor``) pick what runs; ``INCREMENTAL_BENCH_REDACT_MAX`` (default 20000)
 skips the redact stage on larger archives (~9 ms CPU per conversation: ~15 min at 100k on 2 loaded cores).
+Per stage also the start cost (CPU of a process that only imports the stage's entrypoint) and the +1% share
+with and without it; ``INCREMENTAL_BENCH_ARCHIVE_MONITOR=1`` adds the monitor with the whole archive as its
+window (what it compared before the window was the new batch) for an honest "full run" of the monitor.
 The trainset stage needs the index, feedback and the base model's tokenizer and is not part of it; without
 the redact stage the monitor reads the clean partitions. ``INCREMENTAL_BENCH_SIZES=sample`` runs the shipped
 sample through every data stage with ``dvc repro -s`` instead (see :func:`sample`).
@@ -89,6 +92,33 @@ def _stage(ws: Path, stage: str, env: dict[str, str]) -> dict:
     return out
 
 
+def _start_cost(ws: Path, stage: str, env: dict[str, str], runs: int = 3) -> float:
+    """CPU seconds of a stage process that starts the interpreter and imports its entrypoint, then stops: the
+    part of every run that no reuse removes (median of ``runs``)."""
+    costs = []
+    for _ in range(runs):
+        proc = subprocess.Popen([sys.executable, "-c", f"import pipelines.{stage}"], cwd=ws, env=env)
+        _, _, usage = os.wait4(proc.pid, 0)
+        costs.append(usage.ru_utime + usage.ru_stime)
+    return round(sorted(costs)[len(costs) // 2], 2)
+
+
+def _archive_monitor(ws: Path, env: dict[str, str], home: Path) -> dict:
+    """The monitor as it was before the new-batch window: the whole archive as the current window (a first
+    run with ``monitor.current_days`` covering every day, empty caches)."""
+    import yaml
+
+    params = ws / "params.yaml"
+    original = params.read_text()
+    cfg = yaml.safe_load(original)
+    cfg["monitor"]["current_days"] = 100_000
+    try:
+        params.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        return _stage(ws, "monitor", {**env, "LLMOPS_HOME": str(home)})
+    finally:
+        params.write_text(original)
+
+
 def _redacted_stand_in(ws: Path) -> None:
     """Without the redact stage (large archives), the monitor reads the clean partitions as its input."""
     red = ws / "data/redacted"
@@ -123,7 +153,11 @@ def bench_size(n: int, stages: list[str]) -> dict:
         arrival = datetime(2026, 12, 5, tzinfo=UTC)
         write_archive(source, max(1, n // 100), start=n, day=arrival, mode="a")
         append = run_all()
-        return {"full": full, "append_1pct": append, "monitor_input": "redacted" if "redact" in stages else "clean"}
+        out = {"full": full, "append_1pct": append, "monitor_input": "redacted" if "redact" in stages else "clean"}
+        out["start_cpu_s"] = {s: _start_cost(ws, s, env) for s in stages}
+        if "monitor" in stages and os.environ.get("INCREMENTAL_BENCH_ARCHIVE_MONITOR"):
+            out["monitor_whole_archive"] = _archive_monitor(ws, env, Path(tmp) / "home-archive")
+        return out
 
 
 DATA_STAGES = ["ingest", "clean", "redact", "feedback", "index", "gateset", "trainset", "monitor"]
@@ -135,8 +169,8 @@ def sample(n_new: int = 5) -> dict:
     DVC ran it, its seconds and processed/reused counts; then the retrain policy for a champion trained on the
     first training set (what the flows ask before fine-tuning)."""
     from llmops.config import load_params
-    from llmops.finetune.registry import ModelRecord, params_hash
     from llmops.finetune.policy import data_until, should_retrain
+    from llmops.finetune.registry import ModelRecord, params_hash
     from llmops.records import Conversation
 
     with tempfile.TemporaryDirectory(prefix="incremental-sample-") as tmp:
@@ -253,15 +287,27 @@ def run() -> dict:
         print(f"\n{n} conversations: {', '.join(run_stages)}", flush=True)
         results[str(n)] = res = bench_size(n, run_stages)
         print(
-            f"{'stage':<9} {'full s':>8} {'+1% s':>8} {'ratio':>6} {'full cpu':>9} {'+1% cpu':>8} "
-            f"{'full MB':>8} {'+1% MB':>7} {'processed/reused (+1%)':>24}"
+            f"{'stage':<9} {'full s':>8} {'+1% s':>8} {'full cpu':>9} {'+1% cpu':>8} {'cpu %':>6} {'start':>6} "
+            f"{'% w/o':>6} {'full MB':>8} {'+1% MB':>7} {'processed/reused (+1%)':>24}"
         )
         for s in run_stages:
-            f, a = res["full"][s], res["append_1pct"][s]
+            f, a, start = res["full"][s], res["append_1pct"][s], res["start_cpu_s"][s]
             counts = f"{a.get('processed')}/{a.get('reused')}" if s != "monitor" else f"rows {a.get('current_rows')}"
+            # cpu %: the +1% run's CPU as a share of the full run's; % w/o: the same without the start cost
+            # (interpreter and the entrypoint's imports) on either side
+            share = 100 * a["cpu_s"] / f["cpu_s"]
+            bare = 100 * max(a["cpu_s"] - start, 0) / max(f["cpu_s"] - start, 1e-9)
+            res.setdefault("cpu_share_pct", {})[s] = {"with_start": round(share, 1), "without_start": round(bare, 1)}
             print(
-                f"{s:<9} {f['seconds']:>8.1f} {a['seconds']:>8.1f} {a['seconds'] / f['seconds']:>6.2f} {f['cpu_s']:>9.1f} "
-                f"{a['cpu_s']:>8.1f} {f['peak_rss_mb']:>8.0f} {a['peak_rss_mb']:>7.0f} {counts:>24}",
+                f"{s:<9} {f['seconds']:>8.1f} {a['seconds']:>8.1f} {f['cpu_s']:>9.1f} {a['cpu_s']:>8.1f} {share:>6.1f} "
+                f"{start:>6.2f} {bare:>6.1f} {f['peak_rss_mb']:>8.0f} {a['peak_rss_mb']:>7.0f} {counts:>24}",
+                flush=True,
+            )
+        if "monitor_whole_archive" in res:
+            w = res["monitor_whole_archive"]
+            print(
+                f"monitor, whole archive as the window (before the new-batch window): {w['cpu_s']:.1f} CPU s, "
+                f"{w['seconds']:.1f} s, {w['peak_rss_mb']:.0f} MB, rows {w.get('current_rows')}",
                 flush=True,
             )
     if len(sizes) > 1:
