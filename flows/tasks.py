@@ -12,8 +12,8 @@ from prefect.input import RunInput
 
 from llmops import isolation, versioning
 from llmops.config import Params, Settings, load_params
-from llmops.finetune.registry import ModelRecord
 from llmops.finetune.policy import RetrainDecision
+from llmops.finetune.registry import ModelRecord
 from llmops.isolation import IsolatedRun
 from llmops.reports.evaluation import GateDecision
 from llmops.reports.observe import ObserveResult
