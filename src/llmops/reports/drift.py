@@ -50,8 +50,8 @@ class QualityReport(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reference: dict[str, float] = {}
-    current: dict[str, float] = {}
+    reference: dict[str, int | float] = {}  # a count (answers) stays an int on disk
+    current: dict[str, int | float] = {}
     drifted_columns: list[str] = []
     alerts: list[str] = []
     columns: dict[str, ColumnDrift] = {}
