@@ -37,7 +37,7 @@ def test_nightly_runs_every_stage_then_skips_them_all(
     manifest = (workspace / ws.INDEX_MANIFEST).read_text().splitlines()
     collection = serving_collection(chroma_client(settings), "knowledge-base")
     assert collection.count() == len(manifest) > 0
-    assert run_status(workspace, settings)["index_version"] == collection.name  # `llmops status` shows the serving version
+    assert run_status(workspace, settings).index_version == collection.name  # `llmops status` shows the serving version
     docs = {json.loads(line)["doc_id"] for line in (workspace / "data/sample/documents.jsonl").read_text().splitlines()}
     assert {m["doc_id"] for m in collection.get(include=["metadatas"])["metadatas"]} == docs
 

@@ -191,7 +191,7 @@ def test_failed_run_is_recorded_with_its_stage_and_its_workspace_removed(project
     assert record.state == "failed" and record.stage == "second" and record.error and "boom" in record.error
     assert not run.workspace.exists()  # pre-redaction data never outlives the run
     info = status(project, settings)
-    assert info["last_runs"][0]["state"] == "failed" and info["last_runs"][0]["stage"] == "second"
+    assert info.last_runs[0].state == "failed" and info.last_runs[0].stage == "second"
     assert "nightly-failed-in-second" in settings.path("trend.html").read_text()
 
 

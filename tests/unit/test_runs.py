@@ -111,8 +111,16 @@ def test_a_run_record_from_start_to_crash(settings_env: Path, tmp_path: Path) ->
     record = RunRecord.read(path)
     assert record.state == "crashed" and record.stage == "finetune" and record.error == "stopped by SIGTERM"
     assert not workspace.exists()  # the killed run's workspace (pre-redaction data) is removed
-    (run,) = status(tmp_path, settings)["last_runs"]
-    assert run["state"] == "crashed" and run["stage"] == "finetune" and "pid" not in run
+    info = status(tmp_path, settings)
+    assert [(r.state, r.stage) for r in info.last_runs] == [("crashed", "finetune")]
+    (shown,) = info.as_dict()["last_runs"]  # `llmops status --json`: what a run was and did, not its process
+    assert shown["state"] == "crashed" and shown["stage"] == "finetune" and "pid" not in shown and "workspace" not in shown
+    from typer.testing import CliRunner
+
+    from llmops.cli import app
+
+    table = CliRunner().invoke(app, ["status", "-C", str(tmp_path)])
+    assert table.exit_code == 0 and "retrain" in table.output and "crashed" in table.output, table.output
 
 
 def test_a_malformed_run_record_is_a_clear_error(tmp_path: Path) -> None:

@@ -189,42 +189,34 @@ def status(
         _fail(exc)
         return
     if as_json:
-        typer.echo(json.dumps(info, indent=2, default=str))
+        typer.echo(json.dumps(info.as_dict(), indent=2, default=str))
         return
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
     console.print(
-        f"[bold]state dir[/] {info['state_dir']}   [bold]data rev[/] {info['data_rev']}   "
-        f"[bold]index serving[/] {info['index_version'] or 'none yet'} (manifest {info['index_manifest']})"
+        f"[bold]state dir[/] {info.state_dir}   [bold]data rev[/] {info.data_rev}   "
+        f"[bold]index serving[/] {info.index_version or 'none yet'} (manifest {info.index_manifest})"
     )
-    champ = info["champion"]
+    champ = info.champion
     if champ:
-        ans = (info["champion_metrics"] or {}).get("answers", {})
-        ret = (info["champion_metrics"] or {}).get("retrieval", {})
+        ans, ret = champ.evaluation.get("answers") or {}, champ.evaluation.get("retrieval") or {}
         console.print(
-            f"[bold]champion[/] {champ['model_id']} (data rev {champ['data_rev']}, {champ['reason']}) "
+            f"[bold]champion[/] {champ.model_id} (data rev {champ.data_rev}, {champ.reason}) "
             f"token_f1={ans.get('token_f1')} recall@5={ret.get('recall@5')}"
         )
     else:
         console.print("[bold]champion[/] none yet: run `llmops run nightly`")
     table = Table("flow", "state", "started", "data rev", "ran", "skipped", title="last runs")
-    for r in info["last_runs"]:
-        ran = [s["stage"] for s in r.get("stages", []) if s["ran"]]
-        state = r.get("state", "completed")
-        if state in {"failed", "crashed"}:
-            state = f"[red]{state}[/] in {r.get('stage') or '?'}: {r.get('error', '')[:120]}"
-        elif state == "running":
-            state = f"running ({r.get('stage') or 'starting'})"
-        table.add_row(
-            r["flow"],
-            state,
-            r["started"][:19],
-            r.get("data_rev") or "-",
-            ", ".join(ran) or "-",
-            str(len(r.get("stages", [])) - len(ran)),
-        )
+    for r in info.last_runs:
+        ran = r.ran()
+        state: str = r.state
+        if r.state in {"failed", "crashed"}:
+            state = f"[red]{r.state}[/] in {r.stage or '?'}: {(r.error or '')[:120]}"
+        elif r.state == "running":
+            state = f"running ({r.stage or 'starting'})"
+        table.add_row(r.flow, state, r.started[:19], r.data_rev or "-", ", ".join(ran) or "-", str(len(r.stages) - len(ran)))
     console.print(table)
 
 
