@@ -77,7 +77,7 @@ class RedactParams(_Section):
     operators: dict[str, Literal["pseudonymize", "replace", "redact", "mask", "hash"]] = Field(default_factory=dict)
     vault: bool = False
     workers: int = 0
-    parallel_min_texts: int = 4000
+    parallel_min_texts: int = 8000  # below: one process (a worker's start costs more than it saves)
     stream_batch: int = Field(default=2000, ge=1)  # new/changed conversations redacted per batch (bounded memory)
     scan_entities: list[str] = Field(
         default_factory=lambda: ["EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "PHONE_NUMBER"]
