@@ -188,3 +188,13 @@ def test_an_append_only_source_is_read_from_where_the_last_run_stopped(workspace
     third = _run("ingest")
     assert (third["mode"], third["processed"], third["reused"], third["deleted"]) == ("full", 1, 5, 2)
     assert len(list(iter_records(workspace / ws.RAW_CONVERSATIONS, Conversation))) == 6
+
+
+def test_the_redactor_builds_its_detector_on_first_need() -> None:
+    from llmops.config import RedactParams
+    from llmops.pii.redact import Redactor
+
+    redactor = Redactor(RedactParams())
+    assert not redactor.analyzer_loaded and redactor.redact_texts([]) == [] and not redactor.analyzer_loaded
+    (out,) = redactor.redact_texts(["Call me on 415-555-0132 please"])
+    assert redactor.analyzer_loaded and "415-555-0132" not in out

@@ -144,6 +144,8 @@ class Redactor:
 
     def analyze(self, texts: Sequence[str], entities: Sequence[str] | None = None) -> list[list[Span]]:
         """Spans per text above ``cfg.score_threshold``: the one detection path of redaction and the leak scan."""
+        if not texts:
+            return []  # nothing to detect: no detector to build
         entities = list(entities or self.cfg.entities)
         from llmops.pii.detect import FastAnalyzer
 
