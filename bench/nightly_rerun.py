@@ -85,7 +85,13 @@ def run() -> dict:
         subprocess.run(["git", "clone", "-q", str(ROOT), str(project)], check=True)
         (project / ".venv").symlink_to(ROOT / ".venv")
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=project, capture_output=True, text=True).stdout.strip()
-        env = {**os.environ, "LLMOPS_HOME": str(project / ".llmops"), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+        env = {
+            **os.environ,
+            "LLMOPS_HOME": str(project / ".llmops"),
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+            # the clone's code, not the checkout's working tree that the linked venv's editable install points at
+            "PYTHONPATH": str(project / "src"),
+        }
         models = ROOT / ".pytest_cache/d/llmops-models"
         if "LLMOPS_MODEL_CACHE" not in env and models.exists():
             env["LLMOPS_MODEL_CACHE"] = str(models)
