@@ -12,7 +12,6 @@ import pytest
 
 from llmops.config import RetrainParams
 from llmops.errors import RunLocked
-from llmops.finetune.registry import ModelRecord, Registry
 from llmops.finetune.policy import (
     count_new_examples,
     data_until,
@@ -22,6 +21,7 @@ from llmops.finetune.policy import (
     save_training_ids,
     should_retrain,
 )
+from llmops.finetune.registry import ModelRecord, Registry
 
 
 def _provenance(path: Path, stamps: list[tuple[str, str]]) -> Path:
