@@ -8,13 +8,12 @@ per-column detail; a tested one has the Evidently columns and thresholds.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from llmops.errors import DataContractError
+from llmops.reports.base import HandOff
 
 DRIFT_REPORT = "drift.json"
 
@@ -50,12 +49,12 @@ class QualityReport(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reference: dict[str, int | float] = {}  # a count (answers) stays an int on disk
-    current: dict[str, int | float] = {}
-    drifted_columns: list[str] = []
-    alerts: list[str] = []
-    columns: dict[str, ColumnDrift] = {}
-    windows: dict[str, str] = {}
+    reference: dict[str, int | float] = Field(default_factory=dict)  # a count (answers) stays an int on disk
+    current: dict[str, int | float] = Field(default_factory=dict)
+    drifted_columns: list[str] = Field(default_factory=list)
+    alerts: list[str] = Field(default_factory=list)
+    columns: dict[str, ColumnDrift] = Field(default_factory=dict)
+    windows: dict[str, str] = Field(default_factory=dict)
     quality_drop: bool = False
 
 
@@ -71,7 +70,7 @@ class DriftWindow(BaseModel):
     newest: str | None = None
 
 
-class DriftReport(BaseModel):
+class DriftReport(HandOff):
     """The whole ``drift.json``. ``drifted_signals`` is what drifted (Evidently columns, ``new_vocabulary``,
     ``query_embeddings``, ``document_embeddings``); ``skipped`` says why the conversation checks did not run."""
 
@@ -81,14 +80,14 @@ class DriftReport(BaseModel):
     drift_detected: bool = False
     drift_share: float | None = None
     drift_share_threshold: float | None = None
-    drifted_columns: list[str] = []
-    columns: dict[str, ColumnDrift] = {}
+    drifted_columns: list[str] = Field(default_factory=list)
+    columns: dict[str, ColumnDrift] = Field(default_factory=dict)
     reference_rows: int | None = None
     current_rows: int | None = None
     new_vocab_share: float | None = None
     new_vocab_threshold: float | None = None
-    embeddings: dict[str, EmbeddingDrift] = {}
-    drifted_signals: list[str] = []
+    embeddings: dict[str, EmbeddingDrift] = Field(default_factory=dict)
+    drifted_signals: list[str] = Field(default_factory=list)
     quality: QualityReport | None = None
     window: DriftWindow | None = None
     thresholds: dict[str, Any] | None = None
@@ -106,29 +105,18 @@ class DriftReport(BaseModel):
         self.drifted_signals = [*self.drifted_signals, signal]
         self.drift_detected = True
 
-    def as_dict(self) -> dict[str, Any]:
-        """The JSON body: the keys that were set, nothing added."""
-        return self.model_dump(mode="json", exclude_unset=True)
-
     def write(self, directory: Path) -> Path:
         """Write ``directory/drift.json`` (the one writer of that file); returns its path."""
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / DRIFT_REPORT
-        path.write_text(json.dumps(self.as_dict(), indent=2) + "\n", encoding="utf-8")
-        return path
+        return self.dump(directory / DRIFT_REPORT)
 
     @classmethod
     def read(cls, path: Path) -> DriftReport:
         """Read a ``drift.json`` (or the directory holding one); a missing or malformed file is a
         :class:`DataContractError` naming it."""
         path = path / DRIFT_REPORT if path.is_dir() else path
-        try:
-            return cls.model_validate_json(path.read_bytes())
-        except FileNotFoundError as exc:
-            raise DataContractError(f"{path} does not exist: the monitor stage writes it (dvc repro monitor)") from exc
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"]) or "the file"
-            raise DataContractError(
-                f"{path} is not a valid drift report ({where}: {err['msg']}): rerun the monitor stage that writes it"
-            ) from exc
+        return cls.load(
+            path,
+            what="drift report",
+            missing="the monitor stage writes it (dvc repro monitor)",
+            fix="rerun the monitor stage that writes it",
+        )

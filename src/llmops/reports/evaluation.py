@@ -20,19 +20,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llmops.errors import DataContractError
 from llmops.jsonl import write_json, write_jsonl
+from llmops.reports.base import HandOff, contract_error
 
 Metric = int | float  # an int stays an int on disk (counts), a float a float
+_MISSING = "the evaluate stage writes it (dvc repro evaluate)"
+_FIX = "rerun the evaluate stage that writes it"
 Cell = str | int | float | list[int | float] | None  # a sample row's slice value or per-question score
 
 
-def _contract_error(path: Path, what: str, exc: ValidationError, *, line: int | None = None) -> DataContractError:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "the record"
-    at = f"{path}:{line}" if line is not None else str(path)
-    return DataContractError(f"{at} is not a valid {what} ({where}: {err['msg']}): rerun the evaluate stage that writes it")
-
-
-class EvaluationReport(BaseModel):
+class EvaluationReport(HandOff):
     """``metrics.json``: ``{"model_id", "primary", "missing", "slices", <group>: {metric: value}}`` with one
     group per evaluator (``retrieval``, ``answers``, ``heuristics``, ``groundedness``, ``judge``)."""
 
@@ -69,12 +65,7 @@ class EvaluationReport(BaseModel):
     @classmethod
     def read(cls, path: Path) -> EvaluationReport:
         """Read a ``metrics.json``; a missing or malformed file is a :class:`DataContractError` naming it."""
-        try:
-            return cls.model_validate_json(path.read_bytes())
-        except FileNotFoundError as exc:
-            raise DataContractError(f"{path} does not exist: the evaluate stage writes it (dvc repro evaluate)") from exc
-        except ValidationError as exc:
-            raise _contract_error(path, "evaluation report", exc) from exc
+        return cls.load(path, what="evaluation report", missing=_MISSING, fix=_FIX, whole="the record")
 
 
 def read_evaluation_report(path: Path) -> EvaluationReport:
@@ -123,7 +114,7 @@ def read_samples(path: Path) -> list[SampleRow]:
     try:
         fh = path.open(encoding="utf-8")
     except FileNotFoundError as exc:
-        raise DataContractError(f"{path} does not exist: the evaluate stage writes it (dvc repro evaluate)") from exc
+        raise DataContractError(f"{path} does not exist: {_MISSING}") from exc
     with fh:
         for line_no, line in enumerate(fh, start=1):
             if not line.strip():
@@ -131,7 +122,7 @@ def read_samples(path: Path) -> list[SampleRow]:
             try:
                 rows.append(SampleRow.model_validate_json(line))
             except ValidationError as exc:
-                raise _contract_error(path, "evaluation sample row", exc, line=line_no) from exc
+                raise contract_error(path, "evaluation sample row", exc, fix=_FIX, line=line_no, whole="the record") from exc
     return rows
 
 

@@ -14,9 +14,10 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llmops.errors import DataContractError
+from llmops.reports.base import HandOff, first_error
 from llmops.reports.drift import DriftReport
 from llmops.reports.evaluation import GateDecision
 
@@ -63,7 +64,7 @@ class ModelOutcome(BaseModel):
     status: str
 
 
-class RunRecord(BaseModel):
+class RunRecord(HandOff):
     """One flow run: running (``stage``, ``pid``, ``workspace``), completed (the run summary: stages, metrics,
     drift, gate, report links) or failed/crashed (``stage`` and ``error``)."""
 
@@ -77,15 +78,15 @@ class RunRecord(BaseModel):
     workspace: str | None = None
     error: str | None = None
     reason: str | None = None
-    overrides: dict[str, Any] = {}
+    overrides: dict[str, Any] = Field(default_factory=dict)
     publish: PublishSlot | None = None
     started: str
     finished: str | None = None
     data_rev: str | None = None
-    stages: list[StageOutcome] = []
+    stages: list[StageOutcome] = Field(default_factory=list)
     pushed_files: int | None = None
     skipped: str | None = None  # why training was skipped (the retrain policy)
-    metrics: dict[str, dict[str, Any]] = {}  # per stage: the stage's metrics file
+    metrics: dict[str, dict[str, Any]] = Field(default_factory=dict)  # per stage: the stage's metrics file
     drift: DriftReport = DriftReport()  # the monitor stage's drift.json ({}: there was none)
     reports: ReportLinks | None = None
     model: ModelOutcome | None = None
@@ -95,16 +96,12 @@ class RunRecord(BaseModel):
         """The stages that ran (not skipped by DVC), in order."""
         return [s.stage for s in self.stages if s.ran]
 
-    def as_dict(self) -> dict[str, Any]:
-        """The JSON body: the keys that were set, nothing added."""
-        return self.model_dump(mode="json", exclude_unset=True)
-
     def updated(self, **fields: Any) -> RunRecord:
         """This record with ``fields`` changed (validated: a bad value is a :class:`DataContractError`)."""
         try:
             return RunRecord.model_validate(self.as_dict() | fields)
         except ValidationError as exc:
-            raise DataContractError(f"run {self.run_id}: not a valid change of its record ({_first_error(exc)})") from exc
+            raise DataContractError(f"run {self.run_id}: not a valid change of its record ({first_error(exc)})") from exc
 
     def write(self, path: Path) -> Path:
         """Write the record to ``path`` atomically (readers never see half a record); the one writer."""
@@ -117,14 +114,4 @@ class RunRecord(BaseModel):
     @classmethod
     def read(cls, path: Path) -> RunRecord:
         """Read a run record; a missing or malformed one is a :class:`DataContractError` naming it."""
-        try:
-            return cls.model_validate_json(path.read_bytes())
-        except FileNotFoundError as exc:
-            raise DataContractError(f"{path} does not exist: no run record there") from exc
-        except ValidationError as exc:
-            raise DataContractError(f"{path} is not a valid run record ({_first_error(exc)})") from exc
-
-
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    return f"{'.'.join(str(p) for p in err['loc']) or 'the file'}: {err['msg']}"
+        return cls.load(path, what="run record", missing="no run record there")

@@ -9,13 +9,12 @@ backend's job id and billed tokens.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from llmops.errors import DataContractError
+from llmops.reports.base import HandOff
 
 TRAINING_REPORT = "training.json"
 PER_STEP = frozenset({"train_loss", "val_loss"})  # the curves: in training.json and the plot, not in summaries
@@ -63,7 +62,7 @@ class DataValidation(BaseModel):
     estimated_cost_usd: float
 
 
-class TrainingReport(BaseModel):
+class TrainingReport(HandOff):
     """One fine-tuning run. ``model_id`` and ``base_model`` always; the rest as the backend reports it."""
 
     model_config = ConfigDict(extra="forbid")
@@ -98,38 +97,25 @@ class TrainingReport(BaseModel):
     backend: str | None = None
     validation: DataValidation | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        """The JSON body: the keys that were set, nothing added."""
-        return self.model_dump(mode="json", exclude_unset=True)
-
     def summary(self) -> dict[str, Any]:
         """:meth:`as_dict` without the loss curves (the stage's console line, the run summary)."""
         return {k: v for k, v in self.as_dict().items() if k not in PER_STEP}
 
     def write(self, directory: Path) -> Path:
         """Write ``directory/training.json`` (the one writer of that file); returns its path."""
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / TRAINING_REPORT
-        path.write_text(json.dumps(self.as_dict(), indent=2) + "\n", encoding="utf-8")
-        return path
+        return self.dump(directory / TRAINING_REPORT)
 
     @classmethod
     def read(cls, path: Path) -> TrainingReport:
         """Read a ``training.json`` (or the directory holding one); a missing or malformed file is a
         :class:`DataContractError` naming it."""
         path = path / TRAINING_REPORT if path.is_dir() else path
-        try:
-            return cls.model_validate_json(path.read_bytes())
-        except FileNotFoundError as exc:
-            raise DataContractError(
-                f"{path} does not exist: the finetune stage writes it (dvc repro finetune, or fetch the model)"
-            ) from exc
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"]) or "the file"
-            raise DataContractError(
-                f"{path} is not a valid training report ({where}: {err['msg']}): rerun the finetune stage that writes it"
-            ) from exc
+        return cls.load(
+            path,
+            what="training report",
+            missing="the finetune stage writes it (dvc repro finetune, or fetch the model)",
+            fix="rerun the finetune stage that writes it",
+        )
 
 
 def read_training_report(directory: Path) -> TrainingReport:
