@@ -135,6 +135,8 @@ def judge_url() -> Iterator[str]:
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}/v1"
     server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
 
 
 def test_judge_repeats_through_an_openai_compatible_endpoint(judge_url: str) -> None:
