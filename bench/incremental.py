@@ -168,10 +168,10 @@ def sample(n_new: int = 5) -> dict:
     fine-tuning, and the monitor), then ``n_new`` new conversations (a new day) and again: per stage whether
     DVC ran it, its seconds and processed/reused counts; then the retrain policy for a champion trained on the
     first training set (what the flows ask before fine-tuning)."""
+    from bench.nightly_rerun import append_conversations
     from llmops.config import load_params
     from llmops.finetune.policy import data_until, should_retrain
     from llmops.finetune.registry import ModelRecord, params_hash
-    from llmops.records import Conversation
 
     with tempfile.TemporaryDirectory(prefix="incremental-sample-") as tmp:
         ws = Path(tmp) / "ws"
@@ -220,19 +220,7 @@ def sample(n_new: int = 5) -> dict:
             training={"data_until": data_until(provenance)},
         )
         source = ws / "data/sample/conversations.jsonl"
-        answered = [
-            Conversation.model_validate_json(line)
-            for line in source.read_text(encoding="utf-8").splitlines()[:-2]
-            if '"agent"' in line
-        ][:n_new]
-        arrival = datetime.now(UTC)
-        with source.open("a", encoding="utf-8") as fh:
-            for i, conv in enumerate(answered):
-                turns = [
-                    t.model_copy(update={"text": f"{t.text} (follow-up {i})"}) if t.role == "customer" else t for t in conv.turns
-                ]
-                new = conv.model_copy(update={"conversation_id": f"new-{i}", "created_at": arrival, "turns": turns})
-                fh.write(new.model_dump_json(exclude_none=True) + "\n")
+        append_conversations(source, n_new)
         cache = ws / ".dvc/cache"
 
         def objects() -> dict[str, int]:
