@@ -39,14 +39,10 @@ class CachedScanner:
         self.reused = 0
 
     def scan(self, items: Iterable[tuple[str, str]], batch: int = 512) -> list[Any]:
-        findings: list[Any] = []
-        chunk: list[tuple[str, str]] = []
-        for item in items:
-            chunk.append(item)
-            if len(chunk) >= batch:
-                findings += self._scan(chunk)
-                chunk = []
-        return findings + self._scan(chunk)
+        """``items``: (location, text) pairs; the findings, as :meth:`llmops.pii.scan.Scanner.scan` gives them."""
+        from llmops.pii.scan import scan_in_batches
+
+        return scan_in_batches(items, self._scan, batch)
 
     def _scan(self, chunk: list[tuple[str, str]]) -> list[Any]:
         from llmops.pii.scan import findings_of

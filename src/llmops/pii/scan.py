@@ -9,7 +9,7 @@ message cannot become the leak.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,21 @@ if TYPE_CHECKING:
     from llmops.pii.redact import Redactor
 
 _MAX_FILE = 64 * 1024 * 1024  # bigger files are scanned line by line all the same; this bounds one JSON blob
+
+
+def scan_in_batches(
+    items: Iterable[tuple[str, str]], scan_chunk: Callable[[list[tuple[str, str]]], list[Any]], batch: int = 512
+) -> list[Any]:
+    """The findings of ``scan_chunk`` over ``items`` ((location, text) pairs), ``batch`` pairs at a time (the
+    detector's batch size; the items may be a stream)."""
+    findings: list[Any] = []
+    chunk: list[tuple[str, str]] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= batch:
+            findings += scan_chunk(chunk)
+            chunk = []
+    return findings + scan_chunk(chunk)
 
 
 @dataclass(frozen=True)
@@ -58,14 +73,7 @@ class Scanner:
 
     def scan(self, items: Iterable[tuple[str, str]], batch: int = 512) -> list[Finding]:
         """``items``: (location, text) pairs."""
-        findings: list[Finding] = []
-        chunk: list[tuple[str, str]] = []
-        for item in items:
-            chunk.append(item)
-            if len(chunk) >= batch:
-                findings += self._scan(chunk)
-                chunk = []
-        return findings + self._scan(chunk)
+        return scan_in_batches(items, self._scan, batch)
 
     def spans(self, texts: list[str]) -> list[list[tuple[str, int, int]]]:
         """``(entity type, start, end)`` of every residual finding in each text (overlaps resolved)."""
