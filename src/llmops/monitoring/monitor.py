@@ -309,19 +309,19 @@ def observe_workspace(
     are an earlier run's). ``launch`` is True when a trigger fired and ``retrain_on_trigger`` allows acting on it.
     """
     from llmops import workspace as ws
+    from llmops.reports.evaluation import EvaluationReport
     from llmops.versioning import data_revision
 
-    def read(path: Path) -> dict[str, Any]:
-        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-
     drift_dir = project_dir / ws.DRIFT_DIR
+    metrics = project_dir / ws.EVAL_METRICS
+    evaluation = EvaluationReport.read(metrics) if evaluated and metrics.exists() else None
     entry, decision = observe_run(
         History.from_settings(settings),
         cfg,
         flow=flow,
         run_id=run_id,
         drift=DriftReport.read(drift_dir) if monitored and (drift_dir / DRIFT_REPORT).exists() else None,
-        evaluation=read(project_dir / ws.EVAL_METRICS) if evaluated else None,
+        evaluation=evaluation.as_dict() if evaluation is not None else None,
         data_rev=data_revision(project_dir),
         reports={"drift_html": drift_dir / "report.html", "quality_html": drift_dir / "quality.html"} if monitored else None,
         trend_page=settings.path("trend.html"),
