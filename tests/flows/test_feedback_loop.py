@@ -121,5 +121,8 @@ def test_flood_from_one_key_is_capped_in_the_next_training_set(workspace: Path, 
     for out in (ws.TRAINSET / "train.jsonl", ws.TRAINSET / "validation.jsonl", ws.FEEDBACK / "dpo.jsonl"):
         assert INJECTION_CANARY not in (workspace / out).read_text()
     stats = json.loads((workspace / "metrics/feedback.json").read_text())
-    assert stats["dropped"]["screened_injection"] >= 100 and stats["dropped"]["over_key_share"] > 0
+    assert stats["dropped"]["screened_injection"] >= 100
+    # The share cap is the training set's, on the files it writes (the feedback stage does not pre-cap).
+    trainset = json.loads((workspace / "metrics/trainset.json").read_text())
+    assert trainset["skipped"]["over_key_share"] > 0
     assert stats["sft_by_key"]["mallory"] > 0, "the flood was capped, not dropped whole"
