@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
-
-from pydantic import ValidationError
 
 from llmops import workspace as ws
 from llmops.data.incremental import (
     MANIFEST,
     CachedRetriever,
+    Lazy,
     RecordCache,
-    batched,
+    SeenRecords,
     cache_path,
     file_digest,
     fingerprint,
-    iter_lines,
-    partitions,
-    record_key,
+    tokenizer_digest,
 )
 from llmops.data.quarantine import write_quarantine
-from llmops.errors import DataContractError
 from llmops.finetune.dpo import CuratedPair, build_preference_pairs
 from llmops.finetune.leaks import CachedScanner, hold_back_leaks
 from llmops.finetune.trainset import (
@@ -54,7 +48,7 @@ def main() -> None:
     documents = ws.REDACTED / "documents.jsonl"
     # The answer service's retriever over the serving index: examples carry the context it would retrieve.
     # Opened on the first question not in the cache (a run with nothing new loads no embedder).
-    retriever = _Lazy(
+    retriever = Lazy(
         lambda: open_retriever(
             chroma_client(settings), make_embedder(params.index.embedder, params.index, settings), params.index
         )
@@ -70,11 +64,11 @@ def main() -> None:
     cached = CachedRetriever(retriever, cache, retrieval_fp)
     prompt = ServingPrompt(cached, params.serve)
     # Token counts per (prompt, answer) are reused too; the tokenizer is loaded on the first new example.
-    counter = _Lazy(lambda: base_token_counter(settings.base_model_cache))
+    counter = Lazy(lambda: base_token_counter(settings.base_model_cache))
     tokenizer_fp = fingerprint(
         {"base": BASE_MODEL_NAME, "max_seq_len": params.finetune.max_seq_len},
         ["src/llmops/finetune/examples.py", "src/llmops/finetune/validate.py"],
-        extra=_tokenizer_digest(settings.base_model_cache / BASE_MODEL_NAME),
+        extra=tokenizer_digest(settings.base_model_cache / BASE_MODEL_NAME),
     )
     fit = AnswerFit(lambda messages: counter.get()(messages), params.finetune.max_seq_len, cache=cache, fp=tokenizer_fp)
     evals = read_jsonl(inputs[2], EvalQuestion)
@@ -132,65 +126,6 @@ def main() -> None:
     stats |= input_revision([*inputs, documents, ws.INDEX_MANIFEST, ws.FEEDBACK / "dpo.jsonl"])
     write_json(ws.stage_metrics("trainset"), stats)
     print(stats)
-
-
-class SeenRecords:
-    """Streams the conversations of a partitioned directory and counts which ones this stage had built from
-    before with the same fingerprint (``reused``) and which are new or changed (``processed``). The new keys
-    are stored by :meth:`commit`, after the stage's outputs are written (a failed run counts them again)."""
-
-    def __init__(self, cache: RecordCache, fp: str) -> None:
-        self.cache, self.fp = cache, fp
-        self.processed = 0
-        self.reused = 0
-        self._new: list[str] = []  # keys of the new records only: memory follows what arrived
-
-    def iter(self, directory: Path, model: type[Any]) -> Iterator[Any]:
-        for part in partitions(directory):
-            for batch in batched(iter_lines(part), 1000):
-                keys = [record_key(self.fp, line) for _, line in batch]
-                known = self.cache.get_many(keys, "conversations")
-                fresh = [k for k in keys if k not in known]
-                self.processed += len(fresh)
-                self.reused += len(keys) - len(fresh)
-                self._new += fresh
-                for line_no, line in batch:
-                    try:
-                        yield model.model_validate_json(line)
-                    except ValidationError as exc:
-                        raise DataContractError(
-                            f"{part}:{line_no} is not a valid {model.__name__}: {exc.errors()[0]['msg']}. "
-                            "This file is a stage output: rerun the stage that writes it (dvc repro)."
-                        ) from exc
-
-    def gone(self) -> int:
-        """Records seen by an earlier run and not by this one (deleted at the source, or changed)."""
-        row = self.cache.db.execute("SELECT COUNT(*) FROM cache WHERE part = ? AND run != ?", ("conversations", self.cache.run))
-        return int(row.fetchone()[0])
-
-    def commit(self) -> None:
-        self.cache.put_many(((k, "1") for k in self._new), "conversations")
-
-
-def _tokenizer_digest(model_dir: Path) -> str:
-    """The tokenizer files of the base model (a changed tokenizer recounts every example)."""
-    files = sorted(model_dir.glob("tokenizer*")) + sorted(model_dir.glob("special_tokens_map.json"))
-    return "".join(file_digest(f) for f in files)
-
-
-class _Lazy:
-    """A resource built on first use (``get()``, or ``search`` for a retriever)."""
-
-    def __init__(self, factory: Callable[[], Any]) -> None:
-        self.factory, self.value = factory, None
-
-    def get(self) -> Any:
-        if self.value is None:
-            self.value = self.factory()
-        return self.value
-
-    def search(self, queries: Sequence[str], k: int) -> list[list[dict[str, Any]]]:
-        return self.get().search(queries, k=k)
 
 
 if __name__ == "__main__":

@@ -27,15 +27,16 @@ import json
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
+from llmops.errors import DataContractError
 from llmops.jsonl import iter_jsonl
 
 M = TypeVar("M", bound=BaseModel)
@@ -330,3 +331,62 @@ class CachedRetriever:
         self.searched += len(missing)
         self.reused += len(queries) - len(missing)
         return [json.loads(known[key]) for key in keys]
+
+
+class SeenRecords:
+    """Streams the conversations of a partitioned directory and counts which ones this stage had built from
+    before with the same fingerprint (``reused``) and which are new or changed (``processed``). The new keys
+    are stored by :meth:`commit`, after the stage's outputs are written (a failed run counts them again)."""
+
+    def __init__(self, cache: RecordCache, fp: str) -> None:
+        self.cache, self.fp = cache, fp
+        self.processed = 0
+        self.reused = 0
+        self._new: list[str] = []  # keys of the new records only: memory follows what arrived
+
+    def iter(self, directory: Path, model: type[Any]) -> Iterator[Any]:
+        for part in partitions(directory):
+            for batch in batched(iter_lines(part), 1000):
+                keys = [record_key(self.fp, line) for _, line in batch]
+                known = self.cache.get_many(keys, "conversations")
+                fresh = [k for k in keys if k not in known]
+                self.processed += len(fresh)
+                self.reused += len(keys) - len(fresh)
+                self._new += fresh
+                for line_no, line in batch:
+                    try:
+                        yield model.model_validate_json(line)
+                    except ValidationError as exc:
+                        raise DataContractError(
+                            f"{part}:{line_no} is not a valid {model.__name__}: {exc.errors()[0]['msg']}. "
+                            "This file is a stage output: rerun the stage that writes it (dvc repro)."
+                        ) from exc
+
+    def gone(self) -> int:
+        """Records seen by an earlier run and not by this one (deleted at the source, or changed)."""
+        row = self.cache.db.execute("SELECT COUNT(*) FROM cache WHERE part = ? AND run != ?", ("conversations", self.cache.run))
+        return int(row.fetchone()[0])
+
+    def commit(self) -> None:
+        self.cache.put_many(((k, "1") for k in self._new), "conversations")
+
+
+def tokenizer_digest(model_dir: Path) -> str:
+    """The tokenizer files of the base model (a changed tokenizer recounts every example)."""
+    files = sorted(model_dir.glob("tokenizer*")) + sorted(model_dir.glob("special_tokens_map.json"))
+    return "".join(file_digest(f) for f in files)
+
+
+class Lazy:
+    """A resource built on first use (``get()``, or ``search`` for a retriever)."""
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self.factory, self.value = factory, None
+
+    def get(self) -> Any:
+        if self.value is None:
+            self.value = self.factory()
+        return self.value
+
+    def search(self, queries: Sequence[str], k: int) -> list[list[dict[str, Any]]]:
+        return self.get().search(queries, k=k)
