@@ -18,8 +18,8 @@ CODE = ["pipelines/clean.py", "src/llmops/data/clean.py", "src/llmops/pii/normal
 def main() -> None:
     params, settings = setup("clean")
     cfg = params.clean
-    out = PartitionedOutput(ws.CLEAN_CONVERSATIONS, fingerprint(cfg, CODE))
     with RecordCache(cache_path(settings.home_dir, "clean")) as cache:
+        out = PartitionedOutput(ws.CLEAN_CONVERSATIONS, fingerprint(cfg, CODE), digest=cache.digest)
         c_stats, counts = clean_partitioned(ws.RAW_CONVERSATIONS, out, cache, cfg)
     docs, d_stats = clean_documents(read_jsonl(ws.RAW / "documents.jsonl", Document), cfg)
     events, f_stats = clean_feedback(read_jsonl(ws.RAW / "feedback.jsonl", FeedbackEvent), cfg)

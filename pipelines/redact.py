@@ -26,8 +26,10 @@ def main() -> None:
     redactor = Redactor.from_settings(params.redact, settings)
     key = settings.pii_vault_key.get_secret_value() if settings.pii_vault_key else None
     qdir = ws.REDACT_QUARANTINE_CONVERSATIONS
-    out = PartitionedOutput(ws.REDACTED_CONVERSATIONS, redact_fingerprint(params.redact, redactor.id_key), companions=[qdir])
     with RecordCache(cache_path(settings.home_dir, "redact")) as cache:
+        out = PartitionedOutput(
+            ws.REDACTED_CONVERSATIONS, redact_fingerprint(params.redact, redactor.id_key), companions=[qdir], digest=cache.digest
+        )
         conversations, counts = redact_partitioned(
             ws.CLEAN_CONVERSATIONS, out, qdir, cache, redactor, key, params.redact.stream_batch
         )

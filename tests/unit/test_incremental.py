@@ -4,6 +4,7 @@ rest, propagate deletes (erasure) into every output and cache, and the monitor's
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -188,6 +189,31 @@ def test_an_append_only_source_is_read_from_where_the_last_run_stopped(workspace
     third = _run("ingest")
     assert (third["mode"], third["processed"], third["reused"], third["deleted"]) == ("full", 1, 5, 2)
     assert len(list(iter_records(workspace / ws.RAW_CONVERSATIONS, Conversation))) == 6
+    # An append together with a same-size edit of an earlier line (an erasure by overwriting) is no append either.
+    lines = source.read_text().splitlines()
+    edited = lines[0].replace("letter", "LETTER")
+    assert len(edited) == len(lines[0]) and edited != lines[0]
+    source.write_text("\n".join([edited, *lines[1:], _conv("n2", 10, "Card blocked?").model_dump_json()]) + "\n")
+    fourth = _run("ingest")
+    assert (fourth["mode"], fourth["processed"], fourth["reused"], fourth["deleted"]) == ("full", 2, 5, 1)
+
+
+def test_a_file_digest_is_reused_while_the_file_is_untouched(tmp_path: Path) -> None:
+    from llmops.data.incremental import file_digest
+
+    part = tmp_path / "2026-12-05.jsonl"
+    part.write_text("one\n")
+    with RecordCache(tmp_path / "stage.sqlite") as cache:
+        first = cache.digest(part)
+        assert first == file_digest(part) == cache.digest(part)
+        row = cache.db.execute("SELECT stat FROM digests WHERE path = ?", (str(part),)).fetchone()
+        assert row == (f"{part.stat().st_size}:{part.stat().st_mtime_ns}:{part.stat().st_ino}",)
+        part.write_text("two\n")  # same size, same inode, a later mtime (set: two writes can share a clock tick)
+        os.utime(part, ns=(part.stat().st_atime_ns, part.stat().st_mtime_ns + 1_000_000_000))
+        assert cache.digest(part) == file_digest(part) != first
+        part.unlink()
+        part.write_text("one\n")  # a new file (a checkout): another inode or mtime, hashed again
+        assert cache.digest(part) == first
 
 
 def test_the_redactor_builds_its_detector_on_first_need() -> None:

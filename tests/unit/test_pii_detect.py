@@ -4,11 +4,20 @@ whole-value spans. All values are fictitious. Real rules + real spaCy NER (one m
 from __future__ import annotations
 
 import itertools
+import unicodedata
 
 import pytest
 
 from llmops.config import RedactParams
-from llmops.pii.normalize import INERT, is_invisible, shadow, strip_invisible
+from llmops.pii.normalize import (
+    INERT,
+    INVISIBLE_RANGES,
+    INVISIBLE_UNICODE_VERSION,
+    is_invisible,
+    scan_invisible,
+    shadow,
+    strip_invisible,
+)
 from llmops.pii.redact import Redactor
 from llmops.pii.spans import Span, consolidate
 
@@ -157,6 +166,13 @@ def test_ordinary_informal_text_stays(redactor: Redactor, text: str) -> None:
 )
 def test_is_invisible(ch: str, invisible: bool) -> None:
     assert is_invisible(ch) is invisible
+
+
+def test_listed_invisible_code_points_are_those_a_scan_finds() -> None:
+    """The shipped ranges (no scan of 1.1M code points per process) say exactly what ``is_invisible`` says."""
+    if unicodedata.unidata_version != INVISIBLE_UNICODE_VERSION:
+        pytest.skip(f"Unicode {unicodedata.unidata_version}: strip_invisible scans instead of using the list")
+    assert [c for a, b in INVISIBLE_RANGES for c in range(a, b + 1)] == scan_invisible()
 
 
 def test_strip_invisible() -> None:

@@ -24,7 +24,6 @@ from llmops.data.incremental import (
     PartitionedOutput,
     RecordCache,
     batched,
-    file_digest,
     iter_lines,
     partitions,
     record_key,
@@ -191,20 +190,22 @@ def clean_partitioned(raw_dir: Path, out: PartitionedOutput, cache: RecordCache,
     keys_dir = out.directory / "_keys"
     keys_dir.mkdir(parents=True, exist_ok=True)
     seen: set[int] = set()
+    reused: list[str] = []  # partitions reused whole: their cache entries stay (one write for all of them)
     for part in partitions(raw_dir):
-        name, md5 = part.stem, file_digest(part)
+        name, md5 = part.stem, out.digest(part)
         counts.partitions += 1
         entry = out.reusable(name, md5)
         keys_file = keys_dir / f"{name}.u64"
         if entry is not None:
             kept, dropped = _read_keys(keys_file, entry)
-            if kept is not None and seen.isdisjoint(kept) and (seen | set(kept)).issuperset(dropped or []):
-                seen.update(kept)
+            kept_set = set(kept or ())
+            if kept is not None and seen.isdisjoint(kept_set) and all(d in seen or d in kept_set for d in dropped or ()):
+                seen.update(kept_set)
                 for k in ("records_in", "records_out", "duplicates", "emptied"):
                     setattr(stats, k, getattr(stats, k) + int(entry[k]))
                 counts.reused += int(entry["records_in"])
                 counts.partitions_reused += 1
-                cache.keep([name])
+                reused.append(name)
                 continue
             out.entries.pop(name, None)
         pstats = CleanStats()
@@ -252,6 +253,7 @@ def clean_partitioned(raw_dir: Path, out: PartitionedOutput, cache: RecordCache,
         counts.partitions_written += 1
         for k, v in pstats.as_dict().items():
             setattr(stats, k, getattr(stats, k) + v)
+    cache.keep(reused)
     counts.partitions_removed = out.finish()
     for keys_file in keys_dir.glob("*.u64"):
         if keys_file.stem not in out.entries:

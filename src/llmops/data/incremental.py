@@ -152,6 +152,7 @@ class RecordCache:
         self.db.execute("PRAGMA secure_delete=ON")  # swept records are overwritten, not left in free pages
         self.db.execute("CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, part TEXT, run INTEGER, value TEXT)")
         self.db.execute("CREATE INDEX IF NOT EXISTS cache_part ON cache (part)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS digests (path TEXT PRIMARY KEY, stat TEXT, digest TEXT)")
         self.db.execute("CREATE TEMP TABLE kept (part TEXT PRIMARY KEY)")  # partitions this run reused whole
         os.chmod(self.path, 0o600)
         self.run = (self.db.execute("SELECT MAX(run) FROM cache").fetchone()[0] or 0) + 1
@@ -171,6 +172,19 @@ class RecordCache:
             "INSERT OR REPLACE INTO cache (key, part, run, value) VALUES (?, ?, ?, ?)", ((k, part, self.run, v) for k, v in items)
         )
         self.db.commit()
+
+    def digest(self, path: str | Path) -> str:
+        """:func:`file_digest` of ``path``, read again only when the file's size, mtime or inode changed since
+        this cache last hashed it (what DVC's state database does, by inode, mtime and size): a night reads
+        the partitions that changed, not every partition of the archive."""
+        st = os.stat(path)
+        stat = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+        row = self.db.execute("SELECT stat, digest FROM digests WHERE path = ?", (str(path),)).fetchone()
+        if row is not None and row[0] == stat:
+            return str(row[1])
+        digest = file_digest(path)
+        self.db.execute("INSERT OR REPLACE INTO digests (path, stat, digest) VALUES (?, ?, ?)", (str(path), stat, digest))
+        return digest
 
     def keep(self, parts: Iterable[str]) -> None:
         """Mark every entry of ``parts`` (partitions reused whole) as used by this run. Recorded per partition
@@ -243,12 +257,14 @@ class PartitionedOutput:
     """The output directory of a partitioned stage and its manifest (see module docstring).
 
     ``companions``: other directories whose ``<partition>.jsonl`` belongs to the same partition entry (the
-    redact stage's quarantine); they are checked and cleaned up with the main file.
+    redact stage's quarantine); they are checked and cleaned up with the main file. ``digest``: how a file is
+    hashed (the stage's :meth:`RecordCache.digest`, so unchanged partitions are not read again).
     """
 
     directory: Path
     fp: str
     companions: Sequence[Path] = ()
+    digest: Callable[[str | Path], str] = file_digest
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     previous: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -279,7 +295,7 @@ class PartitionedOutput:
                 if path.exists():
                     return None
                 continue
-            if not path.exists() or file_digest(path) != want:
+            if not path.exists() or self.digest(path) != want:
                 return None
         self.entries[name] = entry
         return entry
@@ -287,7 +303,7 @@ class PartitionedOutput:
     def record(self, name: str, input_md5: str, **extra: Any) -> None:
         """Register a partition just written (its files hashed as they are now)."""
         files = {"output": self.path(name), **{f"{c.name}": c / f"{name}{SUFFIX}" for c in self.companions}}
-        hashes = {k: file_digest(p) for k, p in files.items() if p.exists()}
+        hashes = {k: self.digest(p) for k, p in files.items() if p.exists()}
         self.entries[name] = {"input": input_md5, "files": hashes, **extra}
 
     def finish(self) -> int:
@@ -336,39 +352,64 @@ class CachedRetriever:
 class SeenRecords:
     """Streams the conversations of a partitioned directory and counts which ones this stage had built from
     before with the same fingerprint (``reused``) and which are new or changed (``processed``). The new keys
-    are stored by :meth:`commit`, after the stage's outputs are written (a failed run counts them again)."""
+    are stored by :meth:`commit`, after the stage's outputs are written (a failed run counts them again).
+    Keys are filed per partition (``conversations/<day>``), so a partition the stage reuses whole
+    (:meth:`reuse`) is neither read nor looked up."""
 
     def __init__(self, cache: RecordCache, fp: str) -> None:
         self.cache, self.fp = cache, fp
         self.processed = 0
         self.reused = 0
-        self._new: list[str] = []  # keys of the new records only: memory follows what arrived
+        self._new: list[tuple[str, str]] = []  # (key, tag) of the new records only: memory follows what arrived
+
+    @staticmethod
+    def tag(part: Path) -> str:
+        return f"conversations/{part.stem}"
 
     def iter(self, directory: Path, model: type[Any]) -> Iterator[Any]:
         for part in partitions(directory):
-            for batch in batched(iter_lines(part), 1000):
-                keys = [record_key(self.fp, line) for _, line in batch]
-                known = self.cache.get_many(keys, "conversations")
-                fresh = [k for k in keys if k not in known]
-                self.processed += len(fresh)
-                self.reused += len(keys) - len(fresh)
-                self._new += fresh
-                for line_no, line in batch:
-                    try:
-                        yield model.model_validate_json(line)
-                    except ValidationError as exc:
-                        raise DataContractError(
-                            f"{part}:{line_no} is not a valid {model.__name__}: {exc.errors()[0]['msg']}. "
-                            "This file is a stage output: rerun the stage that writes it (dvc repro)."
-                        ) from exc
+            yield from self.iter_partition(part, model)
+
+    def iter_partition(self, part: Path, model: type[Any]) -> Iterator[Any]:
+        """The records of one partition file, counted."""
+        tag = self.tag(part)
+        for batch in batched(iter_lines(part), 1000):
+            keys = [record_key(self.fp, line) for _, line in batch]
+            known = self.cache.get_many(keys, tag)
+            fresh = [k for k in keys if k not in known]
+            self.processed += len(fresh)
+            self.reused += len(keys) - len(fresh)
+            self._new += ((k, tag) for k in fresh)
+            for line_no, line in batch:
+                try:
+                    yield model.model_validate_json(line)
+                except ValidationError as exc:
+                    raise DataContractError(
+                        f"{part}:{line_no} is not a valid {model.__name__}: {exc.errors()[0]['msg']}. "
+                        "This file is a stage output: rerun the stage that writes it (dvc repro)."
+                    ) from exc
+
+    def reuse(self, part: Path, records: int) -> None:
+        """Count a partition whose ``records`` were all built from by an earlier run that :meth:`commit`-ed them
+        (unchanged since): its keys stay in the cache (:meth:`RecordCache.keep`) without being read."""
+        self.reused += records
+        self.cache.keep([self.tag(part)])
 
     def gone(self) -> int:
         """Records seen by an earlier run and not by this one (deleted at the source, or changed)."""
-        row = self.cache.db.execute("SELECT COUNT(*) FROM cache WHERE part = ? AND run != ?", ("conversations", self.cache.run))
+        row = self.cache.db.execute(
+            "SELECT COUNT(*) FROM cache WHERE (part = 'conversations' OR part LIKE 'conversations/%') AND run != ?"
+            " AND part NOT IN (SELECT part FROM temp.kept)",
+            (self.cache.run,),
+        )
         return int(row.fetchone()[0])
 
     def commit(self) -> None:
-        self.cache.put_many(((k, "1") for k in self._new), "conversations")
+        by_tag: dict[str, list[str]] = {}
+        for key, tag in self._new:
+            by_tag.setdefault(tag, []).append(key)
+        for tag, keys in by_tag.items():
+            self.cache.put_many(((k, "1") for k in keys), tag)
 
 
 def tokenizer_digest(model_dir: Path) -> str:

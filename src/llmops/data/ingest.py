@@ -220,7 +220,7 @@ def ingest_partitioned(
     shutil.rmtree(staging)
     result.counts.partitions = len(written)
     result.counts.deleted = cache.sweep()
-    _write_state(out_dir, fp, uri, store, result)
+    _write_state(out_dir, fp, uri, store, result, cache)
     return result
 
 
@@ -235,30 +235,45 @@ def _local_sources(uri: str, store: ObjectStore) -> list[tuple[str, Path]] | Non
     return [(u, LocalStore._path(u)) for u in source_uris(uri, store)]
 
 
-def _source_state(path: Path, upto: int | None = None) -> tuple[Any, int, int, bool]:
-    """(md5 object, bytes, newlines, ends with a newline) of ``path``'s first ``upto`` bytes (all by default)."""
-    h, size, lines, last = hashlib.md5(usedforsecurity=False), 0, 0, b"\n"
+def _source_state(path: Path, upto: int | None = None, *, count_lines: bool = True) -> tuple[Any, int, int, bool]:
+    """(sha256 object, bytes, newlines, ends with a newline) of ``path``'s first ``upto`` bytes (all by
+    default); newlines are counted only when ``count_lines``."""
+    h, size, lines, last = hashlib.sha256(), 0, 0, b"\n"
     with path.open("rb") as fh:
         while chunk := fh.read(min(1 << 20, upto - size) if upto is not None else 1 << 20):
             h.update(chunk)
             size += len(chunk)
-            lines += chunk.count(b"\n")
+            if count_lines:
+                lines += chunk.count(b"\n")
             last = chunk[-1:]
             if upto is not None and size >= upto:
                 break
     return h, size, lines, last == b"\n"
 
 
-def _write_state(out_dir: Path, fp: str, uri: str, store: ObjectStore, result: PartitionedIngest) -> None:
-    """What the next run needs to recognise an append-only source (see :func:`ingest_appended`)."""
+def _write_state(
+    out_dir: Path,
+    fp: str,
+    uri: str,
+    store: ObjectStore,
+    result: PartitionedIngest,
+    cache: RecordCache,
+    known: dict[str, dict[str, Any]] | None = None,
+) -> None:
+    """What the next run needs to recognise an append-only source (see :func:`ingest_appended`): per local
+    source its sha256, size and line count (``known``: those the append path computed as it read), and the
+    digest of every partition (through ``cache``: only the partitions written now are read)."""
     sources = _local_sources(uri, store)
     state: dict[str, Any] = {"fingerprint": fp, "uri": uri, "result": result.as_dict()}
     if sources is not None:
         state["sources"] = {}
         for u, path in sources:
+            if known is not None and u in known:
+                state["sources"][u] = known[u]
+                continue
             h, size, lines, _ = _source_state(path)
-            state["sources"][u] = {"md5": letters(h.hexdigest()), "size": size, "lines": lines}
-    state["partitions"] = {p.stem: file_digest(p) for p in partitions(out_dir)}
+            state["sources"][u] = {"sha256": letters(h.hexdigest()), "size": size, "lines": lines}
+    state["partitions"] = {p.stem: cache.digest(p) for p in partitions(out_dir)}
     (out_dir / STATE).write_text(json.dumps(state, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
@@ -271,8 +286,10 @@ def ingest_appended(
     fp: str,
 ) -> PartitionedIngest | None:
     """The append-only fast path: when every source the last run read is unchanged up to the size it had
-    then (md5 of that prefix, ending at a line break), new objects aside, and the partitions are the ones it
-    wrote, only the new bytes are read and validated and their lines appended to their day partitions.
+    then (sha256 of that prefix, ending at a line break), new objects aside, and the partitions are the ones
+    it wrote, only the new bytes are read and validated and their lines appended to their day partitions.
+    The prefix is read once, for its hash (which goes on over the new bytes, for the next run's check); the
+    partitions are not read unless their size, mtime or inode changed (:meth:`RecordCache.digest`).
     Anything else (an edited or deleted line, another fingerprint, s3 sources) returns None: the caller
     takes the full path (:func:`ingest_partitioned`), which sees edits and deletes."""
     from llmops.records import Conversation
@@ -289,29 +306,34 @@ def ingest_appended(
         return None  # a source object is gone: deletes
     names = {p.stem for p in partitions(out_dir)}
     if names != set(state["partitions"]) or any(
-        file_digest(out_dir / f"{n}{SUFFIX}") != m for n, m in state["partitions"].items()
+        cache.digest(out_dir / f"{n}{SUFFIX}") != m for n, m in state["partitions"].items()
     ):
         return None
-    starts: dict[str, tuple[int, int]] = {}
+    starts: dict[str, tuple[Any, int, int]] = {}
     for u, path in sources:
         old = state["sources"].get(u)
         if old is None:
-            starts[u] = (0, 0)
+            starts[u] = (hashlib.sha256(), 0, 0)
             continue
-        h, size, lines, newline_end = _source_state(path, old["size"])
-        if size != old["size"] or letters(h.hexdigest()) != old["md5"] or (size and not newline_end):
+        h, size, _, newline_end = _source_state(path, old["size"], count_lines=False)
+        if size != old["size"] or letters(h.hexdigest()) != old.get("sha256") or (size and not newline_end):
             return None
-        starts[u] = (size, lines)
+        starts[u] = (h, size, old["lines"])
     prev = state["result"]
     result = PartitionedIngest(lines_in=prev["in"], out=prev["out"], quarantined=prev["quarantined"], mode="append")
     result.counts.reused = prev["out"]
     touched: dict[str, list[bytes]] = {}
     new: list[tuple[str, str]] = []
+    read: dict[str, dict[str, Any]] = {}
     for u, path in sources:
-        offset, line_no = starts[u]
+        h, offset, newlines = starts[u]
+        line_no = newlines
         with path.open("rb") as fh:
             fh.seek(offset)
             for raw in fh:
+                h.update(raw)
+                offset += len(raw)
+                newlines += raw.endswith(b"\n")
                 line_no += 1
                 raw = raw.rstrip(b"\r\n")
                 if not raw.strip():
@@ -327,6 +349,7 @@ def ingest_appended(
                 new.append((record_key(fp, raw), name))
                 result.out += 1
                 result.counts.processed += 1
+        read[u] = {"sha256": letters(h.hexdigest()), "size": offset, "lines": newlines}
     for name, appended in touched.items():
         with (out_dir / f"{name}{SUFFIX}").open("ab") as fh:
             fh.write(b"".join(appended))
@@ -334,5 +357,5 @@ def ingest_appended(
     result.counts.partitions = len(names | set(touched))
     result.counts.partitions_written = len(touched)
     result.counts.partitions_reused = result.counts.partitions - len(touched)
-    _write_state(out_dir, fp, uri, store, result)
+    _write_state(out_dir, fp, uri, store, result, cache, read)
     return result

@@ -80,8 +80,9 @@ def redact_partitioned(
     scanner = Scanner(redactor.cfg, redactor)
     crossing: Crossing[Conversation] = Crossing(kind="conversations", records_in=0)
     counts = Counts()
+    reused: list[str] = []  # partitions reused whole: their cache entries stay (one write for all of them)
     for part in partitions(clean_dir):
-        name, md5 = part.stem, file_digest(part)
+        name, md5 = part.stem, out.digest(part)
         counts.partitions += 1
         entry = out.reusable(name, md5)
         if entry is not None:
@@ -91,7 +92,7 @@ def redact_partitioned(
             crossing.residual.update(entry.get("residual", {}))
             counts.reused += int(entry["records_in"])
             counts.partitions_reused += 1
-            cache.keep([name])
+            reused.append(name)
             continue
         stats = _redact_partition(part, name, out, quarantine_dir, cache, redactor, scanner, seal_key, batch_size, counts)
         crossing.records_in += stats["records_in"]
@@ -100,6 +101,7 @@ def redact_partitioned(
         crossing.residual.update(stats["residual"])
         out.record(name, md5, **stats)
         counts.partitions_written += 1
+    cache.keep(reused)
     counts.partitions_removed = out.finish()
     counts.deleted = cache.sweep()
     return crossing, counts
