@@ -206,7 +206,7 @@ def test_a_file_digest_is_reused_while_the_file_is_untouched(tmp_path: Path) -> 
     with RecordCache(tmp_path / "stage.sqlite") as cache:
         first = cache.digest(part)
         assert first == file_digest(part) == cache.digest(part)
-        row = cache.db.execute("SELECT stat FROM digests WHERE path = ?", (str(part),)).fetchone()
+        row = cache.db.execute("SELECT stat FROM file_digests WHERE path = ?", (str(part),)).fetchone()
         assert row == (f"{part.stat().st_size}:{part.stat().st_mtime_ns}:{part.stat().st_ino}",)
         part.write_text("two\n")  # same size, same inode, a later mtime (set: two writes can share a clock tick)
         os.utime(part, ns=(part.stat().st_atime_ns, part.stat().st_mtime_ns + 1_000_000_000))

@@ -152,10 +152,13 @@ class RecordCache:
         self.db.execute("PRAGMA secure_delete=ON")  # swept records are overwritten, not left in free pages
         self.db.execute("CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, part TEXT, run INTEGER, value TEXT)")
         self.db.execute("CREATE INDEX IF NOT EXISTS cache_part ON cache (part)")
-        self.db.execute("CREATE TABLE IF NOT EXISTS digests (path TEXT PRIMARY KEY, stat TEXT, digest TEXT)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS file_digests (path TEXT PRIMARY KEY, stat TEXT, digest TEXT, run INTEGER)")
         self.db.execute("CREATE TEMP TABLE kept (part TEXT PRIMARY KEY)")  # partitions this run reused whole
         os.chmod(self.path, 0o600)
-        self.run = (self.db.execute("SELECT MAX(run) FROM cache").fetchone()[0] or 0) + 1
+        runs = "SELECT run FROM cache UNION ALL SELECT run FROM file_digests"
+        last = self.db.execute(f"SELECT MAX(run) FROM ({runs})").fetchone()[0]
+        self.run = (last or 0) + 1
+        self._digested = False
 
     def get_many(self, keys: Sequence[str], part: str) -> dict[str, str]:
         """Cached values of ``keys`` (hits are marked as used by this run, under ``part``)."""
@@ -179,11 +182,11 @@ class RecordCache:
         the partitions that changed, not every partition of the archive."""
         st = os.stat(path)
         stat = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
-        row = self.db.execute("SELECT stat, digest FROM digests WHERE path = ?", (str(path),)).fetchone()
-        if row is not None and row[0] == stat:
-            return str(row[1])
-        digest = file_digest(path)
-        self.db.execute("INSERT OR REPLACE INTO digests (path, stat, digest) VALUES (?, ?, ?)", (str(path), stat, digest))
+        row = self.db.execute("SELECT stat, digest FROM file_digests WHERE path = ?", (str(path),)).fetchone()
+        digest = str(row[1]) if row is not None and row[0] == stat else file_digest(path)
+        row = (str(path), stat, digest, self.run)
+        self.db.execute("INSERT OR REPLACE INTO file_digests (path, stat, digest, run) VALUES (?, ?, ?, ?)", row)
+        self._digested = True
         return digest
 
     def keep(self, parts: Iterable[str]) -> None:
@@ -199,6 +202,8 @@ class RecordCache:
         return n
 
     def close(self) -> None:
+        if self._digested:  # files this run did not hash (another workspace's, a removed partition) are forgotten
+            self.db.execute("DELETE FROM file_digests WHERE run != ?", (self.run,))
         self.db.commit()
         self.db.close()
 
