@@ -11,10 +11,13 @@ own LLMOPS_HOME). ``INCREMENTAL_BENCH_SIZES`` (default ``10000,100000``) and ``I
 skips the redact stage on larger archives (~9 ms CPU per conversation: ~15 min at 100k on 2 loaded cores), and
 ``INCREMENTAL_BENCH_TRAINSET_MAX`` (default 20000) the trainset stage (its full run retrieves the serving context
 of every candidate question: ~9 ms CPU per conversation, ~15 min at 100k).
-Per stage also the start cost (CPU of a process that only imports the stage's entrypoint) and the +1% share
-with and without it. The monitor's first run already compares a window of days, not the archive: its
-"full run" is also measured with the whole archive as the window (what it compared before the window was
-the new batch; ``INCREMENTAL_BENCH_ARCHIVE_MONITOR=0`` skips it), and the +1% run's share of that is printed.
+Per stage also the start cost (CPU of a process that only imports the stage's entrypoint) and the fixed cost
+(a process that also reads params and loads the libraries and models the stage loads for a first new record:
+the detector, Evidently, the embedder, the tokenizer), and the +1% share with and without each: without the
+fixed cost it is the share of the work that follows the records. The monitor's first run already compares
+a window of days, not the archive: its "full run" is also measured with the whole archive as the window
+(what it compared before the window was the new batch; ``INCREMENTAL_BENCH_ARCHIVE_MONITOR=0`` skips it),
+and the +1% run's share of that is printed.
 The trainset stage needs the index, the curated feedback and the gate set (their stages run once per size,
 unmeasured, before its first run) and the base model's tokenizer (``.pytest_cache/d/llmops-models``, converted
 by the test suite); without the redact stage the monitor and the trainset read the clean partitions, with
@@ -109,6 +112,41 @@ def _start_cost(ws: Path, stage: str, env: dict[str, str], runs: int = 3) -> flo
     return round(sorted(costs)[len(costs) // 2], 2)
 
 
+# What a stage loads for its first new record, whatever the number of records: the detector (redact; the
+# trainset's leak scan), the embedding model and Evidently (monitor), the serving embedder and the base
+# model's tokenizer (trainset). Ingest and clean load nothing beyond their imports.
+_LOADS = {
+    "redact": ["detector"],
+    "monitor": ["evidently", "embedder"],
+    "trainset": ["embedder", "tokenizer", "detector"],
+}
+_LOAD_CODE = {
+    "detector": "from llmops.pii.redact import Redactor; Redactor(p.redact).analyze(['Call John Smith on 415-555-0132'])",
+    "evidently": "import evidently, evidently.presets",
+    "embedder": "from llmops.index.embed import make_embedder; make_embedder(p.index.embedder, p.index, s).embed(['parcel?'])",
+    "tokenizer": "from llmops.finetune.validate import base_token_counter; base_token_counter(s.base_model_cache)",
+}
+
+
+def _fixed_cost(ws: Path, stage: str, env: dict[str, str], runs: int = 2) -> float:
+    """CPU seconds of a process that does what a run of ``stage`` does whatever its input: start the
+    interpreter, import the entrypoint, read params and settings, and load the libraries and models the
+    stage loads for its first new record (:data:`_LOADS`), then stop without processing anything (the
+    smaller of ``runs``: fixed costs only fall with noise)."""
+    code = [f"import pipelines.{stage}", "from pipelines._stage import setup", f"p, s = setup({stage!r})"]
+    code += [_LOAD_CODE[name] for name in _LOADS.get(stage, [])]
+    costs = []
+    for _ in range(runs):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "\n".join(code)], cwd=ws, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"the fixed-cost probe of {stage} failed: {code}")
+        costs.append(usage.ru_utime + usage.ru_stime)
+    return round(min(costs), 2)
+
+
 def _archive_monitor(ws: Path, env: dict[str, str], home: Path) -> dict:
     """The monitor as it was before the new-batch window: the whole archive as the current window (a first
     run with ``monitor.current_days`` covering every day, empty caches)."""
@@ -190,6 +228,7 @@ def bench_size(n: int, stages: list[str]) -> dict:
         append = run_all()
         out = {"full": full, "append_1pct": append, "monitor_input": "redacted" if "redact" in stages else "clean"}
         out["start_cpu_s"] = {s: _start_cost(ws, s, env) for s in stages}
+        out["fixed_cpu_s"] = {s: _fixed_cost(ws, s, env) for s in stages}
         if "monitor" in stages and os.environ.get("INCREMENTAL_BENCH_ARCHIVE_MONITOR", "1") != "0":
             out["monitor_whole_archive"] = _archive_monitor(ws, env, Path(tmp) / "home-archive")
         return out
@@ -314,19 +353,27 @@ def run() -> dict:
         results[str(n)] = res = bench_size(n, run_stages)
         print(
             f"{'stage':<9} {'full s':>8} {'+1% s':>8} {'full cpu':>9} {'+1% cpu':>8} {'cpu %':>6} {'start':>6} "
-            f"{'% w/o':>6} {'full MB':>8} {'+1% MB':>7} {'processed/reused (+1%)':>24}"
+            f"{'% w/o':>6} {'fixed':>6} {'% w/o':>6} {'full MB':>8} {'+1% MB':>7} {'processed/reused (+1%)':>24}"
         )
         for s in run_stages:
-            f, a, start = res["full"][s], res["append_1pct"][s], res["start_cpu_s"][s]
+            f, a = res["full"][s], res["append_1pct"][s]
+            start, fixed = res["start_cpu_s"][s], res["fixed_cpu_s"][s]
             counts = f"{a.get('processed')}/{a.get('reused')}" if s != "monitor" else f"rows {a.get('current_rows')}"
-            # cpu %: the +1% run's CPU as a share of the full run's; % w/o: the same without the start cost
-            # (interpreter and the entrypoint's imports) on either side
+            # cpu %: the +1% run's CPU as a share of the full run's; then the same without the start cost
+            # (interpreter and the entrypoint's imports) and without the fixed cost (start, params, and the
+            # libraries and models loaded for a first new record) on either side: what follows the records
             share = 100 * a["cpu_s"] / f["cpu_s"]
             bare = 100 * max(a["cpu_s"] - start, 0) / max(f["cpu_s"] - start, 1e-9)
-            res.setdefault("cpu_share_pct", {})[s] = {"with_start": round(share, 1), "without_start": round(bare, 1)}
+            marginal = 100 * max(a["cpu_s"] - fixed, 0) / max(f["cpu_s"] - fixed, 1e-9)
+            res.setdefault("cpu_share_pct", {})[s] = {
+                "with_start": round(share, 1),
+                "without_start": round(bare, 1),
+                "without_fixed": round(marginal, 1),
+            }
             print(
                 f"{s:<9} {f['seconds']:>8.1f} {a['seconds']:>8.1f} {f['cpu_s']:>9.1f} {a['cpu_s']:>8.1f} {share:>6.1f} "
-                f"{start:>6.2f} {bare:>6.1f} {f['peak_rss_mb']:>8.0f} {a['peak_rss_mb']:>7.0f} {counts:>24}",
+                f"{start:>6.2f} {bare:>6.1f} {fixed:>6.2f} {marginal:>6.1f} {f['peak_rss_mb']:>8.0f} "
+                f"{a['peak_rss_mb']:>7.0f} {counts:>24}",
                 flush=True,
             )
         if "monitor_whole_archive" in res:
