@@ -313,8 +313,28 @@ def sample(n_new: int = 5) -> dict:
                 "bytes_before": sum(before.values()),
                 "objects_added": len(added),
                 "bytes_added": sum(added.values()),
+                "added_by_path": _cache_paths(ws, added),
             },
         }
+
+
+def _cache_paths(ws: Path, added: dict[str, int]) -> dict[str, int]:
+    """Which workspace files the cache objects added by a run hold (bytes per path; a directory's listing
+    object appears as ``<dir> (listing)``): what a night stores in the DVC cache and pushes to the remote."""
+    import hashlib
+
+    by_md5: dict[str, str] = {}
+    for p in ws.rglob("*"):
+        rel = p.relative_to(ws)
+        if p.is_file() and rel.parts[0] not in (".dvc", "src", "pipelines"):
+            by_md5.setdefault(hashlib.md5(p.read_bytes()).hexdigest(), str(rel))
+    out: dict[str, int] = {}
+    for obj, size in sorted(added.items(), key=lambda kv: -kv[1]):
+        rel = Path(obj).relative_to(ws / ".dvc/cache")
+        digest = "".join(rel.parts[-2:]).removesuffix(".dir")
+        name = by_md5.get(digest, "(not in the workspace)") + (" (listing)" if obj.endswith(".dir") else "")
+        out[name] = out.get(name, 0) + size
+    return out
 
 
 def run() -> dict:
@@ -338,7 +358,10 @@ def run() -> dict:
             print(f"{stage:<9} {left} | {right}")
         total = [sum(r["seconds"] for r in res[k].values()) for k in ("first", "after_append")]
         print(f"total: {total[0]:.0f} s, then {total[1]:.0f} s; retrain policy: {res['retrain']['reason']}")
-        print(f"DVC cache after the first run / added by the second: {res['dvc_cache']}")
+        cache = {k: v for k, v in res["dvc_cache"].items() if k != "added_by_path"}
+        print(f"DVC cache after the first run / added by the second: {cache}")
+        for path, size in res["dvc_cache"]["added_by_path"].items():
+            print(f"  added {size:>10,} bytes  {path}")
         return res
     sizes = [int(x) for x in os.environ.get("INCREMENTAL_BENCH_SIZES", "10000,100000").split(",")]
     stages = os.environ.get("INCREMENTAL_BENCH_STAGES", "ingest,clean,redact,trainset,monitor").split(",")
