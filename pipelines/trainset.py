@@ -18,11 +18,13 @@ from llmops.data.incremental import (
 )
 from llmops.data.quarantine import write_quarantine
 from llmops.finetune.dpo import CuratedPair, build_preference_pairs
-from llmops.finetune.leaks import CachedScanner, hold_back_leaks
+from llmops.finetune.leaks import CachedIdFlags, CachedScanner, hold_back_leaks
 from llmops.finetune.trainset import (
     AnswerFit,
+    ConversationPartitions,
     MinHashBands,
     ServingPrompt,
+    SupportVerdicts,
     build_trainset,
     input_revision,
     pairs_within_shares,
@@ -35,7 +37,7 @@ from llmops.jsonl import read_jsonl, write_json, write_jsonl
 from llmops.llm.local import BASE_MODEL_NAME
 from llmops.pii.redact import Redactor
 from llmops.pii.scan import Scanner
-from llmops.records import Conversation, Document, EvalQuestion, FeedbackEvent
+from llmops.records import Document, EvalQuestion, FeedbackEvent
 from pipelines._stage import setup
 
 _BUILD_CODE = ("src/llmops/finetune/trainset.py", "src/llmops/finetune/examples.py", "src/llmops/llm/prompts.py")
@@ -74,10 +76,23 @@ def main() -> None:
     evals = read_jsonl(inputs[2], EvalQuestion)
     redactor = Redactor.from_settings(params.redact, settings)  # the redact stage's detector and id hashing
     seen = SeenRecords(cache, fingerprint(params.trainset, [*_BUILD_CODE], extra=retrieval_fp + tokenizer_fp))
+    # Each unchanged partition's screened candidates are reused: the archive is hashed, not read and parsed.
+    screen_fp = fingerprint(None, ["src/llmops/text.py"], extra=seen.fp)  # text.py: the near-copy shingles
+    conversations = ConversationPartitions(ws.REDACTED_CONVERSATIONS, seen, cache, screen_fp)
     # Near-duplicate band keys per candidate text are reused too (the MinHash signature is the costly part).
     minhash = MinHashBands(params.base.seed, cache=cache)
+    # Support verdicts (does the serving context back the answer?) per (question, answer) are reused too.
+    support_fp = fingerprint(
+        {"serve": params.serve.model_dump(mode="json"), "system": params.base.system_prompt, "min": params.trainset.min_support},
+        ["src/llmops/feedback/curate.py", "src/llmops/llm/prompts.py"],
+        extra=retrieval_fp,
+    )
+    verdicts = SupportVerdicts(cache, support_fp)
+    # Whether an eval dialogue's id is hashed at the boundary (redact.hash_ids: pii) is judged once per id.
+    scan_fp = fingerprint(params.redact, ["src/llmops/pii"])
+    id_flags = CachedIdFlags(redactor.id_flags, cache, scan_fp)
     result = build_trainset(
-        seen.iter(ws.REDACTED_CONVERSATIONS, Conversation),
+        conversations,
         read_jsonl(inputs[1], FeedbackEvent),
         evals,
         params.trainset,
@@ -86,8 +101,9 @@ def main() -> None:
         prompt=prompt,
         fit=fit,
         feedback_cfg=params.feedback,
-        public_ids=redactor.public_ids,  # eval dialogues under their hashed ids too (redact.hash_ids)
+        public_ids=lambda ids: redactor.public_ids(ids, flags=id_flags),  # eval dialogues under their hashed ids too
         minhash=minhash,
+        verdicts=verdicts,
     )
     curated_pairs, over_share = pairs_within_shares(read_jsonl(ws.FEEDBACK / "dpo.jsonl", CuratedPair), result)
     pairs, pairs_skipped = build_preference_pairs(curated_pairs, evals, params.base, prompt=prompt, fit=fit)
@@ -97,7 +113,6 @@ def main() -> None:
     # pushed) and the run goes on; above redact.max_leak_share the stage fails and nothing is published.
     # Verdicts per text are reused across runs (keyed by the scan params and the detector's code): only texts
     # not scanned before go through the detector, which is loaded on the first of them.
-    scan_fp = fingerprint(params.redact, ["src/llmops/pii"])
     scanner = CachedScanner(lambda: Scanner(params.redact, redactor), cache, scan_fp)
     pairs, gate = hold_back_leaks(result, pairs, scanner, params.redact.max_leak_share)
     key = settings.pii_vault_key.get_secret_value() if settings.pii_vault_key else None  # seals the quarantine
@@ -119,9 +134,13 @@ def main() -> None:
         "answers_fitted": {"tokenised": fit.fitted, "reused": fit.reused},
         "leak_scan_texts": {"scanned": scanner.scanned, "reused": scanner.reused},
         "minhash_texts": {"computed": minhash.computed, "reused": minhash.reused},
+        "partitions": {"parsed": conversations.parsed, "reused": conversations.reused},
+        "support_verdicts": {"judged": verdicts.judged, "reused": verdicts.reused},
+        "eval_ids_judged": {"judged": id_flags.judged, "reused": id_flags.reused},
     }
     stats["conversations"]["cache_entries_swept"] = cache.sweep()  # nothing of an erased conversation stays
     seen.commit()
+    conversations.commit()
     cache.close()
     stats |= input_revision([*inputs, documents, ws.INDEX_MANIFEST, ws.FEEDBACK / "dpo.jsonl"])
     write_json(ws.stage_metrics("trainset"), stats)

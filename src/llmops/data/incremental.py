@@ -170,6 +170,18 @@ class RecordCache:
         self.db.commit()  # one short write transaction per batch: never a lock held for a whole stage
         return found
 
+    def peek(self, key: str) -> str | None:
+        """The cached value of ``key``, not marked as used (:meth:`touch` marks what a run used, in one write)."""
+        row = self.db.execute("SELECT value FROM cache WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def touch(self, keys: Sequence[str], part: str) -> None:
+        """Mark ``keys`` as used by this run, under ``part``."""
+        for chunk in batched(dict.fromkeys(keys), 500):
+            marks = ",".join("?" * len(chunk))
+            self.db.execute(f"UPDATE cache SET run = ?, part = ? WHERE key IN ({marks})", [self.run, part, *chunk])
+        self.db.commit()
+
     def put_many(self, items: Iterable[tuple[str, str]], part: str) -> None:
         self.db.executemany(
             "INSERT OR REPLACE INTO cache (key, part, run, value) VALUES (?, ?, ?, ?)", ((k, part, self.run, v) for k, v in items)
@@ -366,6 +378,7 @@ class SeenRecords:
         self.processed = 0
         self.reused = 0
         self._new: list[tuple[str, str]] = []  # (key, tag) of the new records only: memory follows what arrived
+        self._kept: list[str] = []  # tags of the partitions reused whole
 
     @staticmethod
     def tag(part: Path) -> str:
@@ -396,12 +409,20 @@ class SeenRecords:
 
     def reuse(self, part: Path, records: int) -> None:
         """Count a partition whose ``records`` were all built from by an earlier run that :meth:`commit`-ed them
-        (unchanged since): its keys stay in the cache (:meth:`RecordCache.keep`) without being read."""
+        (unchanged since): its keys stay in the cache (:meth:`RecordCache.keep`, on :meth:`gone`, :meth:`commit`
+        or :meth:`keep_reused`) without being read."""
         self.reused += records
-        self.cache.keep([self.tag(part)])
+        self._kept.append(self.tag(part))
+
+    def keep_reused(self) -> None:
+        """Mark the keys of the partitions reused whole as used (before :meth:`RecordCache.sweep`)."""
+        if self._kept:
+            self.cache.keep(self._kept)
+            self._kept = []
 
     def gone(self) -> int:
         """Records seen by an earlier run and not by this one (deleted at the source, or changed)."""
+        self.keep_reused()
         row = self.cache.db.execute(
             "SELECT COUNT(*) FROM cache WHERE (part = 'conversations' OR part LIKE 'conversations/%') AND run != ?"
             " AND part NOT IN (SELECT part FROM temp.kept)",
@@ -410,6 +431,7 @@ class SeenRecords:
         return int(row.fetchone()[0])
 
     def commit(self) -> None:
+        self.keep_reused()
         by_tag: dict[str, list[str]] = {}
         for key, tag in self._new:
             by_tag.setdefault(tag, []).append(key)

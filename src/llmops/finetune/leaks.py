@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -62,6 +62,30 @@ class CachedScanner:
         self.scanned += len(missing)
         self.reused += len(set(keys)) - len(missing)
         return findings_of(chunk, [[tuple(s) for s in json.loads(known[key])] for key in keys])
+
+
+class CachedIdFlags:
+    """:meth:`llmops.pii.redact.Redactor.id_flags` with its verdicts reused across runs (``cache``, keyed by
+    ``fp``: the scan params and the detector's code): the training set asks it for the eval dialogues' ids
+    every run, and a run whose ids were all judged before never loads the detector. The verdict is a bool per
+    id (no value); the keyed hash itself is computed by the redactor, never cached."""
+
+    def __init__(self, flag: Callable[[list[str]], list[bool]], cache: RecordCache, fp: str) -> None:
+        self.flag, self.cache, self.fp = flag, cache, fp
+        self.judged = 0
+        self.reused = 0
+
+    def __call__(self, ids: Sequence[str]) -> list[bool]:
+        keys = [record_key(self.fp, i) for i in ids]
+        known = self.cache.get_many(keys, "ids")
+        missing = list(dict.fromkeys(i for i, key in zip(ids, keys, strict=True) if key not in known))
+        if missing:
+            fresh = {record_key(self.fp, i): json.dumps(f) for i, f in zip(missing, self.flag(missing), strict=True)}
+            self.cache.put_many(fresh.items(), "ids")
+            known.update(fresh)
+        self.judged += len(missing)
+        self.reused += len(set(keys)) - len(missing)
+        return [bool(json.loads(known[key])) for key in keys]
 
 
 @dataclass

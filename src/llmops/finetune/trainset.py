@@ -27,6 +27,7 @@ training steps (and a ``max_examples`` cut) see each source at its share of the 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import sys
 from collections import Counter, defaultdict
@@ -91,6 +92,37 @@ class AnswerFit:
         self.fitted += len(fresh)
         self.reused += len(items) - len(fresh)
         return [(v[0], v[1]) for v in (json.loads(known[key]) for key in keys)]
+
+
+@dataclass
+class SupportVerdicts:
+    """Whether the retrieved context supports a candidate's answer (``trainset.min_support``), kept across runs
+    in ``cache`` (a :class:`llmops.data.incremental.RecordCache`) per (question, answer). ``fp`` covers what a
+    verdict depends on: the index and retrieval params, ``serve.context_chars``, the system prompt, the
+    threshold and the code. An answer known to be unsupported costs neither a context lookup nor a word count
+    on a later run. ``judged``/``reused`` count candidates."""
+
+    cache: Any
+    fp: str
+    judged: int = 0
+    reused: int = 0
+
+    def _keys(self, batch: Sequence[_Candidate]) -> list[str]:
+        from llmops.data.incremental import record_key
+
+        return [record_key(self.fp, f"{c.question}\x1e{c.answer}") for c in batch]
+
+    def known(self, batch: Sequence[_Candidate]) -> dict[int, bool]:
+        keys = self._keys(batch)
+        found = self.cache.get_many(keys, "support")
+        out = {i: found[k] == "1" for i, k in enumerate(keys) if k in found}
+        self.reused += len(out)
+        return out
+
+    def store(self, batch: Sequence[_Candidate], fresh: dict[int, bool]) -> None:
+        keys = self._keys(batch)
+        self.cache.put_many(((keys[i], "1" if ok else "0") for i, ok in fresh.items()), "support")
+        self.judged += len(fresh)
 
 
 @dataclass
@@ -180,15 +212,130 @@ def max_key_share(keys: Sequence[str | None]) -> float:
     return max(counts.values()) / len(keys) if counts else 0.0
 
 
+class _Screen:
+    """The per-candidate filters of :func:`build_trainset` (eval overlap, broken placeholders, answer length and
+    letters): a skip reason, or None for a candidate that goes on. ``digest``: what a verdict depends on besides
+    the candidate and ``trainset`` params (the eval set, under its public ids too)."""
+
+    def __init__(self, eval_queries: set[str], eval_dialogues: set[str], cfg: TrainsetParams) -> None:
+        from llmops.text import shingles
+
+        self.eval_queries, self.eval_dialogues, self.cfg = eval_queries, eval_dialogues, cfg
+        self.eval_shingles = sorted((shingles(q) for q in eval_queries), key=len)  # by size: see _near_eval
+        self.eval_sizes = [len(e) for e in self.eval_shingles]
+        body = json.dumps([sorted(eval_queries), sorted(eval_dialogues)])
+        self.digest = hashlib.sha256(body.encode()).hexdigest()[:32]
+
+    def __call__(self, c: _Candidate) -> str | None:
+        cfg = self.cfg
+        if c.group_id in self.eval_dialogues or _norm(c.question) in self.eval_queries:
+            return "eval_overlap"
+        if _near_eval(c.question, self.eval_shingles, cfg.near_dup_threshold, self.eval_sizes):
+            return "eval_overlap"
+        if broken_placeholder(c.answer):
+            return "broken_placeholder"
+        if len(c.answer) < cfg.min_answer_chars:
+            return "answer_too_short"
+        if len(c.answer) > cfg.max_answer_chars:
+            return "answer_too_long"
+        if sum(map(str.isalpha, c.answer)) < cfg.min_alpha_share * len(c.answer.replace(" ", "")):
+            return "answer_not_text"
+        return None
+
+
+def _iso(ts: Any) -> str | None:
+    return ts.isoformat() if ts else None
+
+
+def _conversation_candidates(conv: Conversation, cfg: TrainsetParams, skipped: Counter[str]) -> list[_Candidate]:
+    pairs = conversation_pairs(conv, cfg.max_pairs_per_conversation)
+    if not pairs:
+        skipped["no_agent_answer"] += 1
+    return [_Candidate(q, a, "conversation", conv.conversation_id, conv.created_at) for q, a in pairs]
+
+
+def _screened(candidates: Iterable[_Candidate], screen: _Screen, skipped: Counter[str]) -> Iterator[_Candidate]:
+    for c in candidates:
+        reason = screen(c)
+        if reason is None:
+            yield c
+        else:
+            skipped[reason] += 1
+
+
+class ConversationPartitions:
+    """The conversations of a partitioned directory (``llmops.data.incremental``) as :func:`build_trainset`
+    screens them, with each partition's outcome reused: the candidates that passed the per-candidate filters
+    and the skip counts of the others are kept in ``cache`` under the partition file's digest, ``fp`` (params
+    and code) and the screen's digest (the eval set). A partition unchanged since the run that stored them is
+    neither read nor parsed: a nightly parses what arrived, and the archive costs one hash per partition.
+
+    ``seen`` counts the conversations (processed/reused); :meth:`commit` stores this run's entries, after the
+    outputs are written (a failed run stores nothing). An entry no run uses any more (its partition changed or
+    went) is swept with the cache (erasure). ``parsed``/``reused`` count partitions."""
+
+    def __init__(self, directory: Path, seen: Any, cache: Any, fp: str) -> None:
+        self.directory, self.seen, self.cache, self.fp = Path(directory), seen, cache, fp
+        self.parsed = 0
+        self.reused = 0
+        self._pending: list[tuple[str, str]] = []  # (key stored under, key once committed)
+
+    def screened(self, screen: _Screen, cfg: TrainsetParams, skipped: Counter[str]) -> Iterator[_Candidate]:
+        from datetime import datetime
+
+        from llmops.data.incremental import file_digest, partitions, record_key
+
+        used: list[str] = []
+        for part in partitions(self.directory):
+            key = record_key(f"{self.fp}:{screen.digest}", file_digest(part))
+            hit = self.cache.peek(key)
+            if hit is not None:
+                used.append(key)
+                entry = json.loads(hit)
+                self.seen.reuse(part, entry["records"])
+                skipped.update(entry["skipped"])
+                self.reused += 1
+                for q, a, group_id, created_at in entry["candidates"]:
+                    yield _Candidate(q, a, "conversation", group_id, datetime.fromisoformat(created_at) if created_at else None)
+                continue
+            records = self.seen.processed + self.seen.reused
+            own: Counter[str] = Counter()
+            kept: list[_Candidate] = []
+            for conv in self.seen.iter_partition(part, Conversation):
+                for c in _screened(_conversation_candidates(conv, cfg, own), screen, own):
+                    kept.append(c)
+                    yield c
+            body = {
+                "records": self.seen.processed + self.seen.reused - records,
+                "skipped": dict(own),
+                "candidates": [[c.question, c.answer, c.group_id, _iso(c.created_at)] for c in kept],
+            }
+            skipped.update(own)
+            pending = record_key(f"{self.fp}:pending", key)
+            self.cache.put_many([(pending, json.dumps(body))], "screened")
+            self._pending.append((pending, key))
+            self.parsed += 1
+        self.cache.touch(used, "screened")  # one write for the entries reused
+
+    def commit(self) -> None:
+        """Store this run's partition entries (their conversations' keys are stored by ``seen.commit``)."""
+        for pending, key in self._pending:
+            self.cache.db.execute("UPDATE OR REPLACE cache SET key = ? WHERE key = ?", (key, pending))
+        self.cache.db.commit()
+        self._pending = []
+
+
 def _candidates(
-    conversations: Iterable[Conversation],
+    conversations: Iterable[Conversation] | ConversationPartitions,
     feedback: Sequence[FeedbackEvent],
     documents: Sequence[Document],
     cfg: TrainsetParams,
     skipped: Counter[str],
+    screen: _Screen,
 ) -> Iterator[_Candidate]:
-    """Candidates in a stable order (feedback, conversations as streamed, FAQ pairs), one at a time."""
-    if cfg.include_feedback:
+    """Screened candidates in a stable order (feedback, conversations as streamed, FAQ pairs), one at a time."""
+
+    def feedback_candidates() -> Iterator[_Candidate]:
         for ev in feedback:
             if ev.correction:
                 if broken_span(ev.correction):
@@ -199,18 +346,21 @@ def _candidates(
                 yield _Candidate(ev.query, ev.answer, "rated_positive", ev.generation_id, ev.ts, ev.feedback_key_name)
             else:
                 skipped["feedback_not_positive"] += 1
-    for conv in conversations:
-        pairs = conversation_pairs(conv, cfg.max_pairs_per_conversation)
-        if not pairs:
-            skipped["no_agent_answer"] += 1
-        yield from (_Candidate(q, a, "conversation", conv.conversation_id, conv.created_at) for q, a in pairs)
+
+    if cfg.include_feedback:
+        yield from _screened(feedback_candidates(), screen, skipped)
+    if isinstance(conversations, ConversationPartitions):
+        yield from conversations.screened(screen, cfg, skipped)
+    else:
+        for conv in conversations:
+            yield from _screened(_conversation_candidates(conv, cfg, skipped), screen, skipped)
     if cfg.kb_pairs:
-        for doc in documents:
-            yield from (_Candidate(q, a, "kb_pair", f"{doc.doc_id}#{i}", doc.updated_at) for i, q, a in kb_pairs(doc))
+        kb = (_Candidate(q, a, "kb_pair", f"{doc.doc_id}#{i}", doc.updated_at) for doc in documents for i, q, a in kb_pairs(doc))
+        yield from _screened(kb, screen, skipped)
 
 
 def build_trainset(
-    conversations: Iterable[Conversation],
+    conversations: Iterable[Conversation] | ConversationPartitions,
     feedback: Sequence[FeedbackEvent],
     eval_questions: Sequence[EvalQuestion],
     cfg: TrainsetParams,
@@ -222,6 +372,7 @@ def build_trainset(
     feedback_cfg: FeedbackParams | None = None,
     public_ids: Callable[[Sequence[str]], list[str]] | None = None,
     minhash: MinHashBands | None = None,
+    verdicts: SupportVerdicts | None = None,
 ) -> TrainsetResult:
     """Turn redacted data into train/validation examples in the served prompt format (see module docstring).
 
@@ -230,10 +381,11 @@ def build_trainset(
     default when None). ``public_ids``: how the redaction boundary rewrites ids (``redact.hash_ids``,
     :meth:`llmops.pii.redact.Redactor.public_ids`), so eval dialogues are excluded under their hashed ids too.
     ``minhash``: the near-duplicate band keys (:class:`MinHashBands`, with a cache across runs); default: computed.
+    ``conversations`` as :class:`ConversationPartitions`: each unchanged partition's screened candidates reused.
+    ``verdicts``: the support verdicts kept across runs (:class:`SupportVerdicts`).
     """
     from llmops.feedback.curate import support
     from llmops.llm.prompts import rag_messages
-    from llmops.text import shingles
 
     result = TrainsetResult()
     prompt = prompt or ServingPrompt(None)
@@ -241,7 +393,7 @@ def build_trainset(
     eval_dialogues = {dialogue_of(q.id) for q in eval_questions}
     if public_ids is not None and eval_dialogues:  # conversation ids may be hashed at the boundary
         eval_dialogues |= set(public_ids(sorted(eval_dialogues)))
-    eval_shingles = [shingles(q) for q in eval_queries]
+    screen = _Screen(eval_queries, eval_dialogues, cfg)
     # Memory follows the output, not the archive: candidates and built examples are spilled to a temporary
     # SQLite file; what stays in memory per candidate is an 8-byte exact-duplicate key, and per built example
     # a compact record for the split and the share caps (:class:`_Meta`). Near duplicates are found with the
@@ -249,27 +401,14 @@ def build_trainset(
     spill = _Spill()
     try:
         seen: set[int] = set()
-        for c in _candidates(conversations, feedback, documents, cfg, result.skipped):
-            if c.group_id in eval_dialogues or _norm(c.question) in eval_queries:
-                result.skipped["eval_overlap"] += 1
-            elif _near_eval(c.question, eval_shingles, cfg.near_dup_threshold):
-                result.skipped["eval_overlap"] += 1
-            elif broken_placeholder(c.answer):
-                result.skipped["broken_placeholder"] += 1
-            elif len(c.answer) < cfg.min_answer_chars:
-                result.skipped["answer_too_short"] += 1
-            elif len(c.answer) > cfg.max_answer_chars:
-                result.skipped["answer_too_long"] += 1
-            elif sum(ch.isalpha() for ch in c.answer) < cfg.min_alpha_share * len(c.answer.replace(" ", "")):
-                result.skipped["answer_not_text"] += 1
-            else:
-                digest = hashlib.sha256(f"{_norm(c.question)}\x1e{_norm(c.answer)}".encode()).digest()
-                key = int.from_bytes(digest[:8], "big")
-                if key in seen:
-                    result.skipped["duplicate"] += 1
-                    continue
-                seen.add(key)
-                spill.add_candidate(c)
+        for c in _candidates(conversations, feedback, documents, cfg, result.skipped, screen):
+            digest = hashlib.sha256(f"{_norm(c.question)}\x1e{_norm(c.answer)}".encode()).digest()
+            key = int.from_bytes(digest[:8], "big")
+            if key in seen:
+                result.skipped["duplicate"] += 1
+                continue
+            seen.add(key)
+            spill.add_candidate(c)
         del seen
         if cfg.near_dup_threshold > 0:
             dropped = spill.drop_near_duplicates(cfg.near_dup_threshold, minhash or MinHashBands(base.seed))
@@ -281,20 +420,30 @@ def build_trainset(
         # are never held at once (memory follows the batch, not the archive).
         for batch in spill.candidates(_RETRIEVAL_BATCH):
             contexts: dict[str, list[str]] = {}
+            # Known support verdicts (an earlier run's): an unsupported candidate needs no context at all.
+            known = verdicts.known(batch) if verdicts is not None and prompt.retriever is not None else {}
+            fresh: dict[int, bool] = {}
             if prompt.retriever is not None:
-                questions = list(dict.fromkeys(c.question for c in batch))
-                hits = prompt.retriever.search(questions, k=prompt.cfg.top_k)
+                questions = list(dict.fromkeys(c.question for i, c in enumerate(batch) if known.get(i) is not False))
+                hits = prompt.retriever.search(questions, k=prompt.cfg.top_k) if questions else []
                 contexts = {q: [h["text"] for h in hs] for q, hs in zip(questions, hits, strict=True)}
             supported: list[tuple[_Candidate, list[dict[str, str]]]] = []
-            for c in batch:
+            for i, c in enumerate(batch):
                 if prompt.retriever is not None:
+                    if known.get(i) is False:
+                        result.skipped["unsupported_by_context"] += 1
+                        continue
                     messages = rag_messages(c.question, contexts[c.question], base.system_prompt, prompt.cfg.context_chars)
-                    if support(c.answer, messages[-1]["content"]) < cfg.min_support:
+                    if i not in known:
+                        fresh[i] = support(c.answer, messages[-1]["content"]) >= cfg.min_support
+                    if not known.get(i, fresh.get(i)):
                         result.skipped["unsupported_by_context"] += 1
                         continue
                 else:
                     messages = [{"role": "system", "content": base.system_prompt}, {"role": "user", "content": c.question}]
                 supported.append((c, messages))
+            if verdicts is not None and fresh:
+                verdicts.store(batch, fresh)
             fits = fit.fit_many([(m, c.answer) for c, m in supported]) if fit is not None else []
             for i, (c, messages) in enumerate(supported):
                 answer = c.answer
@@ -437,22 +586,50 @@ class _Spill:
         ``threshold`` among the texts sharing a MinHash band): the first copy is kept, as in
         :func:`llmops.text.near_duplicates`. Returns how many were dropped."""
         import json
+        from collections import OrderedDict
 
         from llmops.text import jaccard, shingles
+
+        recent: OrderedDict[int, set[int]] = OrderedDict()  # shingles of the last kept texts compared (bounded)
+
+        def shingles_of(j: int, text: str | None) -> set[int]:
+            if j in recent:
+                recent.move_to_end(j)
+                return recent[j]
+            out = recent[j] = shingles(text if text is not None else self._text(j))
+            if len(recent) > 4096:
+                recent.popitem(last=False)
+            return out
 
         dropped = 0
         for start in range(0, self.n_cand, batch):
             rows = self.db.execute("SELECT idx, data FROM cand WHERE idx >= ? AND idx < ? ORDER BY idx", (start, start + batch))
             items = [(idx, "\n".join(json.loads(data)[:2])) for idx, data in rows.fetchall()]
-            for (idx, text), keys in zip(items, bands([t for _, t in items]), strict=True):
-                marks = ",".join("?" * len(keys))
-                near = sorted({j for (j,) in self.db.execute(f"SELECT DISTINCT idx FROM band WHERE key IN ({marks})", keys)})
+            texts = dict(items)
+            all_keys = bands([t for _, t in items])
+            # The kept texts of earlier batches that share a band with this batch, in one pass over the index;
+            # this batch's kept texts join the buckets as they are kept (memory: one batch's buckets).
+            buckets: dict[int, list[int]] = {}
+            flat = list(dict.fromkeys(k for keys in all_keys for k in keys))
+            for i in range(0, len(flat), 500):
+                chunk = flat[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                for key, j in self.db.execute(f"SELECT key, idx FROM band WHERE key IN ({marks})", chunk):
+                    buckets.setdefault(key, []).append(j)
+            kept_rows: list[tuple[int, int]] = []
+            dropped_idx: list[tuple[int]] = []
+            for (idx, text), keys in zip(items, all_keys, strict=True):
+                near = sorted({j for k in keys for j in buckets.get(k, ())})
                 s = shingles(text) if near else set()
-                if any(jaccard(s, shingles(self._text(j))) >= threshold for j in near):
-                    self.db.execute("UPDATE cand SET dropped = 1 WHERE idx = ?", (idx,))
-                    dropped += 1
+                if any(jaccard(s, shingles_of(j, texts.get(j))) >= threshold for j in near):
+                    dropped_idx.append((idx,))
                 else:
-                    self.db.executemany("INSERT INTO band VALUES (?, ?)", [(k, idx) for k in keys])
+                    for k in keys:
+                        buckets.setdefault(k, []).append(idx)
+                    kept_rows += [(k, idx) for k in keys]
+            self.db.executemany("UPDATE cand SET dropped = 1 WHERE idx = ?", dropped_idx)
+            self.db.executemany("INSERT INTO band VALUES (?, ?)", kept_rows)
+            dropped += len(dropped_idx)
         return dropped
 
     def candidates(self, size: int) -> Iterator[list[_Candidate]]:
@@ -578,14 +755,22 @@ def interleave_sources(examples: Sequence[TrainingExample], seed: int) -> list[T
     return [ex for ex, _ in _interleave([(ex, None) for ex in examples], seed)]
 
 
-def _near_eval(text: str, eval_shingles: list[set[int]], threshold: float) -> bool:
-    """Is a question a near copy of an eval question? (Only question-sized texts can be.)"""
+def _near_eval(text: str, eval_shingles: list[set[int]], threshold: float, sizes: Sequence[int] = ()) -> bool:
+    """Is a question a near copy of an eval question? (Only question-sized texts can be.) ``eval_shingles``:
+    the eval queries' shingle sets, smallest first; ``sizes``: their sizes (computed when not given)."""
     if threshold <= 0 or not eval_shingles or len(text) > 1000:
         return False
+    from bisect import bisect_left, bisect_right
+
     from llmops.text import jaccard, shingles
 
     s = shingles(text)
-    return any(jaccard(s, e) >= threshold for e in eval_shingles)
+    n = len(s)
+    # Jaccard <= min(|a|, |b|) / max(|a|, |b|): only sets of a size within [t * n, n / t] can reach the
+    # threshold (the bisection takes a superset of them; the bound is checked again on each).
+    sizes = sizes or [len(e) for e in eval_shingles]
+    lo, hi = bisect_left(sizes, math.floor(threshold * n)), bisect_right(sizes, math.ceil(n / threshold))
+    return any(min(n, len(e)) / max(n, len(e)) >= threshold and jaccard(s, e) >= threshold for e in eval_shingles[lo:hi])
 
 
 def input_revision(paths: Sequence[str | Path]) -> dict[str, Any]:

@@ -181,25 +181,28 @@ class Redactor:
         if self.vault is not None:
             self.vault.put_many(e for p in pseudos for e in p.new)
 
-    def public_ids(self, ids: Sequence[str]) -> list[str]:
+    def public_ids(self, ids: Sequence[str], flags: Callable[[Sequence[str]], list[bool]] | None = None) -> list[str]:
         """Identifiers as they may leave the boundary: replaced by a keyed hash (``anon-...``) when
         ``cfg.hash_ids`` is ``all``, or ``pii`` and the id (or its words: ``call-4155550100``) holds a structured
         identifier (e-mail, phone, card, SSN, IBAN ...). Names inside ids are not judged: use ``all`` for ids
-        built from customers' names."""
+        built from customers' names. ``flags``: :meth:`id_flags` with its verdicts kept elsewhere (a cache)."""
         if self.cfg.hash_ids == "none" or not ids:
             return list(ids)
-        if self.cfg.hash_ids == "all":
-            flagged = [True] * len(ids)
-        else:
-            # Structured types only: NER reads "gen canary 1" as a name, and an id is no sentence to judge names in.
-            from llmops.pii.detect import NER_LABELS
-
-            structured = [e for e in self.cfg.entities if e not in NER_LABELS.values()]
-            spaced = [_id_words(i) for i in ids]
-            spans = self.analyze([*ids, *spaced], structured)
-            flagged = [bool(a) or bool(b) for a, b in zip(spans[: len(ids)], spans[len(ids) :], strict=True)]
+        flagged = [True] * len(ids) if self.cfg.hash_ids == "all" else (flags or self.id_flags)(ids)
         self.ids_hashed += sum(flagged)
         return [hashed_id(i, self.id_key) if f else i for i, f in zip(ids, flagged, strict=True)]
+
+    def id_flags(self, ids: Sequence[str]) -> list[bool]:
+        """Per id: does it (or its words) hold a structured identifier? (``hash_ids: pii``; the detector runs.)"""
+        if not ids:
+            return []
+        # Structured types only: NER reads "gen canary 1" as a name, and an id is no sentence to judge names in.
+        from llmops.pii.detect import NER_LABELS
+
+        structured = [e for e in self.cfg.entities if e not in NER_LABELS.values()]
+        spaced = [_id_words(i) for i in ids]
+        spans = self.analyze([*ids, *spaced], structured)
+        return [bool(a) or bool(b) for a, b in zip(spans[: len(ids)], spans[len(ids) :], strict=True)]
 
     def redact_texts(self, texts: Sequence[str], entities: Sequence[str] | None = None) -> list[str]:
         """Redact independent texts (each gets its own placeholder numbering)."""
