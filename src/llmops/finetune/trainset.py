@@ -268,7 +268,8 @@ class ConversationPartitions:
     screens them, with each partition's outcome reused: the candidates that passed the per-candidate filters
     and the skip counts of the others are kept in ``cache`` under the partition file's digest, ``fp`` (params
     and code) and the screen's digest (the eval set). A partition unchanged since the run that stored them is
-    neither read nor parsed: a nightly parses what arrived, and the archive costs one hash per partition.
+    neither read nor parsed: a nightly parses what arrived, and the archive costs a stat per partition (its
+    digest is remembered by size, mtime and inode: :meth:`llmops.data.incremental.RecordCache.digest`).
 
     ``seen`` counts the conversations (processed/reused); :meth:`commit` stores this run's entries, after the
     outputs are written (a failed run stores nothing). An entry no run uses any more (its partition changed or
@@ -283,11 +284,11 @@ class ConversationPartitions:
     def screened(self, screen: _Screen, cfg: TrainsetParams, skipped: Counter[str]) -> Iterator[_Candidate]:
         from datetime import datetime
 
-        from llmops.data.incremental import file_digest, partitions, record_key
+        from llmops.data.incremental import partitions, record_key
 
         used: list[str] = []
         for part in partitions(self.directory):
-            key = record_key(f"{self.fp}:{screen.digest}", file_digest(part))
+            key = record_key(f"{self.fp}:{screen.digest}", self.cache.digest(part))  # re-read only if its stat changed
             hit = self.cache.peek(key)
             if hit is not None:
                 used.append(key)
