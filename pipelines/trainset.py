@@ -79,8 +79,9 @@ def main() -> None:
     # Each unchanged partition's screened candidates are reused: the archive is hashed, not read and parsed.
     screen_fp = fingerprint(None, ["src/llmops/text.py"], extra=seen.fp)  # text.py: the near-copy shingles
     conversations = ConversationPartitions(ws.REDACTED_CONVERSATIONS, seen, cache, screen_fp)
-    # Near-duplicate band keys per candidate text are reused too (the MinHash signature is the costly part).
-    minhash = MinHashBands(params.base.seed, cache=cache)
+    # Near-duplicate band keys per candidate text are reused too (the MinHash signature is the costly part), and
+    # so are the verdicts of the pairs of texts compared (Jaccard over trainset.near_dup_threshold or not).
+    minhash = MinHashBands(params.base.seed, cache=cache, code=fingerprint(None, ["src/llmops/text.py"]))
     # Support verdicts (does the serving context back the answer?) per (question, answer) are reused too.
     support_fp = fingerprint(
         {"serve": params.serve.model_dump(mode="json"), "system": params.base.system_prompt, "min": params.trainset.min_support},
@@ -134,6 +135,7 @@ def main() -> None:
         "answers_fitted": {"tokenised": fit.fitted, "reused": fit.reused},
         "leak_scan_texts": {"scanned": scanner.scanned, "reused": scanner.reused},
         "minhash_texts": {"computed": minhash.computed, "reused": minhash.reused},
+        "near_duplicate_pairs": {"compared": minhash.pairs_compared, "reused": minhash.pairs_reused},
         "partitions": {"parsed": conversations.parsed, "reused": conversations.reused},
         "support_verdicts": {"judged": verdicts.judged, "reused": verdicts.reused},
         "eval_ids_judged": {"judged": id_flags.judged, "reused": id_flags.reused},

@@ -185,3 +185,34 @@ def test_the_size_bound_on_near_eval_copies_changes_no_verdict() -> None:
             assert _near_eval(text, evals, threshold) == brute
             verdicts.append(brute)
         assert any(verdicts) and not all(verdicts)
+
+
+def test_near_duplicate_verdicts_are_reused_and_drop_what_a_fresh_comparison_drops(tmp_path: Path) -> None:
+    from llmops.finetune.trainset import MinHashBands
+
+    rng = random.Random(3)
+
+    def near_copies(n: int, prefix: str) -> list[Conversation]:
+        out = []
+        for i in range(n):
+            words = _text(i % 30).split()
+            if i >= 30 or prefix != "c":  # a near copy: a word changed
+                words[rng.randrange(1, len(words))] = rng.choice(_WORDS)
+            turns = [Turn(role="customer", text=f"question {i % 30}?"), Turn(role="agent", text=" ".join(words) + ".")]
+            created = datetime(2026, 3, 1, tzinfo=UTC)
+            out.append(Conversation(conversation_id=f"{prefix}{i}", channel="chat", created_at=created, turns=turns))
+        return out
+
+    convs = near_copies(120, "c")
+    cfg = TrainsetParams(min_answer_chars=5, validation_share=0.2)
+    counts = []
+    for grown in (convs, convs + near_copies(10, "n")):  # then 10 new near copies: new pairs next to the known
+        with RecordCache(tmp_path / "trainset.sqlite") as cache:
+            bands = MinHashBands(BaseParams().seed, cache=cache)
+            result = build_trainset(grown, [], [], cfg, BaseParams(), minhash=bands)
+        plain = build_trainset(grown, [], [], cfg, BaseParams())
+        assert 0 < plain.skipped["near_duplicate"] < 90
+        _same(result, plain)
+        counts.append((bands.pairs_compared, bands.pairs_reused))
+    assert counts[0][0] > 0 and counts[0][1] == 0
+    assert 0 < counts[1][0] < counts[0][0] and counts[1][1] >= counts[0][0]  # only pairs with a new text compared

@@ -504,9 +504,12 @@ class MinHashBands:
     The signature is the costly part of near-duplicate removal (``bands * rows`` modular products per
     shingle, pure Python) and depends on the text alone: with ``cache`` (a
     :class:`llmops.data.incremental.RecordCache`) the keys of texts seen by an earlier run are reused, so a
-    nightly computes them only for new candidates. ``computed``/``reused`` count texts."""
+    nightly computes them only for new candidates. ``computed``/``reused`` count texts. The verdicts of the
+    pairs compared (texts sharing a band: is their Jaccard over the threshold?) are kept too, by the pair's
+    text ids, so a night compares only pairs it has not seen (:meth:`near_verdicts`, :meth:`remember`).
+    ``code``: a digest of the shingling code (``llmops.text``), part of every key."""
 
-    def __init__(self, seed: int, cache: Any = None, bands: int = 16, rows: int = 4) -> None:
+    def __init__(self, seed: int, cache: Any = None, bands: int = 16, rows: int = 4, code: str = "") -> None:
         import random
 
         from llmops.text import _PRIME
@@ -515,9 +518,11 @@ class MinHashBands:
         self.prime, self.bands, self.rows = _PRIME, bands, rows
         self.coeffs = [(rng.randrange(1, _PRIME), rng.randrange(0, _PRIME)) for _ in range(bands * rows)]
         self.cache = cache
-        self.fp = hashlib.sha256(repr((seed, bands, rows, "minhash-v1")).encode()).hexdigest()[:32]
+        self.fp = hashlib.sha256(repr((seed, bands, rows, "minhash-v1", code)).encode()).hexdigest()[:32]
         self.computed = 0
         self.reused = 0
+        self.pairs_compared = 0  # near-duplicate candidate pairs whose Jaccard this run computed
+        self.pairs_reused = 0  # ... whose verdict came from the cache
 
     def _keys(self, text: str) -> list[int]:
         from llmops.text import shingles
@@ -548,6 +553,33 @@ class MinHashBands:
         self.reused += len(texts) - len(fresh)
         return [json.loads(known[i]) for i in ids]
 
+    def near_verdicts(self, pairs: Iterable[tuple[str, str]], threshold: float) -> dict[tuple[str, str], bool]:
+        """Known verdicts "Jaccard >= ``threshold``" of pairs of texts (by :func:`text_id`), from the cache."""
+        if self.cache is None:
+            return {}
+        from llmops.data.incremental import record_key
+
+        keys = {record_key(self.fp, f"near\x1f{threshold!r}\x1f{a}\x1f{b}"): (a, b) for a, b in pairs}
+        found = self.cache.get_many(list(keys), "near")
+        self.pairs_reused += len(found)
+        return {keys[k]: v == "1" for k, v in found.items()}
+
+    def remember(self, verdicts: dict[tuple[str, str], bool], threshold: float) -> None:
+        """Keep verdicts just computed (texts by :func:`text_id`; no text is stored)."""
+        self.pairs_compared += len(verdicts)
+        if self.cache is None or not verdicts:
+            return
+        from llmops.data.incremental import record_key
+
+        rows = (
+            (record_key(self.fp, f"near\x1f{threshold!r}\x1f{a}\x1f{b}"), "1" if v else "0") for (a, b), v in verdicts.items()
+        )
+        self.cache.put_many(rows, "near")
+
+
+def text_id(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
 
 class _Spill:
     """A temporary SQLite file holding the kept candidates, the built examples and the near-duplicate index
@@ -563,7 +595,7 @@ class _Spill:
             "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
             "CREATE TABLE cand (idx INTEGER PRIMARY KEY, data TEXT, dropped INTEGER DEFAULT 0);"
             "CREATE TABLE ex (idx INTEGER PRIMARY KEY, data TEXT);"
-            "CREATE TABLE band (key INTEGER, idx INTEGER); CREATE INDEX band_key ON band (key);"
+            "CREATE TABLE band (key INTEGER, idx INTEGER, tid TEXT); CREATE INDEX band_key ON band (key);"
         )
         self.n_cand = 0
         self.n_ex = 0
@@ -585,8 +617,8 @@ class _Spill:
     def drop_near_duplicates(self, threshold: float, bands: MinHashBands, batch: int = 1000) -> int:
         """Mark each candidate that nearly duplicates an earlier kept one (Jaccard of word 3-shingles >=
         ``threshold`` among the texts sharing a MinHash band): the first copy is kept, as in
-        :func:`llmops.text.near_duplicates`. Returns how many were dropped."""
-        import json
+        :func:`llmops.text.near_duplicates`. Returns how many were dropped. The verdict of each pair compared
+        comes from ``bands``' cache when an earlier run compared the same two texts."""
         from collections import OrderedDict
 
         from llmops.text import jaccard, shingles
@@ -607,6 +639,7 @@ class _Spill:
             rows = self.db.execute("SELECT idx, data FROM cand WHERE idx >= ? AND idx < ? ORDER BY idx", (start, start + batch))
             items = [(idx, "\n".join(json.loads(data)[:2])) for idx, data in rows.fetchall()]
             texts = dict(items)
+            ids = {idx: text_id(text) for idx, text in items}
             all_keys = bands([t for _, t in items])
             # The kept texts of earlier batches that share a band with this batch, in one pass over the index;
             # this batch's kept texts join the buckets as they are kept (memory: one batch's buckets).
@@ -615,21 +648,44 @@ class _Spill:
             for i in range(0, len(flat), 500):
                 chunk = flat[i : i + 500]
                 marks = ",".join("?" * len(chunk))
-                for key, j in self.db.execute(f"SELECT key, idx FROM band WHERE key IN ({marks})", chunk):
+                for key, j, tid in self.db.execute(f"SELECT key, idx, tid FROM band WHERE key IN ({marks})", chunk):
                     buckets.setdefault(key, []).append(j)
-            kept_rows: list[tuple[int, int]] = []
+                    ids[j] = tid
+            # Every pair this batch may compare (earlier kept texts, and any earlier text of the batch): their
+            # known verdicts in one lookup.
+            pairs: set[tuple[str, str]] = set()
+            earlier: dict[int, list[int]] = {}
+            for (idx, _), keys in zip(items, all_keys, strict=True):
+                for k in keys:
+                    pairs.update((ids[idx], ids[j]) for j in (*buckets.get(k, ()), *earlier.get(k, ())))
+                    earlier.setdefault(k, []).append(idx)
+            known = bands.near_verdicts(pairs, threshold)
+            del pairs, earlier
+            fresh: dict[tuple[str, str], bool] = {}
+            kept_rows: list[tuple[int, int, str]] = []
             dropped_idx: list[tuple[int]] = []
             for (idx, text), keys in zip(items, all_keys, strict=True):
                 near = sorted({j for k in keys for j in buckets.get(k, ())})
-                s = shingles(text) if near else set()
-                if any(jaccard(s, shingles_of(j, texts.get(j))) >= threshold for j in near):
+                s: set[int] | None = None
+                is_near = False
+                for j in near:
+                    pair = (ids[idx], ids[j])
+                    verdict = known.get(pair, fresh.get(pair))
+                    if verdict is None:
+                        s = s if s is not None else shingles(text)
+                        verdict = fresh[pair] = jaccard(s, shingles_of(j, texts.get(j))) >= threshold
+                    if verdict:
+                        is_near = True
+                        break
+                if is_near:
                     dropped_idx.append((idx,))
                 else:
                     for k in keys:
                         buckets.setdefault(k, []).append(idx)
-                    kept_rows += [(k, idx) for k in keys]
+                    kept_rows += [(k, idx, ids[idx]) for k in keys]
+            bands.remember(fresh, threshold)
             self.db.executemany("UPDATE cand SET dropped = 1 WHERE idx = ?", dropped_idx)
-            self.db.executemany("INSERT INTO band VALUES (?, ?)", kept_rows)
+            self.db.executemany("INSERT INTO band VALUES (?, ?, ?)", kept_rows)
             dropped += len(dropped_idx)
         return dropped
 
