@@ -598,14 +598,22 @@ class _Spill:
             "CREATE TABLE band (key INTEGER, idx INTEGER, tid TEXT); CREATE INDEX band_key ON band (key);"
         )
         self.n_cand = 0
+        self._rows: list[tuple[int, str]] = []  # candidates not yet written (one batch)
         self.n_ex = 0
 
     def add_candidate(self, c: _Candidate) -> None:
         import json
 
         row = [c.question, c.answer, c.source, c.group_id, c.created_at.isoformat() if c.created_at else None, c.key]
-        self.db.execute("INSERT INTO cand (idx, data) VALUES (?, ?)", (self.n_cand, json.dumps(row)))
+        self._rows.append((self.n_cand, json.dumps(row)))
         self.n_cand += 1
+        if len(self._rows) >= 1000:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the candidates added since the last flush (before anything reads them)."""
+        self.db.executemany("INSERT INTO cand (idx, data) VALUES (?, ?)", self._rows)
+        self._rows = []
 
     def _text(self, idx: int) -> str:
         import json
@@ -623,6 +631,7 @@ class _Spill:
 
         from llmops.text import jaccard, shingles
 
+        self.flush()
         recent: OrderedDict[int, set[int]] = OrderedDict()  # shingles of the last kept texts compared (bounded)
 
         def shingles_of(j: int, text: str | None) -> set[int]:
@@ -656,9 +665,12 @@ class _Spill:
             pairs: set[tuple[str, str]] = set()
             earlier: dict[int, list[int]] = {}
             for (idx, _), keys in zip(items, all_keys, strict=True):
+                others: set[int] = set()
                 for k in keys:
-                    pairs.update((ids[idx], ids[j]) for j in (*buckets.get(k, ()), *earlier.get(k, ())))
+                    others.update(buckets.get(k, ()))
+                    others.update(earlier.get(k, ()))
                     earlier.setdefault(k, []).append(idx)
+                pairs.update((ids[idx], ids[j]) for j in others)
             known = bands.near_verdicts(pairs, threshold)
             del pairs, earlier
             fresh: dict[tuple[str, str], bool] = {}
@@ -694,6 +706,7 @@ class _Spill:
         import json
         from datetime import datetime
 
+        self.flush()
         for start in range(0, self.n_cand, size):
             rows = self.db.execute(
                 "SELECT data FROM cand WHERE idx >= ? AND idx < ? AND dropped = 0 ORDER BY idx", (start, start + size)
