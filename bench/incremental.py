@@ -1,9 +1,10 @@
-"""Nightly cost after a 1% append: each data stage run twice on an archive built from ../shared/data
-(twitter-customer-care dialogues, bitext and banking77 queries; beyond the sources' ~40k, repeated with fresh
-ids and a marked first turn, so the clean stage does not drop them as duplicates),
-once on the whole archive (first run, empty caches) and once after 1% new conversations arrived (a new
-day). Per stage: wall seconds, CPU seconds and peak RSS of the stage process (``os.wait4``: the process and
-the children it waited for), and the processed/reused counts from ``metrics/<stage>.json``, side by side.
+"""Nightly cost after a 1% append: each data stage run twice on an archive built from ../shared/data (twitter-
+customer-care dialogues, bitext and banking77 queries; beyond the sources' ~15k, repeated with fresh ids and a
+marked first turn, so the clean stage does not drop them as duplicates), once on the whole archive (first run,
+empty caches) and once after 1% new conversations arrived (a new day; spread over the archive, so they have its
+mix of sources: :func:`write_arrivals`). Per stage: wall seconds, CPU seconds and peak RSS of the stage process
+(``os.wait4``: the process and the children it waited for), and the processed/reused counts from
+``metrics/<stage>.json``, side by side.
 
 Each stage runs as DVC runs it (``python -m pipelines.<stage>`` in a scratch copy of the workspace with its
 own LLMOPS_HOME). ``INCREMENTAL_BENCH_SIZES`` (default ``10000,100000``) and ``INCREMENTAL_BENCH_STAGES``
@@ -66,6 +67,24 @@ def write_archive(path: Path, n: int, *, start: int = 0, day: datetime | None = 
                 update["turns"] = [first, *conv.turns[1:]]
             if day is not None:
                 update["created_at"] = day + timedelta(seconds=i % 86400)
+            fh.write(conv.model_copy(update=update).model_dump_json(exclude_none=True) + "\n")
+
+
+def write_arrivals(path: Path, n: int, m: int, day: datetime) -> None:
+    """Append ``m`` new conversations created on ``day`` to an archive of ``n`` (:func:`write_archive`), spread
+    evenly over it: copies of every ``n/m``-th archive conversation, so the new batch has the archive's mix of
+    sources (Twitter dialogues, Bitext question/answer pairs, single banking77 queries without an answer).
+    Each gets a new id and a marked first turn (new text: not a duplicate of the one it was copied from)."""
+    base = _sources()
+    with path.open("a", encoding="utf-8") as fh:
+        for j in range(m):
+            conv = base[(j * n // m) % len(base)]
+            first = conv.turns[0].model_copy(update={"text": f"{conv.turns[0].text} (new {j})"})
+            update = {
+                "conversation_id": f"{conv.conversation_id}~new{j}",
+                "turns": [first, *conv.turns[1:]],
+                "created_at": day + timedelta(seconds=j % 86400),
+            }
             fh.write(conv.model_copy(update=update).model_dump_json(exclude_none=True) + "\n")
 
 
@@ -225,7 +244,7 @@ def bench_size(n: int, stages: list[str]) -> dict:
 
         full = run_all()
         arrival = datetime(2026, 12, 5, tzinfo=UTC)
-        write_archive(source, max(1, n // 100), start=n, day=arrival, mode="a")
+        write_arrivals(source, n, max(1, n // 100), arrival)
         append = run_all()
         out = {"full": full, "append_1pct": append, "monitor_input": "redacted" if "redact" in stages else "clean"}
         out["start_cpu_s"] = {s: _start_cost(ws, s, env) for s in stages}
