@@ -302,7 +302,8 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate ``params.yaml``; a wrong key or type is a :class:`ConfigError` naming it."""
     path = Path(path)
     try:
-        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        # libyaml's loader when PyYAML has it (~10x faster: every stage reads params.yaml on start)
+        raw: Any = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     except FileNotFoundError as exc:
         raise ConfigError(f"{path} not found: run from the project root or pass --params") from exc
     except yaml.YAMLError as exc:
