@@ -182,6 +182,12 @@ class RecordCache:
             self.db.execute(f"UPDATE cache SET run = ?, part = ? WHERE key IN ({marks})", [self.run, part, *chunk])
         self.db.commit()
 
+    def rename(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Move entries from ``old`` to ``new`` keys (``(old, new)`` pairs; an entry already at ``new`` is
+        replaced): a value stored under a provisional key becomes visible once a run's outputs are written."""
+        self.db.executemany("UPDATE OR REPLACE cache SET key = ? WHERE key = ?", ((new, old) for old, new in pairs))
+        self.db.commit()
+
     def put_many(self, items: Iterable[tuple[str, str]], part: str) -> None:
         self.db.executemany(
             "INSERT OR REPLACE INTO cache (key, part, run, value) VALUES (?, ?, ?, ?)", ((k, part, self.run, v) for k, v in items)

@@ -320,9 +320,7 @@ class ConversationPartitions:
 
     def commit(self) -> None:
         """Store this run's partition entries (their conversations' keys are stored by ``seen.commit``)."""
-        for pending, key in self._pending:
-            self.cache.db.execute("UPDATE OR REPLACE cache SET key = ? WHERE key = ?", (key, pending))
-        self.cache.db.commit()
+        self.cache.rename(self._pending)
         self._pending = []
 
 
