@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from llmops.errors import ModelNotAvailableError
 
@@ -35,20 +35,30 @@ def packaged_minilm_path() -> Path:
 
 
 class LocalEmbedder:
-    """sentence-transformers on CPU (or GPU when present); normalised vectors for cosine search."""
+    """A local sentence-transformers model, normalised vectors for cosine search. A plain mean-pooled BERT
+    (the packaged default and the embedder fine-tuned from it) runs on torch directly on a CPU
+    (:mod:`llmops.index.bert`: same vectors, without sentence-transformers' ~5 CPU s import); any other
+    layout, or a GPU, runs on sentence-transformers."""
 
     def __init__(self, name_or_path: str = DEFAULT_EMBEDDER, *, batch_size: int = 64, device: str | None = None) -> None:
-        from sentence_transformers import SentenceTransformer
+        from llmops.index.bert import load_bert_encoder
 
         path = packaged_minilm_path() if name_or_path == DEFAULT_EMBEDDER else Path(name_or_path)
         if not path.exists():
             raise ModelNotAvailableError(f"embedder {name_or_path!r}: {path} does not exist")
         self._name = name_or_path if name_or_path == DEFAULT_EMBEDDER else path.name
-        self._model = SentenceTransformer(str(path), device=device)
+        self._bert = load_bert_encoder(path) if device in (None, "cpu") else None
+        self._model: Any = None
+        if self._bert is None:
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(str(path), device=device)
         self._batch_size = batch_size
 
     @property
     def dimension(self) -> int:
+        if self._bert is not None:
+            return self._bert.dimension
         get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         dim = get_dim()
         if dim is None:
@@ -62,6 +72,8 @@ class LocalEmbedder:
     def embed(self, texts: list[str], *, progress: bool = False) -> list[list[float]]:
         if not texts:
             return []
+        if self._bert is not None:
+            return self._bert.encode(list(texts), batch_size=self._batch_size, progress=progress)
         vectors = self._model.encode(
             texts,
             batch_size=self._batch_size,

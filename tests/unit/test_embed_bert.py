@@ -1,0 +1,80 @@
+"""The torch-only BERT encoder gives sentence-transformers' vectors, and other layouts still run on
+sentence-transformers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from llmops.index.bert import BertEncoder, load_bert_encoder
+from llmops.index.embed import LocalEmbedder, packaged_minilm_path
+
+TEXTS = [
+    "Where is my parcel? It was due on Monday.",
+    "",
+    "   leading and trailing spaces   ",
+    "Ünïcödé, emoji 📦 and CJK 包裹在哪里",
+    "refund " * 400,  # past the model's 256 tokens: truncated the same way
+    "How do I reset my password?",
+    "a",
+    "My card was charged twice for the same order, can you reverse one of the payments please?",
+]
+
+
+@pytest.fixture(scope="module")
+def reference() -> np.ndarray:
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(packaged_minilm_path()), device="cpu")
+    return model.encode(TEXTS, batch_size=3, normalize_embeddings=True, convert_to_numpy=True)
+
+
+def test_packaged_model_runs_on_the_bert_encoder_with_sentence_transformers_vectors(reference: np.ndarray) -> None:
+    embedder = LocalEmbedder()
+    assert isinstance(embedder._bert, BertEncoder)
+    assert embedder.embedder_id == "all-MiniLM-L6-v2:384"
+    for batch_size in (1, 3, 64):  # padding and batching change nothing beyond float rounding
+        got = np.array(LocalEmbedder(batch_size=batch_size).embed(TEXTS))
+        assert got.shape == reference.shape
+        assert np.abs(got - reference).max() < 1e-5
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_a_copied_model_directory_is_run_the_same_way(tmp_path: Path, reference: np.ndarray) -> None:
+    copy = shutil.copytree(packaged_minilm_path(), tmp_path / "tuned")  # as the fine-tuned embedder is saved
+    embedder = LocalEmbedder(str(copy))
+    assert embedder._bert is not None and embedder.embedder_id == "tuned:384"
+    assert np.abs(np.array(embedder.embed(TEXTS)) - reference).max() < 1e-5
+
+
+@pytest.mark.parametrize(
+    ("file", "change"),
+    [
+        ("1_Pooling/config.json", {"pooling_mode_mean_tokens": False, "pooling_mode_cls_token": True}),
+        ("config.json", {"model_type": "roberta"}),
+        ("sentence_bert_config.json", {"do_lower_case": True}),
+    ],
+)
+def test_other_layouts_run_on_sentence_transformers(tmp_path: Path, file: str, change: dict) -> None:
+    copy = shutil.copytree(packaged_minilm_path(), tmp_path / "other")
+    config = json.loads((copy / file).read_text())
+    (copy / file).write_text(json.dumps({**config, **change}))
+    assert load_bert_encoder(copy) is None
+    if file == "1_Pooling/config.json":  # still a loadable model: sentence-transformers runs it
+        from sentence_transformers import SentenceTransformer
+
+        embedder = LocalEmbedder(str(copy))
+        assert embedder._bert is None
+        expected = SentenceTransformer(str(copy), device="cpu").encode(TEXTS[:2], normalize_embeddings=True)
+        assert np.abs(np.array(embedder.embed(TEXTS[:2])) - expected).max() < 1e-6
+
+
+def test_missing_files_fall_back(tmp_path: Path) -> None:
+    copy = shutil.copytree(packaged_minilm_path(), tmp_path / "partial")
+    (copy / "tokenizer.json").unlink()
+    assert load_bert_encoder(copy) is None
+    assert load_bert_encoder(tmp_path / "nowhere") is None
