@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmops.config import RedactParams
 from llmops.errors import ModelNotAvailableError
+from llmops.pii.libraries import load_detection_libraries, stop_words
 from llmops.pii.spans import Span
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ def _offline_tldextract() -> None:
 
 def build_analyzer(spacy_model: str = "en_core_web_sm", language: str = "en", *, own: bool = True) -> Any:
     """A Presidio AnalyzerEngine using the installed spaCy model, offline (``own``: add our recognizers)."""
+    load_detection_libraries()
     from presidio_analyzer import AnalyzerEngine
     from presidio_analyzer.nlp_engine import NlpEngineProvider
 
@@ -99,6 +101,7 @@ class FastAnalyzer:
     def __init__(self, cfg: RedactParams, executor: Executor | None = None) -> None:
         """``executor``: where large inputs go (a Dask cluster, :mod:`llmops.parallel`); default: a pool of
         ``cfg.workers`` local processes, started on first use."""
+        load_detection_libraries()
         from presidio_analyzer import RecognizerRegistry
 
         from llmops.pii.rules import own_recognizers
@@ -113,6 +116,7 @@ class FastAnalyzer:
     @property
     def nlp(self) -> Any:
         if self._nlp is None:
+            load_detection_libraries()
             import spacy
 
             # NER carries its own tok2vec in the sm model: the shared tok2vec, tagger, parser and
@@ -241,7 +245,7 @@ def _name_windows(text: str, context: int) -> list[tuple[int, str]]:
     """
     if context <= 0 or not text.strip():
         return [(0, text)] if text.strip() else []
-    from spacy.lang.en.stop_words import STOP_WORDS
+    STOP_WORDS = stop_words()
 
     from llmops.pii.rules import NOT_NAMES
 
@@ -280,7 +284,7 @@ def _truecase(text: str) -> str:
         from llmops.pii.names import truecase_names
 
         return truecase_names(text)
-    from spacy.lang.en.stop_words import STOP_WORDS
+    STOP_WORDS = stop_words()
 
     return _WORD.sub(lambda m: m.group(0) if m.group(0) in STOP_WORDS else m.group(1).upper() + m.group(2), text)
 
@@ -288,7 +292,7 @@ def _truecase(text: str) -> str:
 def _spread_names(text: str, spans: list[Span]) -> list[Span]:
     """Once a name is found, its other mentions are names too ("Joakim Westgard ... starring Westgard"),
     and so are the other members of a list that holds a name ("Eklund, Michael and Hodge")."""
-    from spacy.lang.en.stop_words import STOP_WORDS
+    STOP_WORDS = stop_words()
 
     from llmops.pii.rules import NAME_LIST, NOT_NAMES
 

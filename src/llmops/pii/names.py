@@ -14,6 +14,7 @@ import functools
 import importlib
 import re
 
+from llmops.pii.libraries import stop_words
 from llmops.pii.rules import Rule
 
 # Locales whose names our users' customers carry; each is a list of real given names and surnames.
@@ -86,7 +87,7 @@ def raw_lexicon() -> tuple[frozenset[str], frozenset[str]]:
 @functools.cache
 def lexicon() -> tuple[frozenset[str], frozenset[str]]:
     """(first names, last names), case-folded, without words that are also ordinary words."""
-    from spacy.lang.en.stop_words import STOP_WORDS
+    STOP_WORDS = stop_words()
 
     from llmops.pii.common_words import COMMON_WORDS
 
@@ -160,7 +161,7 @@ _NOT_PLACE = re.compile(r"(?:ing|ed|ly|tion|sion|ment|ness|ity|ise|ize|ful|less|
 
 
 def _capitalise_place(m: re.Match[str]) -> str:
-    from spacy.lang.en.stop_words import STOP_WORDS
+    STOP_WORDS = stop_words()
 
     word, code = m.group(1), m.group(2) or ""
     if word in STOP_WORDS or _NOT_PLACE.search(word):

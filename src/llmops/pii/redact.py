@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from llmops.config import RedactParams
+from llmops.pii.libraries import load_detection_libraries
 from llmops.pii.scope import metadata_texts, rebuild_metadata, spread_values, whole_value_spans
 from llmops.pii.spans import RedactStats, Span, resolve_overlaps
 from llmops.pii.vault import Vault, hashed_id
@@ -38,6 +39,7 @@ def _id_words(value: str) -> str:
 
 
 def _operator(name: str) -> Any:
+    load_detection_libraries()
     from presidio_anonymizer.operators import Hash, Mask, Redact
 
     operators: dict[str, Callable[[], Any]] = {"mask": Mask, "hash": Hash, "redact": Redact}
@@ -162,6 +164,7 @@ class Redactor:
         return spans
 
     def _detect_presidio(self, texts: Sequence[str], entities: list[str]) -> list[list[Span]]:
+        load_detection_libraries()
         from presidio_analyzer import BatchAnalyzerEngine
 
         batch = BatchAnalyzerEngine(analyzer_engine=self.analyzer)

@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from llmops.pii.libraries import load_detection_libraries
+
 
 def _digits(s: str) -> str:
     return "".join(c for c in s if c.isdigit())
@@ -320,6 +322,7 @@ class RuleRecognizer:
 
     @staticmethod
     def create(entity: str, rules: Sequence[Rule]) -> Any:
+        load_detection_libraries()
         from presidio_analyzer import EntityRecognizer, RecognizerResult
 
         class _Recognizer(EntityRecognizer):

@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from llmops.pii.libraries import stop_words
 from llmops.pii.spans import Span, resolve_overlaps
 
 SPREAD_SCORE = 0.85  # a repeat of a detected value: below checksummed rules, above NER
@@ -34,7 +35,7 @@ _KEY_HINTS = [
 
 
 def _not_name_words() -> frozenset[str]:
-    from spacy.lang.en.stop_words import STOP_WORDS
+    STOP_WORDS = stop_words()
 
     from llmops.pii.rules import NOT_NAMES
 
