@@ -112,12 +112,19 @@ def hf_token_counter(tokenizer: Any) -> CountTokens:
 
 
 def base_token_counter(base_cache: Any) -> CountTokens:
-    """:func:`hf_token_counter` of the local base model's tokenizer (what local training encodes with)."""
-    from transformers import AutoTokenizer
-
+    """:func:`hf_token_counter` of the local base model's tokenizer (what local training encodes with): the same
+    counts from its chat template and ``tokenizer.json`` without importing transformers
+    (:func:`llmops.finetune.tokens.template_token_counter`) when the model directory allows."""
+    from llmops.finetune.tokens import template_token_counter
     from llmops.llm.local import ensure_base_model
 
-    return hf_token_counter(AutoTokenizer.from_pretrained(ensure_base_model(base_cache)))
+    model_dir = ensure_base_model(base_cache)
+    counter = template_token_counter(model_dir)
+    if counter is not None:
+        return counter
+    from transformers import AutoTokenizer
+
+    return hf_token_counter(AutoTokenizer.from_pretrained(model_dir))
 
 
 def special_tokens_of(tokenizer: Any) -> tuple[str, ...]:
