@@ -14,7 +14,7 @@ from :func:`load_bert_encoder` and is run by sentence-transformers itself.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +119,7 @@ class BertEncoder:
     def encode(self, texts: list[str], *, batch_size: int = 64, progress: bool = False) -> list[list[float]]:
         """One unit vector per text, in order."""
         out: list[list[float]] = [[] for _ in texts]
-        batches = self._batches(texts, batch_size)
+        batches: Iterable[tuple[list[int], Any, Any]] = self._batches(texts, batch_size)
         if progress:
             from tqdm import tqdm
 
