@@ -19,7 +19,9 @@ the detector, Evidently, the embedder, the tokenizer), and the +1% share with an
 fixed cost it is the share of the work that follows the records. The monitor's first run already compares
 a window of days, not the archive: its "full run" is also measured with the whole archive as the window
 (what it compared before the window was the new batch; ``INCREMENTAL_BENCH_ARCHIVE_MONITOR=0`` skips it),
-and the +1% run's share of that is printed.
+and the +1% run's share of that is printed. On each larger archive a third run follows another arrival of the
+smallest archive's +1% batch (100 conversations at the default sizes; ``INCREMENTAL_BENCH_SAME_BATCH=0`` skips
+it): the same night's new data on a 10x larger archive, CPU side by side.
 The trainset stage needs the index, the curated feedback and the gate set (their stages run once per size,
 unmeasured, before its first run) and the base model's tokenizer (``.pytest_cache/d/llmops-models``, converted
 by the test suite); without the redact stage the monitor and the trainset read the clean partitions, with
@@ -70,18 +72,19 @@ def write_archive(path: Path, n: int, *, start: int = 0, day: datetime | None = 
             fh.write(conv.model_copy(update=update).model_dump_json(exclude_none=True) + "\n")
 
 
-def write_arrivals(path: Path, n: int, m: int, day: datetime) -> None:
+def write_arrivals(path: Path, n: int, m: int, day: datetime, tag: str = "new") -> None:
     """Append ``m`` new conversations created on ``day`` to an archive of ``n`` (:func:`write_archive`), spread
     evenly over it: copies of every ``n/m``-th archive conversation, so the new batch has the archive's mix of
     sources (Twitter dialogues, Bitext question/answer pairs, single banking77 queries without an answer).
-    Each gets a new id and a marked first turn (new text: not a duplicate of the one it was copied from)."""
+    Each gets a new id and a marked first turn (new text: not a duplicate of the one it was copied from);
+    another ``tag`` for each batch appended to the same archive."""
     base = _sources()
     with path.open("a", encoding="utf-8") as fh:
         for j in range(m):
             conv = base[(j * n // m) % len(base)]
-            first = conv.turns[0].model_copy(update={"text": f"{conv.turns[0].text} (new {j})"})
+            first = conv.turns[0].model_copy(update={"text": f"{conv.turns[0].text} ({tag} {j})"})
             update = {
-                "conversation_id": f"{conv.conversation_id}~new{j}",
+                "conversation_id": f"{conv.conversation_id}~{tag}{j}",
                 "turns": [first, *conv.turns[1:]],
                 "created_at": day + timedelta(seconds=j % 86400),
             }
@@ -214,7 +217,9 @@ def _prepare(ws: Path, stage: str, env: dict[str, str]) -> None:
 PREREQUISITES = {"trainset": ["feedback", "index", "gateset"]}
 
 
-def bench_size(n: int, stages: list[str]) -> dict:
+def bench_size(n: int, stages: list[str], same_batch: int = 0) -> dict:
+    """Full run, +1% run, and with ``same_batch`` a third run after that many more new conversations (the
+    +1% batch of a smaller archive: the same night's work on a larger archive)."""
     with tempfile.TemporaryDirectory(prefix=f"incremental-{n}-") as tmp:
         ws = Path(tmp) / "ws"
         ws.mkdir()
@@ -247,6 +252,9 @@ def bench_size(n: int, stages: list[str]) -> dict:
         write_arrivals(source, n, max(1, n // 100), arrival)
         append = run_all()
         out = {"full": full, "append_1pct": append, "monitor_input": "redacted" if "redact" in stages else "clean"}
+        if same_batch:
+            write_arrivals(source, n, same_batch, arrival + timedelta(days=1), tag="more")
+            out["append_same_batch"] = {"conversations": same_batch, **run_all()}
         out["start_cpu_s"] = {s: _start_cost(ws, s, env) for s in stages}
         out["fixed_cpu_s"] = {s: _fixed_cost(ws, s, env) for s in stages}
         if "monitor" in stages and os.environ.get("INCREMENTAL_BENCH_ARCHIVE_MONITOR", "1") != "0":
@@ -393,7 +401,9 @@ def run() -> dict:
     for n in sizes:
         run_stages = [s for s in stages if n <= size_max.get(s, n)]
         print(f"\n{n} conversations: {', '.join(run_stages)}", flush=True)
-        results[str(n)] = res = bench_size(n, run_stages)
+        # the smallest archive's +1% batch, also appended to each larger one (INCREMENTAL_BENCH_SAME_BATCH=0: not)
+        same = min(sizes) // 100 if n > min(sizes) and os.environ.get("INCREMENTAL_BENCH_SAME_BATCH", "1") != "0" else 0
+        results[str(n)] = res = bench_size(n, run_stages, same)
         print(
             f"{'stage':<9} {'full s':>8} {'+1% s':>8} {'full cpu':>9} {'+1% cpu':>8} {'cpu %':>6} {'start':>6} "
             f"{'% w/o':>6} {'fixed':>6} {'% w/o':>6} {'full MB':>8} {'+1% MB':>7} {'processed/reused (+1%)':>24}"
@@ -431,6 +441,14 @@ def run() -> dict:
             )
     if len(sizes) > 1:
         small, large = str(min(sizes)), str(max(sizes))
+        if "append_same_batch" in results[large]:
+            same = results[large]["append_same_batch"]
+            print(f"\nthe same {same['conversations']} new conversations, CPU s on the {small} / {large} archive:")
+            for s in stages:
+                if s in same and s in results[small]["append_1pct"]:
+                    a, b = results[small]["append_1pct"][s]["cpu_s"], same[s]["cpu_s"]
+                    results.setdefault("same_batch_ratio", {})[s] = round(b / a, 2)
+                    print(f"  {s}: {a:.1f} / {b:.1f} ({b / a:.2f}x)")
         print(f"\npeak RSS {large} / {small} (full run):")
         for s in stages:
             if s in results[small]["full"] and s in results[large]["full"]:
