@@ -51,6 +51,22 @@ def test_a_copied_model_directory_is_run_the_same_way(tmp_path: Path, reference:
     assert np.abs(np.array(embedder.embed(TEXTS)) - reference).max() < 1e-5
 
 
+def test_an_embedder_saved_by_sentence_transformers_is_run_the_same_way(tmp_path: Path) -> None:
+    """What the fine-tune stage saves (the current sentence-transformers layout, its max_seq_length only in
+    the tokenizer's config): the same vectors, truncated at the saved length, not the packaged 256."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(packaged_minilm_path()), device="cpu")
+    model.max_seq_length = 128
+    model.save(str(tmp_path / "saved"))
+    saved = SentenceTransformer(str(tmp_path / "saved"), device="cpu")
+    assert saved.max_seq_length == 128
+    expected = saved.encode(TEXTS, normalize_embeddings=True, convert_to_numpy=True)
+    embedder = LocalEmbedder(str(tmp_path / "saved"))
+    assert embedder._bert is not None and embedder.embedder_id == "saved:384"
+    assert np.abs(np.array(embedder.embed(TEXTS)) - expected).max() < 1e-5
+
+
 @pytest.mark.parametrize(
     ("file", "change"),
     [

@@ -18,52 +18,73 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-# The module layout of a plain mean-pooled sentence-transformers model (normalising is ours to do anyway).
-_MODULES = ("sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling")
-_NORMALIZE = "sentence_transformers.models.Normalize"
+# The module layout of a plain mean-pooled sentence-transformers model (normalising is ours to do anyway), as
+# sentence-transformers before 6 (the packaged model) and from 6 on (what the fine-tune stage saves) name it.
+_TRANSFORMER = {"sentence_transformers.models.Transformer", "sentence_transformers.base.modules.transformer.Transformer"}
+_POOLING = {"sentence_transformers.models.Pooling", "sentence_transformers.sentence_transformer.modules.pooling.Pooling"}
+_NORMALIZE = {"sentence_transformers.models.Normalize", "sentence_transformers.base.modules.normalize.Normalize"}
+
+
+def _read(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _mean_only(pooling: dict[str, Any]) -> bool:
+    if "pooling_mode" in pooling:  # sentence-transformers >= 6
+        return pooling["pooling_mode"] == "mean"
+    modes = {k: v for k, v in pooling.items() if k.startswith("pooling_mode_")}
+    return bool(modes.pop("pooling_mode_mean_tokens", False)) and not any(modes.values())
+
+
+def _max_length(st_config: dict[str, Any], tokenizer_config: dict[str, Any], config: dict[str, Any]) -> int:
+    """As sentence-transformers: its own ``max_seq_length``, else the tokenizer's ``model_max_length``
+    capped at the model's position embeddings."""
+    if st_config.get("max_seq_length"):
+        return int(st_config["max_seq_length"])
+    return min(int(tokenizer_config.get("model_max_length") or 1 << 30), int(config["max_position_embeddings"]))
 
 
 def _plain_bert(path: Path) -> dict[str, Any] | None:
     """The BERT config of a sentence-transformers directory this module can run, else ``None``."""
     try:
-        modules = [m["type"] for m in json.loads((path / "modules.json").read_text(encoding="utf-8"))]
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-        pooling = json.loads((path / "1_Pooling/config.json").read_text(encoding="utf-8"))
-        st_config = json.loads((path / "sentence_bert_config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, KeyError, TypeError):
+        modules = [(m["type"], m["path"]) for m in json.loads((path / "modules.json").read_text(encoding="utf-8"))]
+        config = _read(path / "config.json")
+        st_config = _read(path / "sentence_bert_config.json")
+        pooling = _read(path / modules[1][1] / "config.json") if len(modules) > 1 else {}
+        plain = (
+            len(modules) >= 2
+            and modules[0][0] in _TRANSFORMER
+            and modules[1][0] in _POOLING
+            and all(m in _NORMALIZE for m, _ in modules[2:])
+            and config.get("model_type") == "bert"
+            and config.get("hidden_act") == "gelu"
+            and config.get("position_embedding_type", "absolute") == "absolute"
+            and _mean_only(pooling)
+            and not st_config.get("do_lower_case")
+            and st_config.get("transformer_task", "feature-extraction") == "feature-extraction"
+            and st_config.get("module_output_name", "token_embeddings") == "token_embeddings"
+            and (path / "tokenizer.json").is_file()
+            and (path / "model.safetensors").is_file()
+        )
+        if not plain:
+            return None
+        return {**config, "max_seq_length": _max_length(st_config, _read(path / "tokenizer_config.json"), config)}
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None
-    mean_only = pooling.get("pooling_mode_mean_tokens") and not any(
-        v for k, v in pooling.items() if k.startswith("pooling_mode_") and k != "pooling_mode_mean_tokens"
-    )
-    plain = (
-        tuple(modules[:2]) == _MODULES
-        and all(m == _NORMALIZE for m in modules[2:])
-        and config.get("model_type") == "bert"
-        and config.get("hidden_act") == "gelu"
-        and config.get("position_embedding_type", "absolute") == "absolute"
-        and mean_only
-        and not st_config.get("do_lower_case")
-        and (path / "tokenizer.json").is_file()
-        and (path / "model.safetensors").is_file()
-    )
-    return {**config, "max_seq_length": st_config.get("max_seq_length") or 512} if plain else None
 
 
 class BertEncoder:
     """Mean-pooled, L2-normalised sentence vectors of a BERT model on the CPU (inference only)."""
 
     def __init__(self, path: Path, config: dict[str, Any]) -> None:
-        import torch
         from safetensors.torch import load_file
         from tokenizers import Tokenizer
 
-        self._torch = torch
         self.weights = {k.removeprefix("bert."): v for k, v in load_file(str(path / "model.safetensors")).items()}
         self.hidden, self.heads = int(config["hidden_size"]), int(config["num_attention_heads"])
         self.layers, self.eps = int(config["num_hidden_layers"]), float(config["layer_norm_eps"])
         self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
-        max_len = min(int(config["max_seq_length"]), int(config["max_position_embeddings"]))
-        self.tokenizer.enable_truncation(max_length=max_len)
+        self.tokenizer.enable_truncation(max_length=int(config["max_seq_length"]))
         self.tokenizer.no_padding()
 
     @property
@@ -71,14 +92,20 @@ class BertEncoder:
         return self.hidden
 
     def _linear(self, x: Any, name: str) -> Any:
-        return self._torch.nn.functional.linear(x, self.weights[f"{name}.weight"], self.weights[f"{name}.bias"])
+        import torch
+
+        return torch.nn.functional.linear(x, self.weights[f"{name}.weight"], self.weights[f"{name}.bias"])
 
     def _norm(self, x: Any, name: str) -> Any:
+        import torch
+
         w = self.weights
-        return self._torch.nn.functional.layer_norm(x, (self.hidden,), w[f"{name}.weight"], w[f"{name}.bias"], self.eps)
+        return torch.nn.functional.layer_norm(x, (self.hidden,), w[f"{name}.weight"], w[f"{name}.bias"], self.eps)
 
     def _forward(self, ids: Any, mask: Any) -> Any:
-        torch, F, w = self._torch, self._torch.nn.functional, self.weights
+        import torch
+
+        F, w = torch.nn.functional, self.weights
         batch, length = ids.shape
         x = (
             w["embeddings.word_embeddings.weight"][ids]
@@ -103,7 +130,8 @@ class BertEncoder:
 
     def _batches(self, texts: list[str], batch_size: int) -> Iterator[tuple[list[int], Any, Any]]:
         """Longest texts first (as sentence-transformers does: less padding), as (positions, ids, mask)."""
-        torch = self._torch
+        import torch
+
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         for start in range(0, len(order), batch_size):
             positions = order[start : start + batch_size]
@@ -124,7 +152,9 @@ class BertEncoder:
             from tqdm import tqdm
 
             batches = tqdm(batches, total=-(-len(texts) // batch_size), desc="embedding", unit="batch")
-        with self._torch.inference_mode():
+        import torch
+
+        with torch.inference_mode():
             for positions, ids, mask in batches:
                 for position, vector in zip(positions, self._forward(ids, mask).tolist(), strict=True):
                     out[position] = vector
