@@ -69,3 +69,27 @@ def test_directories_it_cannot_read_fall_back_to_transformers(base_dir: Path, tm
     assert template_token_counter(generation) is None  # a transformers-only tag
     bare = shutil.copytree(base_dir, tmp_path / "bare", ignore=shutil.ignore_patterns("*.safetensors", "tokenizer.json"))
     assert template_token_counter(bare) is None
+
+
+def test_what_tokenizer_json_stores_for_truncation_does_not_cap_the_count(base_dir: Path, tmp_path: Path) -> None:
+    import json
+
+    capped = shutil.copytree(base_dir, tmp_path / "capped", ignore=shutil.ignore_patterns("*.safetensors"))
+    spec = json.loads((capped / "tokenizer.json").read_text())
+    spec["truncation"] = {"direction": "Right", "max_length": 8, "strategy": "LongestFirst", "stride": 0}
+    (capped / "tokenizer.json").write_text(json.dumps(spec))
+    long = [{"role": "user", "content": "refund " * 200}, {"role": "assistant", "content": "done"}]
+    plain, from_capped = template_token_counter(base_dir), template_token_counter(capped)
+    assert plain is not None and from_capped is not None
+    assert from_capped(long) == plain(long) > 200
+
+
+def test_a_special_token_the_configs_do_not_name_falls_back(base_dir: Path, tmp_path: Path) -> None:
+    import json
+
+    llama = shutil.copytree(base_dir, tmp_path / "llama", ignore=shutil.ignore_patterns("*.safetensors"))
+    (llama / "chat_template.jinja").write_text("{{ cls_token }}{% for m in messages %}{{ m['content'] }}{% endfor %}")
+    assert template_token_counter(llama) is None  # transformers would take it from the tokenizer class
+    (llama / "special_tokens_map.json").write_text(json.dumps({"cls_token": {"content": "<|im_start|>"}}))
+    count = template_token_counter(llama)
+    assert count is not None and count([{"role": "user", "content": ""}]) == 1

@@ -33,27 +33,38 @@ def _tojson(x: Any, ensure_ascii: bool = False, indent: Any = None, separators: 
     return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
 
 
-def _special_tokens(config: dict[str, Any]) -> dict[str, str]:
-    tokens = {}
-    for name in _SPECIAL:
-        value = config.get(name)
-        value = value.get("content") if isinstance(value, dict) else value
-        if isinstance(value, str):
-            tokens[name] = value
+def _special_tokens(*configs: dict[str, Any]) -> dict[str, str]:
+    """The special tokens the template may use, first found in ``tokenizer_config.json`` then
+    ``special_tokens_map.json`` (a string, or an added-token dict with ``content``)."""
+    tokens: dict[str, str] = {}
+    for config in configs:
+        for name in _SPECIAL:
+            value = config.get(name)
+            value = value.get("content") if isinstance(value, dict) else value
+            if isinstance(value, str):
+                tokens.setdefault(name, value)
     return tokens
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def template_token_counter(model_dir: Path) -> CountTokens | None:
     """A counter for a model directory with ``tokenizer.json`` and a chat template (``chat_template.jinja``
     or ``tokenizer_config.json``'s ``chat_template``), or ``None``."""
-    try:
-        config = json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        config = {}
+    config = _read(model_dir / "tokenizer_config.json")
     template_file = model_dir / "chat_template.jinja"
     template = template_file.read_text(encoding="utf-8") if template_file.is_file() else config.get("chat_template")
     if not isinstance(template, str) or not (model_dir / "tokenizer.json").is_file():
         return None
+    special = _special_tokens(config, _read(model_dir / "special_tokens_map.json"))
+    if any(name in template and name not in special for name in _SPECIAL):
+        return None  # a special token transformers would take from the tokenizer class's defaults
     import jinja2
     from jinja2.ext import loopcontrols
     from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -67,7 +78,8 @@ def template_token_counter(model_dir: Path) -> CountTokens | None:
     except jinja2.TemplateSyntaxError:
         return None
     tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    special = _special_tokens(config)
+    tokenizer.no_truncation()  # as apply_chat_template: whatever tokenizer.json stores
+    tokenizer.no_padding()
 
     def count(messages: list[dict[str, Any]]) -> int:
         plain = [{"role": m["role"], "content": m["content"]} for m in messages]
