@@ -52,3 +52,11 @@ def test_nothing_is_blocked_while_another_thread_could_be_importing(monkeypatch:
     finally:
         stop.set()
         other.join()
+
+
+def test_nothing_is_blocked_where_a_spacy_pipeline_on_transformers_could_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(libraries, "UNUSED_BACKENDS", ("llmops_absent_backend",))
+    monkeypatch.setattr(libraries, "_alone", lambda: True)
+    monkeypatch.setattr(libraries, "TRANSFORMER_PIPELINES", ("json",))  # stands for spacy_transformers: installed
+    with libraries._without_backends():
+        assert "llmops_absent_backend" not in sys.modules
