@@ -195,6 +195,8 @@ def test_nightly_with_canaries_leaks_nothing_to_any_sink(
     from flows.nightly import nightly
     from llmops import workspace as ws
     from llmops.config import Settings
+    from llmops.data.incremental import cache_path
+    from llmops.data.purge import PRIVATE_CACHES, purge_private
     from llmops.versioning import read_lock
 
     sample = workspace / "data/sample"
@@ -239,10 +241,18 @@ def test_nightly_with_canaries_leaks_nothing_to_any_sink(
     assert not (private - public) & pushed, "a pre-boundary object is in the remote"
     assert public & pushed  # the comparison is on the remote's real layout
 
+    # Before the boundary by design, like data/raw and data/clean: the ingest and clean stages' record caches
+    # in the state directory. Owner-only, and gone after `llmops pii purge`.
+    private = [cache_path(settings.home_dir, stage) for stage in PRIVATE_CACHES]
+    assert find_canaries(p for p in private if p.exists()), "the canaries should be visible before the boundary"
+    assert all(p.stat().st_mode & 0o077 == 0 for p in private if p.exists())
+
     # Every sink: the whole state directory (DVC remote, Chroma, registry, history, runs, generation log,
-    # Prefect-side files) and the workspace's outputs after the boundary.
+    # Prefect-side files) but those caches, and the workspace's outputs after the boundary.
+    state_files = [p for p in settings.home_dir.rglob("*") if p.is_file() and not any(p.name.startswith(c.name) for c in private)]
+    assert any(p.parent.name == "incremental" for p in state_files)  # the caches after the boundary are scanned
     sinks = [
-        settings.home_dir,
+        *state_files,
         workspace / ws.REDACTED,
         workspace / ws.FEEDBACK,
         workspace / ws.TRAINSET,
@@ -254,3 +264,8 @@ def test_nightly_with_canaries_leaks_nothing_to_any_sink(
         workspace / "models",
     ]
     assert find_canaries(sinks) == {}
+
+    # After a purge the whole state directory holds no canary.
+    purge_private(workspace, state_dir=settings.home_dir)
+    assert not any(p.exists() for p in private)
+    assert find_canaries([settings.home_dir]) == {}
