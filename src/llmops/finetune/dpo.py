@@ -112,6 +112,13 @@ def read_pairs(path: Path) -> list[PreferencePair]:
         return [PreferencePair.model_validate_json(line) for line in fh if line.strip()]
 
 
+def _checkpointing_field(config_class: Any) -> str:
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(config_class)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+
+
 def train_dpo(
     pairs: Sequence[PreferencePair],
     cfg: FinetuneParams,
@@ -181,7 +188,9 @@ def train_dpo(
             bf16=device == "cuda",
             seed=seed,
             disable_tqdm=True,
-            gradient_checkpointing=False,  # TRL's default trades ~30% more compute for memory a 135M model does not need
+            # TRL's default trades ~30% more compute for memory a 135M model does not need (transformers 5 calls
+            # it activation checkpointing and warns on the old name)
+            **{_checkpointing_field(DPOConfig): False},
             dataloader_num_workers=0,
         )
         trainer = DPOTrainer(
