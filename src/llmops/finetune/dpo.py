@@ -173,6 +173,7 @@ def train_dpo(
             return control
 
     budget = Budget()
+    no_checkpointing: dict[str, Any] = {_checkpointing_field(DPOConfig): False}
     with tempfile.TemporaryDirectory() as scratch:
         args = DPOConfig(
             output_dir=scratch,
@@ -190,7 +191,7 @@ def train_dpo(
             disable_tqdm=True,
             # TRL's default trades ~30% more compute for memory a 135M model does not need (transformers 5 calls
             # it activation checkpointing and warns on the old name)
-            **{_checkpointing_field(DPOConfig): False},
+            **no_checkpointing,
             dataloader_num_workers=0,
         )
         trainer = DPOTrainer(
