@@ -40,6 +40,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared/data"
@@ -56,39 +57,38 @@ def _sources() -> list:
     ]
 
 
-def write_archive(path: Path, n: int, *, start: int = 0, day: datetime | None = None, mode: str = "w") -> None:
-    """``n`` conversations (ids ``<source id>~<round>`` beyond the first round); ``day`` stamps them all as
-    created that day (an arrival), else they keep their sources' dates."""
+def _copy(conv: Any, conversation_id: str, mark: str | None = None, created_at: datetime | None = None) -> str:
+    """A JSONL line of ``conv`` under a new id; ``mark`` appended to its first turn (new text: the clean stage
+    does not drop it as a duplicate of the original), ``created_at`` when it arrives on a given day."""
+    update: dict = {"conversation_id": conversation_id}
+    if mark:
+        first = conv.turns[0].model_copy(update={"text": f"{conv.turns[0].text} ({mark})"})
+        update["turns"] = [first, *conv.turns[1:]]
+    if created_at is not None:
+        update["created_at"] = created_at
+    return conv.model_copy(update=update).model_dump_json(exclude_none=True) + "\n"
+
+
+def write_archive(path: Path, n: int) -> None:
+    """``n`` conversations with their sources' dates (ids ``<source id>~<round>``; beyond the first round of the
+    sources, a marked first turn)."""
     base = _sources()
-    with path.open(mode, encoding="utf-8") as fh:
-        for i in range(start, start + n):
+    with path.open("w", encoding="utf-8") as fh:
+        for i in range(n):
             conv, rnd = base[i % len(base)], i // len(base)
-            update: dict = {"conversation_id": f"{conv.conversation_id}~{rnd}"}
-            if rnd:  # another round of the sources: distinct text, or the clean stage drops it as a duplicate
-                first = conv.turns[0].model_copy(update={"text": f"{conv.turns[0].text} (case {rnd})"})
-                update["turns"] = [first, *conv.turns[1:]]
-            if day is not None:
-                update["created_at"] = day + timedelta(seconds=i % 86400)
-            fh.write(conv.model_copy(update=update).model_dump_json(exclude_none=True) + "\n")
+            fh.write(_copy(conv, f"{conv.conversation_id}~{rnd}", f"case {rnd}" if rnd else None))
 
 
 def write_arrivals(path: Path, n: int, m: int, day: datetime, tag: str = "new") -> None:
     """Append ``m`` new conversations created on ``day`` to an archive of ``n`` (:func:`write_archive`), spread
     evenly over it: copies of every ``n/m``-th archive conversation, so the new batch has the archive's mix of
     sources (Twitter dialogues, Bitext question/answer pairs, single banking77 queries without an answer).
-    Each gets a new id and a marked first turn (new text: not a duplicate of the one it was copied from);
-    another ``tag`` for each batch appended to the same archive."""
+    Each gets a new id and a marked first turn; another ``tag`` for each batch appended to the same archive."""
     base = _sources()
     with path.open("a", encoding="utf-8") as fh:
         for j in range(m):
             conv = base[(j * n // m) % len(base)]
-            first = conv.turns[0].model_copy(update={"text": f"{conv.turns[0].text} ({tag} {j})"})
-            update = {
-                "conversation_id": f"{conv.conversation_id}~{tag}{j}",
-                "turns": [first, *conv.turns[1:]],
-                "created_at": day + timedelta(seconds=j % 86400),
-            }
-            fh.write(conv.model_copy(update=update).model_dump_json(exclude_none=True) + "\n")
+            fh.write(_copy(conv, f"{conv.conversation_id}~{tag}{j}", f"{tag} {j}", day + timedelta(seconds=j % 86400)))
 
 
 def _workspace(dest: Path) -> None:

@@ -245,7 +245,7 @@ def _name_windows(text: str, context: int) -> list[tuple[int, str]]:
     """
     if context <= 0 or not text.strip():
         return [(0, text)] if text.strip() else []
-    STOP_WORDS = stop_words()
+    stopwords = stop_words()
 
     from llmops.pii.rules import NOT_NAMES
 
@@ -255,7 +255,7 @@ def _name_windows(text: str, context: int) -> list[tuple[int, str]]:
         for w in _LETTERS.finditer(text, start, end):
             word = w.group(0)
             if (
-                word[0].isupper() and word.casefold() not in STOP_WORDS and word.casefold() not in NOT_NAMES
+                word[0].isupper() and word.casefold() not in stopwords and word.casefold() not in NOT_NAMES
             ) or not word.isascii():
                 keep[max(0, n - context) : n + context + 1] = b"\x01" * (min(len(tokens), n + context + 1) - max(0, n - context))
                 break
@@ -284,15 +284,15 @@ def _truecase(text: str) -> str:
         from llmops.pii.names import truecase_names
 
         return truecase_names(text)
-    STOP_WORDS = stop_words()
+    stopwords = stop_words()
 
-    return _WORD.sub(lambda m: m.group(0) if m.group(0) in STOP_WORDS else m.group(1).upper() + m.group(2), text)
+    return _WORD.sub(lambda m: m.group(0) if m.group(0) in stopwords else m.group(1).upper() + m.group(2), text)
 
 
 def _spread_names(text: str, spans: list[Span]) -> list[Span]:
     """Once a name is found, its other mentions are names too ("Joakim Westgard ... starring Westgard"),
     and so are the other members of a list that holds a name ("Eklund, Michael and Hodge")."""
-    STOP_WORDS = stop_words()
+    stopwords = stop_words()
 
     from llmops.pii.rules import NAME_LIST, NOT_NAMES
 
@@ -310,7 +310,7 @@ def _spread_names(text: str, spans: list[Span]) -> list[Span]:
         w
         for p in people
         for w in re.findall(r"[^\W\d_]{3,}", text[p.start : p.end])
-        if w[0].isupper() and w.casefold() not in STOP_WORDS and w.casefold() not in NOT_NAMES
+        if w[0].isupper() and w.casefold() not in stopwords and w.casefold() not in NOT_NAMES
     }
     if words:  # every whole-word mention (a scan, not a per-text compiled alternation: same matches, no compile)
         extra.extend(Span("PERSON", m.start(), m.end(), 0.7) for m in _WORDCHARS.finditer(text) if m.group(0) in words)

@@ -87,14 +87,14 @@ def raw_lexicon() -> tuple[frozenset[str], frozenset[str]]:
 @functools.cache
 def lexicon() -> tuple[frozenset[str], frozenset[str]]:
     """(first names, last names), case-folded, without words that are also ordinary words."""
-    STOP_WORDS = stop_words()
+    stopwords = stop_words()
 
     from llmops.pii.common_words import COMMON_WORDS
 
     first, last = raw_lexicon()
 
     def usable(names: frozenset[str]) -> frozenset[str]:
-        return frozenset(n for n in names if len(n) > 2 and n not in AMBIGUOUS and n not in COMMON_WORDS and n not in STOP_WORDS)
+        return frozenset(n for n in names if len(n) > 2 and n not in AMBIGUOUS and n not in COMMON_WORDS and n not in stopwords)
 
     return usable(first), usable(last)
 
@@ -161,13 +161,13 @@ _NOT_PLACE = re.compile(r"(?:ing|ed|ly|tion|sion|ment|ness|ity|ise|ize|ful|less|
 
 
 def _capitalise_place(m: re.Match[str]) -> str:
-    STOP_WORDS = stop_words()
+    stopwords = stop_words()
 
     word, code = m.group(1), m.group(2) or ""
-    if word in STOP_WORDS or _NOT_PLACE.search(word):
+    if word in stopwords or _NOT_PLACE.search(word):
         return m.group(0)
     head = m.group(0)[: m.start(1) - m.start(0)]
-    return head + word.capitalize() + (code.upper() if code.strip() not in STOP_WORDS else code)
+    return head + word.capitalize() + (code.upper() if code.strip() not in stopwords else code)
 
 
 class _NameFinder:

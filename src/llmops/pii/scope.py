@@ -35,11 +35,11 @@ _KEY_HINTS = [
 
 
 def _not_name_words() -> frozenset[str]:
-    STOP_WORDS = stop_words()
+    stopwords = stop_words()
 
     from llmops.pii.rules import NOT_NAMES
 
-    return frozenset(STOP_WORDS) | NOT_NAMES
+    return frozenset(stopwords) | NOT_NAMES
 
 
 def _canon(value: str) -> str:
