@@ -17,6 +17,12 @@ from llmops.errors import DataContractError
 M = TypeVar("M", bound=BaseModel)
 
 
+def read_json(path: str | Path) -> dict[str, Any]:
+    """A JSON object file, ``{}`` when the file does not exist (invalid JSON raises ``ValueError``)."""
+    path = Path(path)
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 def iter_jsonl(path: str | Path, model: type[M]) -> Iterator[M]:
     """Yield ``model`` records from a JSONL file written by an earlier stage."""
     path = Path(path)

@@ -16,6 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llmops.jsonl import read_json
+
 if TYPE_CHECKING:
     from llmops.finetune.validate import CountTokens
 
@@ -46,23 +48,18 @@ def _special_tokens(*configs: dict[str, Any]) -> dict[str, str]:
     return tokens
 
 
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def template_token_counter(model_dir: Path) -> CountTokens | None:
     """A counter for a model directory with ``tokenizer.json`` and a chat template (``chat_template.jinja``
     or ``tokenizer_config.json``'s ``chat_template``), or ``None``."""
-    config = _read(model_dir / "tokenizer_config.json")
+    try:
+        config, tokens_map = read_json(model_dir / "tokenizer_config.json"), read_json(model_dir / "special_tokens_map.json")
+    except (OSError, ValueError):  # an unreadable config: transformers says what is wrong with it
+        return None
     template_file = model_dir / "chat_template.jinja"
     template = template_file.read_text(encoding="utf-8") if template_file.is_file() else config.get("chat_template")
     if not isinstance(template, str) or not (model_dir / "tokenizer.json").is_file():
         return None
-    special = _special_tokens(config, _read(model_dir / "special_tokens_map.json"))
+    special = _special_tokens(config, tokens_map)
     if any(name in template and name not in special for name in _SPECIAL):
         return None  # a special token transformers would take from the tokenizer class's defaults
     import jinja2

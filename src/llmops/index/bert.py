@@ -18,15 +18,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from llmops.jsonl import read_json
+
 # The module layout of a plain mean-pooled sentence-transformers model (normalising is ours to do anyway), as
 # sentence-transformers before 6 (the packaged model) and from 6 on (what the fine-tune stage saves) name it.
 _TRANSFORMER = {"sentence_transformers.models.Transformer", "sentence_transformers.base.modules.transformer.Transformer"}
 _POOLING = {"sentence_transformers.models.Pooling", "sentence_transformers.sentence_transformer.modules.pooling.Pooling"}
 _NORMALIZE = {"sentence_transformers.models.Normalize", "sentence_transformers.base.modules.normalize.Normalize"}
-
-
-def _read(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def _mean_only(pooling: dict[str, Any]) -> bool:
@@ -48,9 +46,9 @@ def _plain_bert(path: Path) -> dict[str, Any] | None:
     """The BERT config of a sentence-transformers directory this module can run, else ``None``."""
     try:
         modules = [(m["type"], m["path"]) for m in json.loads((path / "modules.json").read_text(encoding="utf-8"))]
-        config = _read(path / "config.json")
-        st_config = _read(path / "sentence_bert_config.json")
-        pooling = _read(path / modules[1][1] / "config.json") if len(modules) > 1 else {}
+        config = read_json(path / "config.json")
+        st_config = read_json(path / "sentence_bert_config.json")
+        pooling = read_json(path / modules[1][1] / "config.json") if len(modules) > 1 else {}
         plain = (
             len(modules) >= 2
             and modules[0][0] in _TRANSFORMER
@@ -68,7 +66,7 @@ def _plain_bert(path: Path) -> dict[str, Any] | None:
         )
         if not plain:
             return None
-        return {**config, "max_seq_length": _max_length(st_config, _read(path / "tokenizer_config.json"), config)}
+        return {**config, "max_seq_length": _max_length(st_config, read_json(path / "tokenizer_config.json"), config)}
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None
 

@@ -3,7 +3,6 @@ the run's record (:class:`llmops.reports.run.RunRecord`, with a copy of dvc.lock
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -13,15 +12,12 @@ from typing import Any
 from llmops import workspace as ws
 from llmops.config import Settings
 from llmops.finetune.registry import ModelRecord
+from llmops.jsonl import read_json
 from llmops.reports.drift import DRIFT_REPORT, DriftReport
 from llmops.reports.evaluation import GateDecision
 from llmops.reports.run import ModelOutcome, PublishSlot, ReportLinks, RunRecord, StageOutcome
 from llmops.runs.records import record_path
 from llmops.versioning import StageRun, data_revision
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
 def write_run_summary(
@@ -54,7 +50,7 @@ def write_run_summary(
         stages=[StageOutcome(stage=s.stage, ran=s.ran, seconds=s.seconds) for s in stages],
         pushed_files=pushed,
         skipped=skipped,
-        metrics={st: _read_json(project_dir / ws.stage_metrics(st)) for st in ws.STAGES if st != "monitor"},
+        metrics={st: read_json(project_dir / ws.stage_metrics(st)) for st in ws.STAGES if st != "monitor"},
         drift=DriftReport.read(drift) if (drift := project_dir / ws.DRIFT_DIR / DRIFT_REPORT).exists() else DriftReport(),
         reports=ReportLinks(
             drift_html=str((project_dir / ws.DRIFT_DIR / "report.html").resolve()),
