@@ -508,13 +508,10 @@ class MinHashBands:
     ``code``: a digest of the shingling code (``llmops.text``), part of every key."""
 
     def __init__(self, seed: int, cache: Any = None, bands: int = 16, rows: int = 4, code: str = "") -> None:
-        import random
+        from llmops.text import minhash_coefficients
 
-        from llmops.text import _PRIME
-
-        rng = random.Random(seed)
-        self.prime, self.bands, self.rows = _PRIME, bands, rows
-        self.coeffs = [(rng.randrange(1, _PRIME), rng.randrange(0, _PRIME)) for _ in range(bands * rows)]
+        self.bands, self.rows = bands, rows
+        self.coeffs = minhash_coefficients(bands * rows, seed)
         self.cache = cache
         self.fp = hashlib.sha256(repr((seed, bands, rows, "minhash-v1", code)).encode()).hexdigest()[:32]
         self.computed = 0
@@ -522,28 +519,32 @@ class MinHashBands:
         self.pairs_compared = 0  # near-duplicate candidate pairs whose Jaccard this run computed
         self.pairs_reused = 0  # ... whose verdict came from the cache
 
-    def _keys(self, text: str) -> list[int]:
-        from llmops.text import shingles
+    def _keys(self, texts: Sequence[str]) -> list[list[int]]:
+        """Each text's band keys: its signature (:func:`llmops.text.minhash_signatures`, all texts at once),
+        each band's rows hashed to a signed 64-bit key."""
+        from llmops.text import minhash_signatures, shingles
 
-        s = shingles(text)
-        sig = [min((a * h + b) % self.prime for h in s) for a, b in self.coeffs]
         out = []
-        for band in range(self.bands):
-            rows = ",".join(map(str, sig[band * self.rows : (band + 1) * self.rows]))
-            out.append(int.from_bytes(hashlib.blake2b(f"{band}:{rows}".encode(), digest_size=8).digest(), "big", signed=True))
+        for sig in minhash_signatures([shingles(t) for t in texts], self.coeffs):
+            keys = []
+            for band in range(self.bands):
+                rows = ",".join(map(str, sig[band * self.rows : (band + 1) * self.rows]))
+                keys.append(int.from_bytes(hashlib.blake2b(f"{band}:{rows}".encode(), digest_size=8).digest(), "big", signed=True))
+            out.append(keys)
         return out
 
     def __call__(self, texts: Sequence[str]) -> list[list[int]]:
         if self.cache is None:
             self.computed += len(texts)
-            return [self._keys(t) for t in texts]
+            return self._keys(texts)
         import json
 
         from llmops.data.incremental import record_key
 
         ids = [record_key(self.fp, t) for t in texts]
         known = self.cache.get_many(ids, "minhash")
-        fresh = {i: json.dumps(self._keys(t)) for i, t in zip(ids, texts, strict=True) if i not in known}
+        missing = {i: t for i, t in zip(ids, texts, strict=True) if i not in known}
+        fresh = {i: json.dumps(keys) for i, keys in zip(missing, self._keys(list(missing.values())), strict=True)}
         if fresh:
             self.cache.put_many(fresh.items(), "minhash")
             known.update(fresh)
