@@ -65,7 +65,7 @@ def _mod_prime(x: Any) -> Any:
     return np.where(x >= p, x - p, x)
 
 
-def minhash_signatures(sets: Sequence[set[int]], coeffs: Sequence[tuple[int, int]], *, chunk: int = 16384) -> list[list[int]]:
+def minhash_signatures(sets: Sequence[set[int]], coeffs: Sequence[tuple[int, int]], *, chunk: int = 8192) -> list[list[int]]:
     """Per shingle set (non-empty, crc32 values), ``[min((a * h + b) % p for h in set) for a, b in coeffs]``,
     exactly the pure-Python signature, computed in numpy ``chunk`` shingles at a time.
 

@@ -16,7 +16,8 @@ def _reference(sets: list[set[int]], coeffs: list[tuple[int, int]]) -> list[list
 def test_signatures_equal_the_python_definition_on_extreme_and_random_values() -> None:
     rng = random.Random(7)
     edge = [0, 1, 2, (1 << 29) - 1, 1 << 29, (1 << 31), (1 << 32) - 2, (1 << 32) - 1]
-    coeffs = minhash_coefficients(64, seed=42) + [
+    coeffs = [
+        *minhash_coefficients(64, seed=42),
         (1, 0),
         (_PRIME - 1, _PRIME - 1),
         ((1 << 32) - 1, 0),
@@ -24,7 +25,7 @@ def test_signatures_equal_the_python_definition_on_extreme_and_random_values() -
         ((1 << 60) + 12345, 1 << 60),
         (_PRIME - 1, 0),
     ]
-    sets = [{h} for h in edge] + [set(edge)]
+    sets = [*({h} for h in edge), set(edge)]
     sets += [{rng.randrange(0, 1 << 32) for _ in range(rng.randrange(1, 200))} for _ in range(300)]
     assert minhash_signatures(sets, coeffs) == _reference(sets, coeffs)
     # chunked: texts cut into groups of a few shingles (one text larger than a chunk stays whole)

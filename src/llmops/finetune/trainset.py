@@ -529,7 +529,8 @@ class MinHashBands:
             keys = []
             for band in range(self.bands):
                 rows = ",".join(map(str, sig[band * self.rows : (band + 1) * self.rows]))
-                keys.append(int.from_bytes(hashlib.blake2b(f"{band}:{rows}".encode(), digest_size=8).digest(), "big", signed=True))
+                digest = hashlib.blake2b(f"{band}:{rows}".encode(), digest_size=8).digest()
+                keys.append(int.from_bytes(digest, "big", signed=True))
             out.append(keys)
         return out
 
