@@ -67,10 +67,12 @@ def _mod_prime(x: Any) -> Any:
 
 def minhash_signatures(sets: Sequence[set[int]], coeffs: Sequence[tuple[int, int]], *, chunk: int = 8192) -> list[list[int]]:
     """Per shingle set (non-empty, crc32 values), ``[min((a * h + b) % p for h in set) for a, b in coeffs]``,
-    exactly the pure-Python signature, computed in numpy ``chunk`` shingles at a time.
+    exactly the pure-Python signature (Python ints), computed in numpy ``chunk`` shingles at a time (a text
+    with more shingles than that spans chunks: its minimum is taken over them; memory stays ~``chunk * 64``
+    bytes per coefficient whatever the texts).
 
-    ``a * h`` needs up to 93 bits. With ``a = hi * 2**32 + lo``: ``lo * h`` fits 64 bits, and ``hi * h`` (under
-    2**61) times ``2**32`` is ``(t >> 29) * 2**61 + (t & (2**29 - 1)) * 2**32``, i.e. ``(t >> 29) + ((t &
+    ``a * h`` needs up to 93 bits. With ``a = hi * 2**32 + lo``: ``lo * h`` fits 64 bits, and ``t = hi * h``
+    (under 2**61) times ``2**32`` is ``(t >> 29) * 2**61 + (t & (2**29 - 1)) * 2**32``, i.e. ``(t >> 29) + ((t &
     (2**29 - 1)) << 32)`` modulo p. The three residues and ``b`` sum below ``2**63``; one more reduction ends it.
     """
     import numpy as np
@@ -84,22 +86,18 @@ def minhash_signatures(sets: Sequence[set[int]], coeffs: Sequence[tuple[int, int
     b = np.array([c[1] for c in coeffs], dtype=u64)
     a_hi, a_lo = a >> u64(32), a & u64(0xFFFFFFFF)
     low29 = u64((1 << 29) - 1)
-    out: list[list[int]] = []
-    start = 0
-    while start < len(sets):
-        stop, total = start, 0
-        while stop < len(sets) and (stop == start or total + len(sets[stop]) <= chunk):
-            total += len(sets[stop])
-            stop += 1
-        group = sets[start:stop]
-        sizes = np.fromiter((len(s) for s in group), dtype=np.int64, count=len(group))
-        h = np.fromiter(chain.from_iterable(group), dtype=u64, count=total)[:, None]
+    sizes = np.fromiter((len(s) for s in sets), dtype=np.int64, count=len(sets))
+    flat = np.fromiter(chain.from_iterable(sets), dtype=u64, count=int(sizes.sum()))
+    owner = np.repeat(np.arange(len(sets)), sizes)  # the text each shingle belongs to
+    signatures = np.full((len(sets), len(coeffs)), _PRIME, dtype=u64)  # above every residue
+    for start in range(0, len(flat), chunk):
+        h, own = flat[start : start + chunk, None], owner[start : start + chunk]
         t = h * a_hi  # < 2**61
         value = _mod_prime((t >> u64(29)) + ((t & low29) << u64(32)) + _mod_prime(h * a_lo) + b)
-        offsets = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-        out += np.minimum.reduceat(value, offsets, axis=0).tolist()
-        start = stop
-    return out
+        first = np.flatnonzero(np.concatenate(([True], own[1:] != own[:-1])))  # each text's first row here
+        texts = own[first]
+        signatures[texts] = np.minimum(signatures[texts], np.minimum.reduceat(value, first, axis=0))
+    return signatures.tolist()
 
 
 def near_duplicates(texts: Sequence[str], threshold: float, *, bands: int = 16, rows: int = 4, seed: int = 0) -> set[int]:

@@ -54,3 +54,18 @@ def test_near_duplicates_drop_a_reworded_copy_and_keep_the_rest() -> None:
     texts = [base, base.replace("yesterday", "today"), "how do i reset my password on the mobile app", base]
     assert near_duplicates(texts, 0.6) == {1, 3}  # one word of 17 changed: Jaccard 2/3
     assert near_duplicates(texts, 0.7) == {3}
+
+
+def test_signature_values_are_python_ints() -> None:
+    sigs = minhash_signatures([{1, 2, 3}, {(1 << 32) - 1}], minhash_coefficients(8, seed=1))
+    assert all(type(v) is int for sig in sigs for v in sig)
+
+
+def test_band_keys_are_the_ones_earlier_runs_cached() -> None:
+    """The cached band keys ("minhash-v1") stay valid: these are the keys of the pure-Python signature."""
+    from llmops.finetune.trainset import MinHashBands
+
+    keys = MinHashBands(0)(["Where is my parcel? It was due on Monday.", "ok"])
+    assert keys[0][:4] == [-9042928112058558634, -4375202110068191127, -1013850524244230052, -1026698585371732532]
+    assert keys[0][-1] == 519441981172457904
+    assert keys[1][:2] == [2718963092411509609, -6077720362747314877] and keys[1][-1] == 7595492113541487576

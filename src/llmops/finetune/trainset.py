@@ -500,7 +500,8 @@ class MinHashBands:
     coefficients for ``seed``, same bands and rows; each band's rows hashed to one signed 64-bit key).
 
     The signature is the costly part of near-duplicate removal (``bands * rows`` modular products per
-    shingle, pure Python) and depends on the text alone: with ``cache`` (a
+    shingle; :func:`llmops.text.minhash_signatures` computes them for a batch of texts at once in numpy) and
+    depends on the text alone: with ``cache`` (a
     :class:`llmops.data.incremental.RecordCache`) the keys of texts seen by an earlier run are reused, so a
     nightly computes them only for new candidates. ``computed``/``reused`` count texts. The verdicts of the
     pairs compared (texts sharing a band: is their Jaccard over the threshold?) are kept too, by the pair's
