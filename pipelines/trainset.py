@@ -23,6 +23,7 @@ from llmops.finetune.trainset import (
     AnswerFit,
     ConversationPartitions,
     MinHashBands,
+    NearDuplicateState,
     ServingPrompt,
     SupportVerdicts,
     build_trainset,
@@ -82,6 +83,11 @@ def main() -> None:
     # Near-duplicate band keys per candidate text are reused too (the MinHash signature is the costly part), and
     # so are the verdicts of the pairs of texts compared (Jaccard over trainset.near_dup_threshold or not).
     minhash = MinHashBands(params.base.seed, cache=cache, code=fingerprint(None, ["src/llmops/text.py"]))
+    # The walk that drops near duplicates keeps its decisions too: a night resumes it after the longest prefix
+    # of candidates it saw in the same order (the feedback candidates, first, are walked every time).
+    walk_params = {"threshold": params.trainset.near_dup_threshold, "bands": minhash.fp}
+    near_fp = fingerprint(walk_params, ["src/llmops/finetune/trainset.py"])
+    near_state = NearDuplicateState(cache_path(settings.home_dir, "trainset-walk"), near_fp)
     # Support verdicts (does the serving context back the answer?) per (question, answer) are reused too.
     support_fp = fingerprint(
         {"serve": params.serve.model_dump(mode="json"), "system": params.base.system_prompt, "min": params.trainset.min_support},
@@ -105,6 +111,7 @@ def main() -> None:
         public_ids=lambda ids: redactor.public_ids(ids, flags=id_flags),  # eval dialogues under their hashed ids too
         minhash=minhash,
         verdicts=verdicts,
+        near_state=near_state,
     )
     curated_pairs, over_share = pairs_within_shares(read_jsonl(ws.FEEDBACK / "dpo.jsonl", CuratedPair), result)
     pairs, pairs_skipped = build_preference_pairs(curated_pairs, evals, params.base, prompt=prompt, fit=fit)
@@ -136,6 +143,7 @@ def main() -> None:
         "leak_scan_texts": {"scanned": scanner.scanned, "reused": scanner.reused},
         "minhash_texts": {"computed": minhash.computed, "reused": minhash.reused},
         "near_duplicate_pairs": {"compared": minhash.pairs_compared, "reused": minhash.pairs_reused},
+        "near_duplicate_walk": {"walked": near_state.walked, "resumed": near_state.resumed},
         "partitions": {"parsed": conversations.parsed, "reused": conversations.reused},
         "support_verdicts": {"judged": verdicts.judged, "reused": verdicts.reused},
         "eval_ids_judged": {"judged": id_flags.judged, "reused": id_flags.reused},

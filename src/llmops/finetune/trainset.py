@@ -372,6 +372,7 @@ def build_trainset(
     public_ids: Callable[[Sequence[str]], list[str]] | None = None,
     minhash: MinHashBands | None = None,
     verdicts: SupportVerdicts | None = None,
+    near_state: NearDuplicateState | None = None,
 ) -> TrainsetResult:
     """Turn redacted data into train/validation examples in the served prompt format (see module docstring).
 
@@ -381,7 +382,8 @@ def build_trainset(
     :meth:`llmops.pii.redact.Redactor.public_ids`), so eval dialogues are excluded under their hashed ids too.
     ``minhash``: the near-duplicate band keys (:class:`MinHashBands`, with a cache across runs); default: computed.
     ``conversations`` as :class:`ConversationPartitions`: each unchanged partition's screened candidates reused.
-    ``verdicts``: the support verdicts kept across runs (:class:`SupportVerdicts`).
+    ``verdicts``: the support verdicts kept across runs (:class:`SupportVerdicts`). ``near_state``: the
+    near-duplicate walk's decisions kept across runs (:class:`NearDuplicateState`): a night walks what changed.
     """
     from llmops.feedback.curate import support
     from llmops.llm.prompts import rag_messages
@@ -410,7 +412,8 @@ def build_trainset(
             spill.add_candidate(c)
         del seen
         if cfg.near_dup_threshold > 0:
-            dropped = spill.drop_near_duplicates(cfg.near_dup_threshold, minhash or MinHashBands(base.seed))
+            bands = minhash or MinHashBands(base.seed)
+            dropped = spill.drop_near_duplicates(cfg.near_dup_threshold, bands, state=near_state)
             if dropped:
                 result.skipped["near_duplicate"] += dropped
 
@@ -582,6 +585,21 @@ def text_id(text: str) -> str:
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
+@dataclass
+class NearDuplicateState:
+    """Where the training set's near-duplicate walk keeps its decisions across runs (an SQLite file: per
+    position the text id of each non-feedback candidate and whether it was kept, the band keys of the kept
+    ones, the feedback texts kept), so a night walks what changed, not the archive (:meth:`_Spill._resume`).
+    ``fp`` covers what a decision depends on besides the texts and their order: the MinHash bands, the
+    threshold and the code; another ``fp`` starts over. ``resumed``/``walked``: this run's candidates whose
+    decision came from the state / were walked (feedback not counted)."""
+
+    path: Path
+    fp: str
+    resumed: int = 0
+    walked: int = 0
+
+
 class _Spill:
     """A temporary SQLite file holding the kept candidates, the built examples and the near-duplicate index
     (MinHash band buckets of the kept texts), so memory does not grow with the archive."""
@@ -591,29 +609,33 @@ class _Spill:
         import tempfile
 
         self.dir = tempfile.TemporaryDirectory(prefix="trainset-")
-        self.db = sqlite3.connect(Path(self.dir.name) / "spill.sqlite")
+        # (a concurrent run may hold the near-duplicate state briefly: wait, as the record cache does)
+        self.db = sqlite3.connect(Path(self.dir.name) / "spill.sqlite", timeout=300)
         self.db.executescript(
             "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
-            "CREATE TABLE cand (idx INTEGER PRIMARY KEY, data TEXT, dropped INTEGER DEFAULT 0);"
+            "CREATE TABLE cand (idx INTEGER PRIMARY KEY, data TEXT, tid TEXT, dropped INTEGER DEFAULT 0);"
             "CREATE TABLE ex (idx INTEGER PRIMARY KEY, data TEXT);"
             "CREATE TABLE band (key INTEGER, idx INTEGER, tid TEXT); CREATE INDEX band_key ON band (key);"
         )
         self.n_cand = 0
-        self._rows: list[tuple[int, str]] = []  # candidates not yet written (one batch)
+        self.n_feedback = 0  # the leading feedback candidates (they come first: :func:`_candidates`)
+        self._rows: list[tuple[int, str, str]] = []  # candidates not yet written (one batch)
         self.n_ex = 0
 
     def add_candidate(self, c: _Candidate) -> None:
         import json
 
         row = [c.question, c.answer, c.source, c.group_id, c.created_at.isoformat() if c.created_at else None, c.key]
-        self._rows.append((self.n_cand, json.dumps(row)))
+        self._rows.append((self.n_cand, json.dumps(row), text_id(f"{c.question}\n{c.answer}")))
+        if c.source in FEEDBACK_SOURCES and self.n_feedback == self.n_cand:
+            self.n_feedback += 1
         self.n_cand += 1
         if len(self._rows) >= 1000:
             self.flush()
 
     def flush(self) -> None:
         """Write the candidates added since the last flush (before anything reads them)."""
-        self.db.executemany("INSERT INTO cand (idx, data) VALUES (?, ?)", self._rows)
+        self.db.executemany("INSERT INTO cand (idx, data, tid) VALUES (?, ?, ?)", self._rows)
         self._rows = []
 
     def _text(self, idx: int) -> str:
@@ -623,16 +645,36 @@ class _Spill:
         q, a = json.loads(data)[:2]
         return f"{q}\n{a}"
 
-    def drop_near_duplicates(self, threshold: float, bands: MinHashBands, batch: int = 1000) -> int:
+    def drop_near_duplicates(
+        self, threshold: float, bands: MinHashBands, batch: int = 1000, state: NearDuplicateState | None = None
+    ) -> int:
         """Mark each candidate that nearly duplicates an earlier kept one (Jaccard of word 3-shingles >=
         ``threshold`` among the texts sharing a MinHash band): the first copy is kept, as in
         :func:`llmops.text.near_duplicates`. Returns how many were dropped. The verdict of each pair compared
-        comes from ``bands``' cache when an earlier run compared the same two texts."""
+        comes from ``bands``' cache when an earlier run compared the same two texts.
+
+        With ``state`` (:class:`NearDuplicateState`) the walk resumes where the last run's walk over the same
+        candidates diverges: the feedback candidates (first in the order) are walked every time, then the
+        decisions of the longest unchanged prefix of the others are taken from the state, and only the rest is
+        walked (see :meth:`_resume` for when the prefix is shortened). Same result as a whole walk."""
+        self.flush()
+        dropped = self._walk(0, self.n_feedback, threshold, bands, batch)
+        start = self.n_feedback
+        if state is not None:
+            resumed, known_dropped = self._resume(state, threshold, bands)
+            start += resumed
+            dropped += known_dropped
+        dropped += self._walk(start, self.n_cand, threshold, bands, batch)
+        if state is not None:
+            self._save(state, start - self.n_feedback)
+        return dropped
+
+    def _walk(self, lo: int, hi: int, threshold: float, bands: MinHashBands, batch: int) -> int:
+        """The greedy walk over candidates ``lo`` to ``hi`` (exclusive), against the kept texts in the index."""
         from collections import OrderedDict
 
         from llmops.text import jaccard, shingles
 
-        self.flush()
         recent: OrderedDict[int, set[int]] = OrderedDict()  # shingles of the last kept texts compared (bounded)
 
         def shingles_of(j: int, text: str | None) -> set[int]:
@@ -645,11 +687,13 @@ class _Spill:
             return out
 
         dropped = 0
-        for start in range(0, self.n_cand, batch):
-            rows = self.db.execute("SELECT idx, data FROM cand WHERE idx >= ? AND idx < ? ORDER BY idx", (start, start + batch))
-            items = [(idx, "\n".join(json.loads(data)[:2])) for idx, data in rows.fetchall()]
+        for start in range(lo, hi, batch):
+            rows = self.db.execute(
+                "SELECT idx, data, tid FROM cand WHERE idx >= ? AND idx < ? ORDER BY idx", (start, min(start + batch, hi))
+            ).fetchall()
+            items = [(idx, "\n".join(json.loads(data)[:2])) for idx, data, _ in rows]
             texts = dict(items)
-            ids = {idx: text_id(text) for idx, text in items}
+            ids = {idx: tid for idx, _, tid in rows}
             all_keys = bands([t for _, t in items])
             # The kept texts of earlier batches that share a band with this batch, in one pass over the index;
             # this batch's kept texts join the buckets as they are kept (memory: one batch's buckets).
@@ -701,6 +745,92 @@ class _Spill:
             self.db.executemany("INSERT INTO band VALUES (?, ?, ?)", kept_rows)
             dropped += len(dropped_idx)
         return dropped
+
+    def _resume(self, state: NearDuplicateState, threshold: float, bands: MinHashBands) -> tuple[int, int]:
+        """Take the decisions of the longest prefix of the non-feedback candidates that the last walk (``state``)
+        saw in the same order; returns its length and how many of it were dropped (marked here).
+
+        A candidate's decision depends only on the kept texts before it. Before the prefix come the feedback
+        candidates, walked anew: the stored decisions hold if every feedback text kept last time is kept again
+        (one no longer kept may have caused drops that now should not happen: no resume) and no feedback text
+        kept now but not then is near a text the prefix kept (the prefix is cut before the first such text).
+        Its kept texts' band keys join the index, so the walk after it compares against them as a whole walk
+        would. The state is a separate SQLite file attached to the spill (band keys and text ids, no text)."""
+        import os
+
+        from llmops.text import jaccard, shingles
+
+        db, nf = self.db, self.n_feedback
+        db.commit()  # ATTACH needs no open transaction
+        db.execute("ATTACH DATABASE ? AS walk", (str(state.path),))
+        db.execute("PRAGMA walk.secure_delete = ON")  # what a run rewrites (an erased conversation's keys) is overwritten
+        for ddl in (
+            "CREATE TABLE IF NOT EXISTS walk.meta (fp TEXT)",
+            "CREATE TABLE IF NOT EXISTS walk.fkept (tid TEXT PRIMARY KEY)",
+            "CREATE TABLE IF NOT EXISTS walk.seq (pos INTEGER PRIMARY KEY, tid TEXT, kept INTEGER)",
+            "CREATE TABLE IF NOT EXISTS walk.band (pos INTEGER, key INTEGER)",
+            "CREATE INDEX IF NOT EXISTS walk.band_pos ON band (pos)",
+        ):
+            db.execute(ddl)
+        os.chmod(state.path, 0o600)
+        row = db.execute("SELECT fp FROM walk.meta").fetchone()
+        if row is None or row[0] != state.fp:
+            return 0, 0
+        stored = {tid for (tid,) in db.execute("SELECT tid FROM walk.fkept")}
+        kept_feedback = dict(db.execute("SELECT tid, idx FROM band WHERE idx < ? GROUP BY tid", (nf,)).fetchall())
+        if stored - set(kept_feedback):
+            return 0, 0
+        (mismatch,) = db.execute(
+            "SELECT MIN(s.pos) FROM walk.seq s LEFT JOIN cand c ON c.idx = s.pos + ? WHERE c.tid IS NULL OR c.tid != s.tid", (nf,)
+        ).fetchone()
+        (count,) = db.execute("SELECT COUNT(*) FROM walk.seq").fetchone()
+        prefix = min(count if mismatch is None else mismatch, self.n_cand - nf)
+        added = [(tid, idx) for tid, idx in kept_feedback.items() if tid not in stored]
+        if added and prefix:
+            keys = [(key, tid, idx) for tid, idx in added for (key,) in db.execute("SELECT key FROM band WHERE idx = ?", (idx,))]
+            near: dict[tuple[str, str], tuple[int, int]] = {}  # (prefix text id, feedback text id) -> (pos, feedback idx)
+            for key, ftid, fidx in keys:
+                for pos, ctid in db.execute(
+                    "SELECT b.pos, s.tid FROM walk.band b JOIN walk.seq s ON s.pos = b.pos WHERE b.key = ? AND b.pos < ?",
+                    (key, prefix),
+                ):
+                    near[(ctid, ftid)] = (pos, fidx)
+            known = bands.near_verdicts(near, threshold)
+            fresh = {
+                pair: jaccard(shingles(self._text(nf + pos)), shingles(self._text(fidx))) >= threshold
+                for pair, (pos, fidx) in near.items()
+                if pair not in known
+            }
+            bands.remember(fresh, threshold)
+            hits = [near[pair][0] for pair, verdict in {**known, **fresh}.items() if verdict]
+            prefix = min([prefix, *hits])
+        db.execute(
+            "INSERT INTO band (key, idx, tid) SELECT b.key, b.pos + ?, s.tid FROM walk.band b JOIN walk.seq s ON s.pos = b.pos "
+            "WHERE b.pos < ?",
+            (nf, prefix),
+        )
+        marked = db.execute(
+            "UPDATE cand SET dropped = 1 WHERE idx IN (SELECT pos + ? FROM walk.seq WHERE kept = 0 AND pos < ?)", (nf, prefix)
+        ).rowcount
+        db.commit()  # no lock on the state is held while walking
+        state.resumed, state.walked = prefix, self.n_cand - nf - prefix
+        return prefix, marked
+
+    def _save(self, state: NearDuplicateState, prefix: int) -> None:
+        """Store this walk's decisions for the next run: the rows after ``prefix`` are rewritten (a removed
+        candidate's text id and keys go with them), the feedback texts kept, the fingerprint."""
+        db, nf = self.db, self.n_feedback
+        db.execute("DELETE FROM walk.meta")
+        db.execute("INSERT INTO walk.meta VALUES (?)", (state.fp,))
+        db.execute("DELETE FROM walk.seq WHERE pos >= ?", (prefix,))
+        db.execute("DELETE FROM walk.band WHERE pos >= ?", (prefix,))
+        db.execute("INSERT INTO walk.seq SELECT idx - ?, tid, 1 - dropped FROM cand WHERE idx >= ?", (nf, nf + prefix))
+        db.execute("INSERT INTO walk.band SELECT idx - ?, key FROM band WHERE idx >= ?", (nf, nf + prefix))
+        db.execute("DELETE FROM walk.fkept")
+        db.execute("INSERT INTO walk.fkept SELECT DISTINCT tid FROM band WHERE idx < ?", (nf,))
+        db.commit()
+        db.execute("DETACH DATABASE walk")
+        state.resumed, state.walked = prefix, self.n_cand - nf - prefix
 
     def candidates(self, size: int) -> Iterator[list[_Candidate]]:
         """The kept candidates in order, ``size`` (at most) at a time."""

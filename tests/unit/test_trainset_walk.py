@@ -1,0 +1,90 @@
+"""The near-duplicate walk resumed from the last run's decisions (``NearDuplicateState``) drops exactly what a
+whole walk drops: after an append, an erasure in the middle, new feedback near a kept text, a kept feedback
+text gone, another fingerprint."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+from pathlib import Path
+
+from llmops.config import BaseParams, TrainsetParams
+from llmops.finetune.trainset import MinHashBands, NearDuplicateState, TrainsetResult, build_trainset
+from llmops.records import Conversation, FeedbackEvent, Turn
+from tests.factories import feedback_event
+
+_WORDS = "renew apply license office form fee online mail refund order card account branch visit weeks photo".split()
+CFG = TrainsetParams(min_answer_chars=5, validation_share=0.2)
+
+
+def _text(i: int, n: int = 40) -> str:
+    rng = random.Random(i)
+    return f"{i} " + " ".join(rng.choice(_WORDS) + str(rng.randrange(1000)) for _ in range(n))
+
+
+def _near_copy(text: str, rng: random.Random) -> str:
+    words = text.split()
+    words[rng.randrange(1, len(words))] = rng.choice(_WORDS)
+    return " ".join(words)
+
+
+def _corpus(n: int) -> list[Conversation]:
+    """40 distinct answers, then near copies of them (a word changed): most copies are dropped."""
+    rng = random.Random(3)
+    convs = []
+    for i in range(n):
+        answer = _text(i % 40) if i < 40 else _near_copy(_text(i % 40), rng)
+        turns = [Turn(role="customer", text=f"question {i % 40}?"), Turn(role="agent", text=answer + ".")]
+        convs.append(
+            Conversation(conversation_id=f"c{i}", channel="chat", created_at=datetime(2026, 1, 1, tzinfo=UTC), turns=turns)
+        )
+    return convs
+
+
+def _build(convs: list[Conversation], events: list[FeedbackEvent], state: NearDuplicateState | None) -> TrainsetResult:
+    return build_trainset(convs, events, [], CFG, BaseParams(), minhash=MinHashBands(BaseParams().seed), near_state=state)
+
+
+def test_a_resumed_walk_drops_what_a_whole_walk_drops(tmp_path: Path) -> None:
+    path = tmp_path / "walk.sqlite"
+
+    def run(convs: list[Conversation], events: list[FeedbackEvent], fp: str = "v1") -> tuple[NearDuplicateState, TrainsetResult]:
+        state = NearDuplicateState(path, fp)
+        resumed = _build(convs, events, state)
+        whole = _build(convs, events, None)
+        assert (resumed.train, resumed.validation, resumed.skipped) == (whole.train, whole.validation, whole.skipped)
+        return state, resumed
+
+    convs = _corpus(200)
+    gold = [feedback_event("g1", "feedback one?", "x", correction=f"Gold: {_text(90001)}.")]
+    state, first = run(convs[:150], gold)
+    assert (state.resumed, state.walked) == (0, 150) and first.skipped["near_duplicate"] > 50
+    state, _ = run(convs, gold)  # an append: only the new conversations are walked
+    assert (state.resumed, state.walked) == (150, 50)
+    state, _ = run(convs, gold)  # nothing new
+    assert (state.resumed, state.walked) == (200, 0)
+    erased = convs[:60] + convs[61:]  # erased in the middle: the walk goes on from there
+    state, before = run(erased, gold)
+    assert (state.resumed, state.walked) == (60, 139)
+
+    # New feedback near the text a conversation of the prefix kept: that conversation is dropped now (the
+    # feedback comes first), so the walk starts over from it.
+    near = feedback_event("g2", "question 7?", "x", correction=_near_copy(_text(7), random.Random(9)) + ".")
+    state, with_near = run(erased, [*gold, near])
+    assert state.resumed == 7 and with_near.skipped["near_duplicate"] == before.skipped["near_duplicate"] + 1
+    assert {e.group_id for e in before.train + before.validation} - {
+        e.group_id for e in with_near.train + with_near.validation
+    } == {"c7"}
+    # Feedback that is near nothing: the prefix holds.
+    other = feedback_event("g3", "feedback three?", "x", correction=f"Gold: {_text(90003)}.")
+    state, _ = run(erased, [*gold, near, other])
+    assert (state.resumed, state.walked) == (199, 0)
+    # A feedback text kept last time is gone: what it dropped may stay now, so the whole walk.
+    state, _ = run(erased, [*gold, other])
+    assert (state.resumed, state.walked) == (0, 199)
+    # Another fingerprint (threshold, bands or code): the whole walk, then resumed again.
+    state, _ = run(erased, [*gold, other], fp="v2")
+    assert state.resumed == 0
+    state, _ = run(erased, [*gold, other], fp="v2")
+    assert (state.resumed, state.walked) == (199, 0)
+    assert path.stat().st_mode & 0o777 == 0o600
