@@ -1,10 +1,12 @@
-"""The torch-only BERT encoder gives sentence-transformers' vectors, and other layouts still run on
-sentence-transformers."""
+"""The BERT encoder (torch, or numpy for a process's first few texts) gives sentence-transformers' vectors,
+and other layouts still run on sentence-transformers."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +44,34 @@ def test_packaged_model_runs_on_the_bert_encoder_with_sentence_transformers_vect
         assert got.shape == reference.shape
         assert np.abs(got - reference).max() < 1e-5
     assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_both_backends_give_sentence_transformers_vectors(reference: np.ndarray, backend: str) -> None:
+    encoder = load_bert_encoder(packaged_minilm_path())
+    assert encoder is not None
+    for batch_size in (1, 3, 64):
+        got = np.array(encoder.encode(TEXTS, batch_size=batch_size, backend=backend))
+        assert np.abs(got - reference).max() < 1e-5
+
+
+def test_a_few_texts_need_no_torch_and_more_switch_to_it() -> None:
+    """A fresh process embeds its first texts in numpy without importing torch (~1 CPU s); past the token
+    budget it imports torch and stays on it; the vectors agree across the switch."""
+    code = """
+import sys
+import numpy as np
+from llmops.index.bert import NUMPY_TOKEN_BUDGET
+from llmops.index.embed import LocalEmbedder
+embedder = LocalEmbedder()
+few = np.array(embedder.embed(["Where is my parcel?", "How do I reset my password?"]))
+assert "torch" not in sys.modules, "a few texts imported torch"
+many = np.array(embedder.embed(["Where is my parcel? " * 20] * 40 + ["Where is my parcel?"]))
+assert "torch" in sys.modules and embedder._bert.numpy_tokens <= NUMPY_TOKEN_BUDGET
+assert np.abs(many[-1] - few[0]).max() < 1e-5
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def test_a_copied_model_directory_is_run_the_same_way(tmp_path: Path, reference: np.ndarray) -> None:
