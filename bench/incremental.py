@@ -11,7 +11,7 @@ own LLMOPS_HOME). ``INCREMENTAL_BENCH_SIZES`` (default ``10000,100000``) and ``I
 (default ``ingest,clean,redact,trainset,monitor``) pick what runs; ``INCREMENTAL_BENCH_REDACT_MAX`` (default 20000)
 skips the redact stage on larger archives (~9 ms CPU per conversation: ~15 min at 100k on 2 loaded cores), and
 ``INCREMENTAL_BENCH_TRAINSET_MAX`` (default 100000) the trainset stage (its full run retrieves the serving
-context of every distinct candidate question: ~60 CPU s at 10k, ~160 at 100k, where the sources' later rounds
+context of every distinct candidate question: ~35 CPU s at 10k, ~80 at 100k, where the sources' later rounds
 fall out as near duplicates before retrieval).
 Per stage also the start cost (CPU of a process that only imports the stage's entrypoint) and the fixed cost
 (a process that also reads params and loads the libraries and models the stage loads for a first new record:
