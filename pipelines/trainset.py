@@ -20,6 +20,7 @@ from llmops.data.quarantine import write_quarantine
 from llmops.finetune.dpo import CuratedPair, build_preference_pairs
 from llmops.finetune.leaks import CachedIdFlags, CachedScanner, hold_back_leaks
 from llmops.finetune.trainset import (
+    WALK_VERSION,
     AnswerFit,
     ConversationPartitions,
     MinHashBands,
@@ -85,8 +86,8 @@ def main() -> None:
     minhash = MinHashBands(params.base.seed, cache=cache, code=fingerprint(None, ["src/llmops/text.py"]))
     # The walk that drops near duplicates keeps its decisions too: a night resumes it after the longest prefix
     # of candidates it saw in the same order (the feedback candidates, first, are walked every time).
-    walk_params = {"threshold": params.trainset.near_dup_threshold, "bands": minhash.fp}
-    near_fp = fingerprint(walk_params, ["src/llmops/finetune/trainset.py"])
+    walk = {"threshold": params.trainset.near_dup_threshold, "bands": minhash.fp, "version": WALK_VERSION}
+    near_fp = fingerprint(walk)
     near_state = NearDuplicateState(cache_path(settings.home_dir, "trainset-walk"), near_fp)
     # Support verdicts (does the serving context back the answer?) per (question, answer) are reused too.
     support_fp = fingerprint(

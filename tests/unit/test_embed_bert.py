@@ -124,3 +124,14 @@ def test_missing_files_fall_back(tmp_path: Path) -> None:
     (copy / "tokenizer.json").unlink()
     assert load_bert_encoder(copy) is None
     assert load_bert_encoder(tmp_path / "nowhere") is None
+
+
+def test_half_precision_weights_run_on_sentence_transformers(tmp_path: Path) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    copy = shutil.copytree(packaged_minilm_path(), tmp_path / "half")
+    weights = load_file(str(copy / "model.safetensors"))
+    save_file(
+        {k: v.astype(np.float16) if v.dtype == np.float32 else v for k, v in weights.items()}, str(copy / "model.safetensors")
+    )
+    assert load_bert_encoder(copy) is None

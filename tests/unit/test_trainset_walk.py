@@ -88,3 +88,57 @@ def test_a_resumed_walk_drops_what_a_whole_walk_drops(tmp_path: Path) -> None:
     state, _ = run(erased, [*gold, other], fp="v2")
     assert (state.resumed, state.walked) == (199, 0)
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_two_runs_sharing_the_state_never_leave_it_mixed(tmp_path: Path) -> None:
+    """Run B saves between run A's resume and A's save (isolated flow runs share LLMOPS_HOME): A sees the
+    generation moved and rewrites the state whole from its own walk, so the next run resumes correctly."""
+    from llmops.finetune.trainset import _Candidate, _Spill
+
+    rng = random.Random(1)
+    base = [f"w{rng.randrange(10**6)}" for _ in range(40)]
+
+    def variant(lo: int, hi: int, tag: str) -> str:
+        return " ".join(f"{tag}{i}" if lo <= i < hi else w for i, w in enumerate(base))
+
+    b, c, f = " ".join(base), variant(30, 40, "c"), variant(0, 10, "f")  # c and f each near b, not near each other
+    a, d = (" ".join(f"{t}{rng.randrange(10**6)}" for _ in range(40)) for t in "ad")
+    bands, threshold, path = MinHashBands(0), 0.5, tmp_path / "walk.sqlite"
+
+    def spill(feedback: list[str], convs: list[str]) -> _Spill:
+        s = _Spill()
+        for i, t in enumerate(feedback):
+            s.add_candidate(_Candidate("q", t, "correction", f"g{i}"))
+        for i, t in enumerate(convs):
+            s.add_candidate(_Candidate("q", t, "conversation", f"c{i}"))
+        s.flush()
+        return s
+
+    def dropped(s: _Spill) -> list[int]:
+        return [r[0] for r in s.db.execute("SELECT dropped FROM cand ORDER BY idx")]
+
+    def whole(feedback: list[str], convs: list[str]) -> list[int]:
+        s = spill(feedback, convs)
+        s.drop_near_duplicates(threshold, bands)
+        out = dropped(s)
+        s.close()
+        return out
+
+    assert whole([], [a, b, c]) != whole([f], [a, b, c])[1:]  # f changes which of b and c is kept
+    first = spill([], [a, b, c])
+    first.drop_near_duplicates(threshold, bands, state=NearDuplicateState(path, "v1"))
+    first.close()
+    run_a, state_a = spill([], [a, b, c, d]), NearDuplicateState(path, "v1")
+    run_a._walk(0, run_a.n_feedback, threshold, bands, 1000)
+    prefix, _ = run_a._resume(state_a, threshold, bands)
+    assert prefix == 3
+    run_b = spill([f], [a, b, c])  # another workspace, with feedback near b
+    run_b.drop_near_duplicates(threshold, bands, state=NearDuplicateState(path, "v1"))
+    run_b.close()
+    run_a._walk(run_a.n_feedback + prefix, run_a.n_cand, threshold, bands, 1000)
+    run_a._save(state_a, prefix)
+    run_a.close()
+    run_c, state_c = spill([], [a, b, c, d]), NearDuplicateState(path, "v1")
+    run_c.drop_near_duplicates(threshold, bands, state=state_c)
+    assert state_c.resumed == 4 and dropped(run_c) == whole([], [a, b, c, d])
+    run_c.close()

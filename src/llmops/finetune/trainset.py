@@ -585,14 +585,19 @@ def text_id(text: str) -> str:
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
+# Part of the near-duplicate state's fingerprint: bump it when the walk's decisions or the state's layout change
+# (not the file's digest: an unrelated edit of this module would throw away every night's resumed walk).
+WALK_VERSION = "near-walk-v1"
+
+
 @dataclass
 class NearDuplicateState:
     """Where the training set's near-duplicate walk keeps its decisions across runs (an SQLite file: per
     position the text id of each non-feedback candidate and whether it was kept, the band keys of the kept
     ones, the feedback texts kept), so a night walks what changed, not the archive (:meth:`_Spill._resume`).
-    ``fp`` covers what a decision depends on besides the texts and their order: the MinHash bands, the
-    threshold and the code; another ``fp`` starts over. ``resumed``/``walked``: this run's candidates whose
-    decision came from the state / were walked (feedback not counted)."""
+    ``fp`` covers what a decision depends on besides the texts and their order: the MinHash bands (with the
+    shingling code), the threshold and :data:`WALK_VERSION`; another ``fp`` starts over. ``resumed``/``walked``:
+    this run's candidates whose decision came from the state / were walked (feedback not counted)."""
 
     path: Path
     fp: str
@@ -619,6 +624,7 @@ class _Spill:
         )
         self.n_cand = 0
         self.n_feedback = 0  # the leading feedback candidates (they come first: :func:`_candidates`)
+        self._gen: int | None = None  # the near-duplicate state's generation when :meth:`_resume` read it
         self._rows: list[tuple[int, str, str]] = []  # candidates not yet written (one batch)
         self.n_ex = 0
 
@@ -667,6 +673,7 @@ class _Spill:
         dropped += self._walk(start, self.n_cand, threshold, bands, batch)
         if state is not None:
             self._save(state, start - self.n_feedback)
+            state.resumed, state.walked = start - self.n_feedback, self.n_cand - start
         return dropped
 
     def _walk(self, lo: int, hi: int, threshold: float, bands: MinHashBands, batch: int) -> int:
@@ -746,6 +753,25 @@ class _Spill:
             dropped += len(dropped_idx)
         return dropped
 
+    _WALK_TABLES = (
+        "CREATE TABLE IF NOT EXISTS walk.meta (fp TEXT, gen INTEGER)",
+        "CREATE TABLE IF NOT EXISTS walk.fkept (tid TEXT PRIMARY KEY)",
+        "CREATE TABLE IF NOT EXISTS walk.seq (pos INTEGER PRIMARY KEY, tid TEXT, kept INTEGER)",
+        "CREATE TABLE IF NOT EXISTS walk.band (pos INTEGER, key INTEGER)",
+        "CREATE INDEX IF NOT EXISTS walk.band_pos ON band (pos)",
+        "CREATE INDEX IF NOT EXISTS walk.band_key ON band (key)",
+    )
+
+    def _stored(self) -> tuple[str, int] | None:
+        """The state's fingerprint and generation (None: empty, or another layout)."""
+        import sqlite3
+
+        try:
+            row = self.db.execute("SELECT fp, gen FROM walk.meta").fetchone()
+        except sqlite3.OperationalError:
+            return None
+        return (str(row[0]), int(row[1])) if row else None
+
     def _resume(self, state: NearDuplicateState, threshold: float, bands: MinHashBands) -> tuple[int, int]:
         """Take the decisions of the longest prefix of the non-feedback candidates that the last walk (``state``)
         saw in the same order; returns its length and how many of it were dropped (marked here).
@@ -755,82 +781,98 @@ class _Spill:
         (one no longer kept may have caused drops that now should not happen: no resume) and no feedback text
         kept now but not then is near a text the prefix kept (the prefix is cut before the first such text).
         Its kept texts' band keys join the index, so the walk after it compares against them as a whole walk
-        would. The state is a separate SQLite file attached to the spill (band keys and text ids, no text)."""
+        would. The state is a separate SQLite file attached to the spill (band keys and text ids, no text),
+        read in one transaction; its generation is remembered for :meth:`_save`."""
         import os
 
         from llmops.text import jaccard, shingles
 
         db, nf = self.db, self.n_feedback
+        state.path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(state.path, os.O_CREAT | os.O_WRONLY, 0o600))  # owner-only before SQLite writes to it
         db.commit()  # ATTACH needs no open transaction
         db.execute("ATTACH DATABASE ? AS walk", (str(state.path),))
         db.execute("PRAGMA walk.secure_delete = ON")  # what a run rewrites (an erased conversation's keys) is overwritten
-        for ddl in (
-            "CREATE TABLE IF NOT EXISTS walk.meta (fp TEXT)",
-            "CREATE TABLE IF NOT EXISTS walk.fkept (tid TEXT PRIMARY KEY)",
-            "CREATE TABLE IF NOT EXISTS walk.seq (pos INTEGER PRIMARY KEY, tid TEXT, kept INTEGER)",
-            "CREATE TABLE IF NOT EXISTS walk.band (pos INTEGER, key INTEGER)",
-            "CREATE INDEX IF NOT EXISTS walk.band_pos ON band (pos)",
-        ):
-            db.execute(ddl)
-        os.chmod(state.path, 0o600)
-        row = db.execute("SELECT fp FROM walk.meta").fetchone()
-        if row is None or row[0] != state.fp:
-            return 0, 0
-        stored = {tid for (tid,) in db.execute("SELECT tid FROM walk.fkept")}
-        kept_feedback = dict(db.execute("SELECT tid, idx FROM band WHERE idx < ? GROUP BY tid", (nf,)).fetchall())
-        if stored - set(kept_feedback):
-            return 0, 0
-        (mismatch,) = db.execute(
-            "SELECT MIN(s.pos) FROM walk.seq s LEFT JOIN cand c ON c.idx = s.pos + ? WHERE c.tid IS NULL OR c.tid != s.tid", (nf,)
-        ).fetchone()
-        (count,) = db.execute("SELECT COUNT(*) FROM walk.seq").fetchone()
-        prefix = min(count if mismatch is None else mismatch, self.n_cand - nf)
-        added = [(tid, idx) for tid, idx in kept_feedback.items() if tid not in stored]
-        if added and prefix:
-            keys = [(key, tid, idx) for tid, idx in added for (key,) in db.execute("SELECT key FROM band WHERE idx = ?", (idx,))]
-            near: dict[tuple[str, str], tuple[int, int]] = {}  # (prefix text id, feedback text id) -> (pos, feedback idx)
-            for key, ftid, fidx in keys:
-                for pos, ctid in db.execute(
-                    "SELECT b.pos, s.tid FROM walk.band b JOIN walk.seq s ON s.pos = b.pos WHERE b.key = ? AND b.pos < ?",
-                    (key, prefix),
-                ):
-                    near[(ctid, ftid)] = (pos, fidx)
-            known = bands.near_verdicts(near, threshold)
-            fresh = {
-                pair: jaccard(shingles(self._text(nf + pos)), shingles(self._text(fidx))) >= threshold
-                for pair, (pos, fidx) in near.items()
-                if pair not in known
-            }
-            bands.remember(fresh, threshold)
-            hits = [near[pair][0] for pair, verdict in {**known, **fresh}.items() if verdict]
-            prefix = min([prefix, *hits])
-        db.execute(
-            "INSERT INTO band (key, idx, tid) SELECT b.key, b.pos + ?, s.tid FROM walk.band b JOIN walk.seq s ON s.pos = b.pos "
-            "WHERE b.pos < ?",
-            (nf, prefix),
-        )
-        marked = db.execute(
-            "UPDATE cand SET dropped = 1 WHERE idx IN (SELECT pos + ? FROM walk.seq WHERE kept = 0 AND pos < ?)", (nf, prefix)
-        ).rowcount
-        db.commit()  # no lock on the state is held while walking
-        state.resumed, state.walked = prefix, self.n_cand - nf - prefix
-        return prefix, marked
+        self._gen = None
+        db.execute("BEGIN")  # one snapshot: a concurrent run's save lands before or after, not in between
+        try:
+            stored_meta = self._stored()
+            if stored_meta is None or stored_meta[0] != state.fp:
+                return 0, 0
+            self._gen = stored_meta[1]
+            stored = {tid for (tid,) in db.execute("SELECT tid FROM walk.fkept")}
+            kept_feedback = dict(db.execute("SELECT tid, idx FROM main.band WHERE idx < ? GROUP BY tid", (nf,)).fetchall())
+            if stored - set(kept_feedback):
+                return 0, 0
+            first_change = (
+                "SELECT MIN(s.pos) FROM walk.seq s LEFT JOIN main.cand c ON c.idx = s.pos + ? "
+                "WHERE c.tid IS NULL OR c.tid != s.tid"
+            )
+            (mismatch,) = db.execute(first_change, (nf,)).fetchone()
+            (count,) = db.execute("SELECT COUNT(*) FROM walk.seq").fetchone()
+            prefix = min(count if mismatch is None else mismatch, self.n_cand - nf)
+            added = {idx: tid for tid, idx in kept_feedback.items() if tid not in stored}
+            if added and prefix:
+                near: dict[tuple[str, str], tuple[int, int]] = {}  # (prefix text id, feedback text id) -> (pos, idx)
+                keys = db.execute("SELECT key, idx FROM main.band WHERE idx < ?", (nf,)).fetchall()
+                for key, fidx in keys:
+                    if fidx not in added:
+                        continue
+                    for pos, ctid in db.execute(
+                        "SELECT b.pos, s.tid FROM walk.band b JOIN walk.seq s ON s.pos = b.pos WHERE b.key = ? AND b.pos < ?",
+                        (key, prefix),
+                    ):
+                        near[(ctid, added[fidx])] = (pos, fidx)
+                known = bands.near_verdicts(near, threshold)
+                fresh = {
+                    pair: jaccard(shingles(self._text(nf + pos)), shingles(self._text(fidx))) >= threshold
+                    for pair, (pos, fidx) in near.items()
+                    if pair not in known
+                }
+                bands.remember(fresh, threshold)
+                hits = [near[pair][0] for pair, verdict in {**known, **fresh}.items() if verdict]
+                prefix = min([prefix, *hits])
+            db.execute(
+                "INSERT INTO main.band (key, idx, tid) SELECT b.key, b.pos + ?, s.tid FROM walk.band b "
+                "JOIN walk.seq s ON s.pos = b.pos WHERE b.pos < ?",
+                (nf, prefix),
+            )
+            marked = db.execute(
+                "UPDATE main.cand SET dropped = 1 WHERE idx IN (SELECT pos + ? FROM walk.seq WHERE kept = 0 AND pos < ?)",
+                (nf, prefix),
+            ).rowcount
+            return prefix, marked
+        finally:
+            db.commit()  # no lock on the state is held while walking
 
     def _save(self, state: NearDuplicateState, prefix: int) -> None:
         """Store this walk's decisions for the next run: the rows after ``prefix`` are rewritten (a removed
-        candidate's text id and keys go with them), the feedback texts kept, the fingerprint."""
+        candidate's text id and keys go with them), the feedback texts kept, the fingerprint and a new
+        generation. When another run saved since :meth:`_resume` read the state (its generation moved), the
+        state is rewritten whole from this walk (complete in the spill either way), never mixed."""
         db, nf = self.db, self.n_feedback
-        db.execute("DELETE FROM walk.meta")
-        db.execute("INSERT INTO walk.meta VALUES (?)", (state.fp,))
-        db.execute("DELETE FROM walk.seq WHERE pos >= ?", (prefix,))
-        db.execute("DELETE FROM walk.band WHERE pos >= ?", (prefix,))
-        db.execute("INSERT INTO walk.seq SELECT idx - ?, tid, 1 - dropped FROM cand WHERE idx >= ?", (nf, nf + prefix))
-        db.execute("INSERT INTO walk.band SELECT idx - ?, key FROM band WHERE idx >= ?", (nf, nf + prefix))
-        db.execute("DELETE FROM walk.fkept")
-        db.execute("INSERT INTO walk.fkept SELECT DISTINCT tid FROM band WHERE idx < ?", (nf,))
         db.commit()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            stored_meta = self._stored()
+            if stored_meta is None or stored_meta[0] != state.fp or stored_meta[1] != self._gen:
+                prefix = 0
+            if prefix == 0:  # a fresh state (another fingerprint may mean another layout)
+                for table in ("meta", "fkept", "seq", "band"):
+                    db.execute(f"DROP TABLE IF EXISTS walk.{table}")
+                for ddl in self._WALK_TABLES:
+                    db.execute(ddl)
+            db.execute("DELETE FROM walk.meta")
+            db.execute("INSERT INTO walk.meta VALUES (?, ?)", (state.fp, (stored_meta[1] if stored_meta else 0) + 1))
+            db.execute("DELETE FROM walk.seq WHERE pos >= ?", (prefix,))
+            db.execute("DELETE FROM walk.band WHERE pos >= ?", (prefix,))
+            db.execute("INSERT INTO walk.seq SELECT idx - ?, tid, 1 - dropped FROM main.cand WHERE idx >= ?", (nf, nf + prefix))
+            db.execute("INSERT INTO walk.band SELECT idx - ?, key FROM main.band WHERE idx >= ?", (nf, nf + prefix))
+            db.execute("DELETE FROM walk.fkept")
+            db.execute("INSERT INTO walk.fkept SELECT DISTINCT tid FROM main.band WHERE idx < ?", (nf,))
+        finally:
+            db.commit()
         db.execute("DETACH DATABASE walk")
-        state.resumed, state.walked = prefix, self.n_cand - nf - prefix
 
     def candidates(self, size: int) -> Iterator[list[_Candidate]]:
         """The kept candidates in order, ``size`` (at most) at a time."""
