@@ -8,6 +8,8 @@ import random
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from llmops.config import BaseParams, TrainsetParams
 from llmops.finetune.trainset import MinHashBands, NearDuplicateState, TrainsetResult, build_trainset
 from llmops.records import Conversation, FeedbackEvent, Turn
@@ -142,3 +144,43 @@ def test_two_runs_sharing_the_state_never_leave_it_mixed(tmp_path: Path) -> None
     run_c.drop_near_duplicates(threshold, bands, state=state_c)
     assert state_c.resumed == 4 and dropped(run_c) == whole([], [a, b, c, d])
     run_c.close()
+
+
+def test_a_save_that_fails_part_way_leaves_the_last_complete_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fault while the state is written (after the old rows are deleted, before the kept texts' band keys
+    are in) is rolled back; a later run that resumes from the state still drops what a whole walk drops."""
+    import sqlite3
+
+    import llmops.finetune.trainset as trainset
+
+    path = tmp_path / "walk.sqlite"
+    convs = _corpus(200)
+    _build(convs[:150], [], NearDuplicateState(path, "v1"))
+
+    class FailingDb:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self._db = db
+
+        def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+            if sql.startswith("INSERT INTO walk.band"):
+                raise sqlite3.OperationalError("disk I/O error (injected)")
+            return self._db.execute(sql, *args)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._db, name)
+
+    class FailingSpill(trainset._Spill):
+        def __init__(self) -> None:
+            super().__init__()
+            self.db = FailingDb(self.db)  # type: ignore[assignment]
+
+    erased = convs[:10] + convs[11:150]  # the walk restarts at 10: the state's rows from 10 on are rewritten
+    with monkeypatch.context() as patch:
+        patch.setattr(trainset, "_Spill", FailingSpill)
+        with pytest.raises(sqlite3.OperationalError, match="injected"):
+            _build(erased, [], NearDuplicateState(path, "v1"))
+    grown = erased + convs[150:]  # near copies of texts kept after position 10: compared with their band keys
+    state = NearDuplicateState(path, "v1")
+    resumed, whole = _build(grown, [], state), _build(grown, [], None)
+    assert (resumed.train, resumed.validation, resumed.skipped) == (whole.train, whole.validation, whole.skipped)
+    assert state.resumed == 10

@@ -768,8 +768,10 @@ class _Spill:
 
         try:
             row = self.db.execute("SELECT fp, gen FROM walk.meta").fetchone()
-        except sqlite3.OperationalError:
-            return None
+        except sqlite3.OperationalError as err:  # a new file, or an older layout; anything else (locked) is raised
+            if "no such" in str(err):
+                return None
+            raise
         return (str(row[0]), int(row[1])) if row else None
 
     def _resume(self, state: NearDuplicateState, threshold: float, bands: MinHashBands) -> tuple[int, int]:
@@ -849,7 +851,8 @@ class _Spill:
         """Store this walk's decisions for the next run: the rows after ``prefix`` are rewritten (a removed
         candidate's text id and keys go with them), the feedback texts kept, the fingerprint and a new
         generation. When another run saved since :meth:`_resume` read the state (its generation moved), the
-        state is rewritten whole from this walk (complete in the spill either way), never mixed."""
+        state is rewritten whole from this walk (complete in the spill either way), never mixed. A save that
+        fails part way is rolled back: the state stays the last complete one."""
         db, nf = self.db, self.n_feedback
         db.commit()
         db.execute("BEGIN IMMEDIATE")
@@ -870,8 +873,10 @@ class _Spill:
             db.execute("INSERT INTO walk.band SELECT idx - ?, key FROM main.band WHERE idx >= ?", (nf, nf + prefix))
             db.execute("DELETE FROM walk.fkept")
             db.execute("INSERT INTO walk.fkept SELECT DISTINCT tid FROM main.band WHERE idx < ?", (nf,))
-        finally:
-            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+        db.commit()
         db.execute("DETACH DATABASE walk")
 
     def candidates(self, size: int) -> Iterator[list[_Candidate]]:
