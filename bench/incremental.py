@@ -16,7 +16,9 @@ fall out as near duplicates before retrieval).
 Per stage also the start cost (CPU of a process that only imports the stage's entrypoint) and the fixed cost
 (a process that also reads params and loads the libraries and models the stage loads for a first new record:
 the detector, Evidently, the embedder, the tokenizer), and the +1% share with and without each: without the
-fixed cost it is the share of the work that follows the records. The monitor's first run already compares
+fixed cost it is the share of the work that follows the records. The floor is what any process running the
+stage costs whatever our code does (the interpreter, one pydantic model validated, and Evidently's import for
+the monitor), as a share of the full run: no +1% run can cost less. The monitor's first run already compares
 a window of days, not the archive: its "full run" is also measured with the whole archive as the window
 (what it compared before the window was the new batch; ``INCREMENTAL_BENCH_ARCHIVE_MONITOR=0`` skips it),
 and the +1% run's share of that is printed. On each larger archive a third run follows another arrival of the
@@ -124,15 +126,39 @@ def _stage(ws: Path, stage: str, env: dict[str, str]) -> dict:
     return out
 
 
+def _probe(ws: Path, code: str, env: dict[str, str], runs: int) -> list[float]:
+    """CPU seconds of ``runs`` processes that each run ``code`` in the workspace and stop."""
+    costs = []
+    for _ in range(runs):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code], cwd=ws, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"a cost probe failed: {code}")
+        costs.append(usage.ru_utime + usage.ru_stime)
+    return costs
+
+
 def _start_cost(ws: Path, stage: str, env: dict[str, str], runs: int = 3) -> float:
     """CPU seconds of a stage process that starts the interpreter and imports its entrypoint, then stops: the
     part of every run that no reuse removes (median of ``runs``)."""
-    costs = []
-    for _ in range(runs):
-        proc = subprocess.Popen([sys.executable, "-c", f"import pipelines.{stage}"], cwd=ws, env=env)
-        _, _, usage = os.wait4(proc.pid, 0)
-        costs.append(usage.ru_utime + usage.ru_stime)
+    costs = _probe(ws, f"import pipelines.{stage}", env, runs)
     return round(sorted(costs)[len(costs) // 2], 2)
+
+
+# The least any process running a stage costs, whatever our code does: the interpreter and one pydantic model
+# validated (every stage reads and writes the record contracts of llmops.records, which are pydantic models),
+# and for the monitor Evidently's import (its report is the stage's output).
+_FLOOR_CODE = "from pydantic import BaseModel\nclass Record(BaseModel):\n    text: str\nRecord(text='x')"
+_FLOOR_EXTRA = {"monitor": "import evidently"}
+
+
+def _floor_cost(ws: Path, stage: str, env: dict[str, str], runs: int = 3) -> float:
+    """CPU seconds of :data:`_FLOOR_CODE` (plus the stage's :data:`_FLOOR_EXTRA`) in a process: a lower bound
+    of any run of ``stage`` as DVC starts it (the smallest of ``runs``)."""
+    code = "\n".join([_FLOOR_CODE, *([_FLOOR_EXTRA[stage]] if stage in _FLOOR_EXTRA else [])])
+    return round(min(_probe(ws, code, env, runs)), 2)
 
 
 # What a stage loads for its first new record, whatever the number of records: the detector (redact; the
@@ -158,16 +184,7 @@ def _fixed_cost(ws: Path, stage: str, env: dict[str, str], runs: int = 2) -> flo
     smaller of ``runs``: fixed costs only fall with noise)."""
     code = [f"import pipelines.{stage}", "from pipelines._stage import setup", f"p, s = setup({stage!r})"]
     code += [_LOAD_CODE[name] for name in _LOADS.get(stage, [])]
-    costs = []
-    for _ in range(runs):
-        proc = subprocess.Popen(
-            [sys.executable, "-c", "\n".join(code)], cwd=ws, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        _, status, usage = os.wait4(proc.pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise RuntimeError(f"the fixed-cost probe of {stage} failed: {code}")
-        costs.append(usage.ru_utime + usage.ru_stime)
-    return round(min(costs), 2)
+    return round(min(_probe(ws, "\n".join(code), env, runs)), 2)
 
 
 def _archive_monitor(ws: Path, env: dict[str, str], home: Path) -> dict:
@@ -257,6 +274,7 @@ def bench_size(n: int, stages: list[str], same_batch: int = 0) -> dict:
             out["append_same_batch"] = {"conversations": same_batch, **run_all()}
         out["start_cpu_s"] = {s: _start_cost(ws, s, env) for s in stages}
         out["fixed_cpu_s"] = {s: _fixed_cost(ws, s, env) for s in stages}
+        out["floor_cpu_s"] = {s: _floor_cost(ws, s, env) for s in stages}
         if "monitor" in stages and os.environ.get("INCREMENTAL_BENCH_ARCHIVE_MONITOR", "1") != "0":
             out["monitor_whole_archive"] = _archive_monitor(ws, env, Path(tmp) / "home-archive")
         return out
@@ -406,15 +424,18 @@ def run() -> dict:
         results[str(n)] = res = bench_size(n, run_stages, same)
         print(
             f"{'stage':<9} {'full s':>8} {'+1% s':>8} {'full cpu':>9} {'+1% cpu':>8} {'cpu %':>6} {'start':>6} "
-            f"{'% w/o':>6} {'fixed':>6} {'% w/o':>6} {'full MB':>8} {'+1% MB':>7} {'processed/reused (+1%)':>24}"
+            f"{'% w/o':>6} {'fixed':>6} {'% w/o':>6} {'floor':>6} {'floor%':>6} {'full MB':>8} {'+1% MB':>7} "
+            f"{'processed/reused (+1%)':>24}"
         )
         for s in run_stages:
             f, a = res["full"][s], res["append_1pct"][s]
-            start, fixed = res["start_cpu_s"][s], res["fixed_cpu_s"][s]
+            start, fixed, floor = res["start_cpu_s"][s], res["fixed_cpu_s"][s], res["floor_cpu_s"][s]
             counts = f"{a.get('processed')}/{a.get('reused')}" if s != "monitor" else f"rows {a.get('current_rows')}"
             # cpu %: the +1% run's CPU as a share of the full run's; then the same without the start cost
             # (interpreter and the entrypoint's imports) and without the fixed cost (start, params, and the
-            # libraries and models loaded for a first new record) on either side: what follows the records
+            # libraries and models loaded for a first new record) on either side: what follows the records;
+            # floor %: the least any process running the stage costs (_floor_cost) as a share of the full run,
+            # below which no +1% run can go
             share = 100 * a["cpu_s"] / f["cpu_s"]
             bare = 100 * max(a["cpu_s"] - start, 0) / max(f["cpu_s"] - start, 1e-9)
             marginal = 100 * max(a["cpu_s"] - fixed, 0) / max(f["cpu_s"] - fixed, 1e-9)
@@ -422,10 +443,12 @@ def run() -> dict:
                 "with_start": round(share, 1),
                 "without_start": round(bare, 1),
                 "without_fixed": round(marginal, 1),
+                "floor": round(100 * floor / f["cpu_s"], 1),
             }
             print(
                 f"{s:<9} {f['seconds']:>8.1f} {a['seconds']:>8.1f} {f['cpu_s']:>9.1f} {a['cpu_s']:>8.1f} {share:>6.1f} "
-                f"{start:>6.2f} {bare:>6.1f} {fixed:>6.2f} {marginal:>6.1f} {f['peak_rss_mb']:>8.0f} "
+                f"{start:>6.2f} {bare:>6.1f} {fixed:>6.2f} {marginal:>6.1f} {floor:>6.2f} {100 * floor / f['cpu_s']:>6.1f} "
+                f"{f['peak_rss_mb']:>8.0f} "
                 f"{a['peak_rss_mb']:>7.0f} {counts:>24}",
                 flush=True,
             )
