@@ -64,10 +64,11 @@ class RedactParams(_Section):
             "DATE_OF_BIRTH",
             "ZIP_CODE",
             "US_DRIVER_LICENSE",
+            "UK_NINO",
         ]
     )
     document_entities: list[str] = Field(
-        default_factory=lambda: ["EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS"]
+        default_factory=lambda: ["EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "UK_NINO", "IP_ADDRESS"]
     )
     score_threshold: float = 0.4
     batch_size: int = 64
@@ -80,13 +81,36 @@ class RedactParams(_Section):
     parallel_min_texts: int = 8000  # below: one process (a worker's start costs more than it saves)
     stream_batch: int = Field(default=2000, ge=1)  # new/changed conversations redacted per batch (bounded memory)
     scan_entities: list[str] = Field(
-        default_factory=lambda: ["EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "PHONE_NUMBER"]
+        default_factory=lambda: ["EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "UK_NINO", "IP_ADDRESS", "PHONE_NUMBER"]
     )
     # The redaction boundary: a record with a residual finding is quarantined; the stage fails above this share.
     max_leak_share: float = Field(default=0.01, ge=0.0, le=1.0)
     # Metadata keys kept (their values redacted like text); every other metadata key is dropped.
     metadata_allow: list[str] = Field(
         default_factory=lambda: ["source", "intent", "category", "company", "domain", "doc_id", "language", "product"]
+    )
+    # Channel names kept; any other channel becomes the allowed name it starts with, or "other".
+    channel_allow: list[str] = Field(
+        default_factory=lambda: [
+            "chat",
+            "email",
+            "twitter",
+            "app",
+            "web",
+            "phone",
+            "voice",
+            "sms",
+            "whatsapp",
+            "messenger",
+            "facebook",
+            "instagram",
+            "telegram",
+            "slack",
+            "teams",
+            "social",
+            "api",
+            "other",
+        ]
     )
     # Identifiers (conversation_id, generation_id) replaced by a keyed hash: "pii" when one looks like
     # personal data, "all" always, "none" never.

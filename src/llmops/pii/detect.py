@@ -224,6 +224,7 @@ class FastAnalyzer:
         if "PERSON" in wanted:
             for i, text in enumerate(texts):
                 out[i].extend(_spread_names(text, out[i]))
+                out[i].extend(_extend_names(text, out[i]))
 
 
 _WORD = re.compile(r"\b([a-z])([a-z'-]+)")
@@ -283,10 +284,79 @@ def _truecase(text: str) -> str:
     if any(c.isupper() for c in text):  # chat-length text only
         from llmops.pii.names import truecase_names
 
-        return truecase_names(text)
+        return truecase_names(_unshout(text))
     stopwords = stop_words()
 
     return _WORD.sub(lambda m: m.group(0) if m.group(0) in stopwords else m.group(1).upper() + m.group(2), text)
+
+
+def _unshout(text: str) -> str:
+    """Runs of upper-case words ("HI THIS IS ZEPHYRINE QUALLSTROM") hide names from the NER model
+    as all-lowercase chat does: such a run's words in title case, its stop words in lower case, offsets kept
+    (a word whose lower case has another length stays as it is)."""
+    if sum(c.isupper() for c in text) < 4:
+        return text
+    stopwords = stop_words()
+    out = list(text)
+    run: list[re.Match[str]] = []
+
+    def flush() -> None:
+        # three words or more, two of them of four letters or more: shouting, not acronyms ("SKU XJ-900")
+        if sum(len(w.group(0)) > 1 for w in run) >= 3 and sum(len(w.group(0)) > 3 for w in run) >= 2:
+            for w in run:
+                word, lower = w.group(0), w.group(0).lower()
+                if len(lower) == len(word):
+                    cased = lower if lower in stopwords else lower[0].upper() + lower[1:]
+                    out[w.start() : w.end()] = cased
+        run.clear()
+
+    for w in _LETTERS.finditer(text):
+        if w.group(0).isupper():
+            run.append(w)
+        else:
+            flush()
+    flush()
+    return "".join(out)
+
+
+def _extend_names(text: str, spans: list[Span]) -> list[Span]:
+    """A name that stops short of the name it is part of: the capitalised (or hyphen-joined) words
+    right after it ("<Ana> Castellanos-Whitby", "<Ana Castellanos>-Whitby"), and a lexicon name right before
+    it ("Evander <Sturmfels>")."""
+    from llmops.pii.names import is_name_word
+    from llmops.pii.rules import NOT_NAMES
+
+    stopwords = stop_words()
+
+    def name_like(word: str) -> bool:
+        return word.casefold() not in stopwords and word.casefold() not in NOT_NAMES and word.casefold() not in _NOT_SURNAMES
+
+    extra: list[Span] = []
+    for s in spans:
+        if s.entity_type != "PERSON" or s.score < 0.5:  # a lone lexicon first name (0.5) and up
+            continue
+        start, end = s.start, s.end
+        for _ in range(2):
+            m = _NEXT_NAME.match(text, end)
+            if m is None or not all(name_like(w) for w in m.group(1).split("-")):
+                break
+            end = m.end()
+        m = _PREV_NAME.search(text, max(0, start - 40), start)
+        if m is not None and is_name_word(m.group(1)) and name_like(m.group(1)):
+            start = m.start(1)
+        if (start, end) != (s.start, s.end):
+            extra.append(Span("PERSON", start, end, s.score))
+    return extra
+
+
+_NAME_PART = r"[A-ZÀ-ÖØ-ÞĀ-Ž][^\W\d_]+"
+_NEXT_NAME = re.compile(rf"(?:[ \t]+|-)({_NAME_PART}(?:-{_NAME_PART})*)\b(?!['’]s\b)")
+_PREV_NAME = re.compile(rf"\b({_NAME_PART})[ \t]+$")
+# Capitalised words that follow a name without being part of it.
+_NOT_SURNAMES = frozenset(
+    "street st road rd avenue ave lane drive court way place square here there said says wrote called team support "
+    "customer service inc ltd llc corp company bank airlines airways jr sr".split()
+)
 
 
 def _spread_names(text: str, spans: list[Span]) -> list[Span]:

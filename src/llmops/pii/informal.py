@@ -20,6 +20,8 @@ _SPOKEN_DOT = r"(?:\s*[\[({<]\s*dot\s*[\])}>]\s*|\s+dot\s+)"
 _MAIL_HOSTS = r"(?:gmail|googlemail|yahoo|hotmail|outlook|live|msn|icloud|me|mac|aol|proton(?:mail)?|gmx|mail|ymail|zoho|yandex)"
 _USER = r"(?<![\w.@+-])[A-Za-z0-9][\w.+-]{0,63}"
 
+# "ostrava dot pavel at gmail dot com": the user part may hold spoken dots too.
+_SPOKEN_USER = rf"{_USER}(?:{_SPOKEN_DOT}[A-Za-z0-9][\w+-]{{0,63}}){{0,3}}"
 _DIGIT_WORDS = "zero|oh|o|one|two|three|four|five|six|seven|eight|nine"
 _DIGIT_WORD = rf"(?:{_DIGIT_WORDS})"
 
@@ -73,10 +75,17 @@ def _r(pattern: str, flags: int = re.IGNORECASE) -> re.Pattern[str]:
 
 INFORMAL_RULES: tuple[Rule, ...] = (
     # "x [at] y [dot] com", "x (at) y.com", "x @ y . com": the brackets or spaces are the obfuscation.
-    Rule("EMAIL_ADDRESS", _r(rf"{_USER}{_AT_BRACKET}[a-z0-9-]+(?:{_DOT}[a-z0-9-]+)*?{_DOT}{_TLD}\b"), 0.85, requires=_HAS_AT),
+    Rule(
+        "EMAIL_ADDRESS", _r(rf"{_SPOKEN_USER}{_AT_BRACKET}[a-z0-9-]+(?:{_DOT}[a-z0-9-]+)*?{_DOT}{_TLD}\b"), 0.85, requires=_HAS_AT
+    ),
     # "x at y dot com": a spoken dot, or a well-known mail host ("zorblat99 at gmail.com").
-    Rule("EMAIL_ADDRESS", _r(rf"{_USER}\s+at\s+[a-z0-9-]+(?:{_DOT}[a-z0-9-]+)*?{_SPOKEN_DOT}{_TLD}\b"), 0.85, requires=_HAS_DOT),
-    Rule("EMAIL_ADDRESS", _r(rf"{_USER}\s+at\s+{_MAIL_HOSTS}{_DOT}{_TLD}\b"), 0.8, requires=_HAS_HOST),
+    Rule(
+        "EMAIL_ADDRESS",
+        _r(rf"{_SPOKEN_USER}\s+at\s+[a-z0-9-]+(?:{_DOT}[a-z0-9-]+)*?{_SPOKEN_DOT}{_TLD}\b"),
+        0.85,
+        requires=_HAS_DOT,
+    ),
+    Rule("EMAIL_ADDRESS", _r(rf"{_SPOKEN_USER}\s+at\s+{_MAIL_HOSTS}{_DOT}{_TLD}\b"), 0.8, requires=_HAS_HOST),
     # Phone digits in small groups behind any separators ("555 . 012 . 3456", "5-5-5-0-1-2-3-4-5-6").
     Rule(
         "PHONE_NUMBER",

@@ -14,6 +14,7 @@ import functools
 import importlib
 import re
 
+from llmops.pii.common_words import COMMON_WORDS
 from llmops.pii.libraries import stop_words
 from llmops.pii.rules import Rule
 
@@ -58,6 +59,7 @@ _NAME_CUE = re.compile(
     rf"({_NAME_WORD}(?:\s+{_NAME_WORD})?)\b",
     re.IGNORECASE,
 )
+_HONORIFICS = frozenset({"mr", "mrs", "mister"})  # not "ms" (ms word), "dr" (dr appointment), "miss" (a verb)
 # Support agents sign tweets and chats "^Kartika", "-Shie", "_Rjay" (initials like "*MS" are no name).
 _SIGN_OFF = re.compile(r"(?:\^\s?|(?:^|\s)[-–_]\s?(?=[A-Z][A-Za-z]?[a-z]{2,15}\s*(?:\d/\d)?\s*$))([A-Z][A-Za-z]?[a-z]{2,15})\b")
 _SINGLE = re.compile(r"(?<![\w@#'-])[A-Za-z][a-z'-]{2,20}(?![\w@'-])")
@@ -114,6 +116,12 @@ def find_lowercase_names(text: str) -> list[tuple[int, int, float]]:
     out: list[tuple[int, int, float]] = []
     for m in _NAME_CUE.finditer(text):
         words = m.group(1).split()
+        if text[m.start() : m.start(1)].rstrip(" ,.!").casefold() in _HONORIFICS and words[0].islower():
+            # "mrs oriane vaszary-klemm": after a title the words are a name, in the lexicon or not
+            names = [w for w in words if w.casefold() not in stop_words() and w.casefold() not in COMMON_WORDS]
+            if names and names[0] == words[0]:
+                out.append((m.start(1), m.end(1) if names == words else m.start(1) + len(words[0]), 0.7))
+            continue
         if words[0].casefold() not in first or not words[0].islower():
             continue
         end = m.start(1) + len(words[0])

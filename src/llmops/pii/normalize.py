@@ -79,7 +79,11 @@ class Shadow:
             return start, end
         if end <= start:
             return self.offsets[start], self.offsets[start]
-        return self.offsets[start], self.offsets[end - 1] + 1  # a folded character (ligature) is covered whole
+        first, last = self.offsets[start], self.offsets[end - 1] + 1  # a folded character (ligature) is covered whole
+        if "\\u" in self.original:  # a value that ends in an escape ends after its six characters
+            m = _ESCAPE.match(self.original, last - 1)
+            last = m.end() if m else last
+        return first, last
 
     def inert_positions(self) -> list[int]:
         """Shadow positions of the placeholders (each one :data:`INERT` character)."""
@@ -93,7 +97,13 @@ class Shadow:
         return out
 
 
+# A JSON or Python escape typed into text ("pelham\\u002estone\\u0040example\\u002ecom"): read as its character.
+_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+
+
 def _needs_work(text: str) -> bool:
+    if "\\u" in text and _ESCAPE.search(text):
+        return True
     if "<" in text or "{{" in text:
         return PLACEHOLDER.search(text) is not None or not text.isascii()
     return not text.isascii()
@@ -112,12 +122,18 @@ def shadow(text: str) -> Shadow:
     out: list[str] = []
     offsets: list[int] = []
     holders = {m.start(): m.end() for m in PLACEHOLDER.finditer(text)}
+    escapes = {m.start(): chr(int(m.group(1), 16)) for m in _ESCAPE.finditer(text)} if "\\u" in text else {}
     i, n = 0, len(text)
     while i < n:
         if i in holders:
             out.append(INERT)
             offsets.append(i)
             i = holders[i]
+            continue
+        if i in escapes and escapes[i].isprintable() and not is_invisible(escapes[i]):
+            out.extend(unicodedata.normalize("NFKC", escapes[i]))  # the escape, six characters, reads as one
+            offsets.extend([i] * len(unicodedata.normalize("NFKC", escapes[i])))
+            i += 6
             continue
         ch = text[i]
         if ch.isascii():

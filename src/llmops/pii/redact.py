@@ -38,6 +38,14 @@ def _id_words(value: str) -> str:
     return spaced if "@" in value else spaced.replace(".", " ")
 
 
+def _has_first_name(spaced_id: str) -> bool:
+    """A word of an id is a first name of the name lexicon ("ticket wilhelmina strand 2291")."""
+    from llmops.pii.names import lexicon
+
+    first, _ = lexicon()
+    return any(len(w) > 2 and w.isalpha() and w.casefold() in first for w in spaced_id.split())  # whole words only
+
+
 def _operator(name: str) -> Any:
     load_detection_libraries()
     from presidio_anonymizer.operators import Hash, Mask, Redact
@@ -83,6 +91,18 @@ class Pseudonymizer:
         return "".join(out)
 
 
+def public_channel(channel: str, allowed: Sequence[str]) -> str:
+    """The channel as it may leave the boundary: a name of ``allowed`` (case-insensitive), the allowed name it
+    starts with ("whatsapp:Ignatia Pellwether" -> "whatsapp"), or "other". A channel is a label, not free text:
+    anything else in it is dropped, not judged by the detector."""
+    folded = channel.strip().casefold()
+    names = {a.casefold() for a in allowed}
+    if folded in names:
+        return folded
+    head = re.split(r"[^a-z0-9_-]", folded, maxsplit=1)[0]
+    return head if head in names else "other"
+
+
 class Redactor:
     """Detection (fast rules + batched NER by default, or Presidio's AnalyzerEngine) + pseudonyms.
 
@@ -112,6 +132,7 @@ class Redactor:
         self.stats = RedactStats()
         self.metadata_dropped = 0
         self.ids_hashed = 0
+        self.channels_generalised = 0
 
     @property
     def analyzer(self) -> Any:
@@ -187,8 +208,9 @@ class Redactor:
     def public_ids(self, ids: Sequence[str], flags: Callable[[Sequence[str]], list[bool]] | None = None) -> list[str]:
         """Identifiers as they may leave the boundary: replaced by a keyed hash (``anon-...``) when
         ``cfg.hash_ids`` is ``all``, or ``pii`` and the id (or its words: ``call-4155550100``) holds a structured
-        identifier (e-mail, phone, card, SSN, IBAN ...). Names inside ids are not judged: use ``all`` for ids
-        built from customers' names. ``flags``: :meth:`id_flags` with its verdicts kept elsewhere (a cache)."""
+        identifier (e-mail, phone, card, SSN, IBAN ...) or a first name of the name lexicon
+        (``ticket-wilhelmina-strand-2291``). Other names inside ids are not judged: use ``all`` for ids built
+        from customers' names. ``flags``: :meth:`id_flags` with its verdicts kept elsewhere (a cache)."""
         if self.cfg.hash_ids == "none" or not ids:
             return list(ids)
         flagged = [True] * len(ids) if self.cfg.hash_ids == "all" else (flags or self.id_flags)(ids)
@@ -196,7 +218,8 @@ class Redactor:
         return [hashed_id(i, self.id_key) if f else i for i, f in zip(ids, flagged, strict=True)]
 
     def id_flags(self, ids: Sequence[str]) -> list[bool]:
-        """Per id: does it (or its words) hold a structured identifier? (``hash_ids: pii``; the detector runs.)"""
+        """Per id: does it (or its words) hold a structured identifier or a lexicon first name? (``hash_ids: pii``;
+        the detector runs.)"""
         if not ids:
             return []
         # Structured types only: NER reads "gen canary 1" as a name, and an id is no sentence to judge names in.
@@ -205,7 +228,8 @@ class Redactor:
         structured = [e for e in self.cfg.entities if e not in NER_LABELS.values()]
         spaced = [_id_words(i) for i in ids]
         spans = self.analyze([*ids, *spaced], structured)
-        return [bool(a) or bool(b) for a, b in zip(spans[: len(ids)], spans[len(ids) :], strict=True)]
+        named = [_has_first_name(s) for s in spaced]
+        return [bool(a) or bool(b) or n for a, b, n in zip(spans[: len(ids)], spans[len(ids) :], named, strict=True)]
 
     def redact_texts(self, texts: Sequence[str], entities: Sequence[str] | None = None) -> list[str]:
         """Redact independent texts (each gets its own placeholder numbering)."""
@@ -244,7 +268,8 @@ class Redactor:
 
     def redact_conversations(self, conversations: Sequence[Conversation], *, progress: bool = False) -> list[Conversation]:
         """Turns and metadata of each conversation as one scope; metadata keys outside ``cfg.metadata_allow``
-        dropped; a conversation id that looks like personal data hashed (:meth:`public_ids`)."""
+        dropped; a conversation id that looks like personal data hashed (:meth:`public_ids`); the channel one of
+        ``cfg.channel_allow`` (:func:`public_channel`)."""
         ids = self.public_ids([c.conversation_id for c in conversations])
         groups, known, layouts = [], [], []
         for c, cid in zip(conversations, ids, strict=True):
@@ -258,7 +283,9 @@ class Redactor:
             turns = [t.model_copy(update={"text": x}) for t, x in zip(c.turns, texts, strict=False)]
             metadata, dropped = rebuild_metadata(c.metadata, slots, texts[len(c.turns) :], self.cfg.metadata_allow)
             self.metadata_dropped += dropped
-            out.append(c.model_copy(update={"conversation_id": cid, "turns": turns, "metadata": metadata}))
+            channel = public_channel(c.channel, self.cfg.channel_allow)
+            self.channels_generalised += channel != c.channel
+            out.append(c.model_copy(update={"conversation_id": cid, "channel": channel, "turns": turns, "metadata": metadata}))
         return out
 
     def redact_documents(self, documents: Sequence[Document]) -> list[Document]:
@@ -282,4 +309,9 @@ class Redactor:
 
     def report(self) -> dict[str, Any]:
         """What this redactor did: texts, entities by type, metadata keys dropped, ids hashed."""
-        return {**self.stats.as_dict(), "metadata_keys_dropped": self.metadata_dropped, "ids_hashed": self.ids_hashed}
+        return {
+            **self.stats.as_dict(),
+            "metadata_keys_dropped": self.metadata_dropped,
+            "ids_hashed": self.ids_hashed,
+            "channels_generalised": self.channels_generalised,
+        }

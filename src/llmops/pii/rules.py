@@ -37,7 +37,7 @@ def luhn_ok(value: str) -> bool:
 
 def iban_ok(value: str) -> bool:
     """IBAN mod-97 check (ISO 13616)."""
-    s = value.replace(" ", "").upper()
+    s = re.sub(r"[ .-]", "", value).upper()
     if not 15 <= len(s) <= 34 or not s[:2].isalpha() or not s[2:4].isdigit():
         return False
     return int("".join(str(int(c, 36)) for c in s[4:] + s[:4])) % 97 == 1
@@ -47,6 +47,24 @@ def ssn_ok(value: str) -> bool:
     """US SSN structure: no 000/666/9xx area, no 00 group, no 0000 serial, not all one digit."""
     d = _digits(value)
     return len(d) == 9 and d[:3] not in {"000", "666"} and d[0] != "9" and d[3:5] != "00" and d[5:] != "0000" and len(set(d)) > 1
+
+
+def nino_ok(value: str) -> bool:
+    """UK National Insurance number structure: two prefix letters (not D, F, I, Q, U, V; O not second; not the
+    unallocated BG, GB, KN, NK, NT, TN, ZZ), six digits, a suffix A-D."""
+    s = re.sub(r"\s", "", value).upper()
+    return (
+        len(s) == 9
+        and s[0] not in "DFIQUV"
+        and s[1] not in "DFIQUVO"
+        and s[:2] not in {"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"}
+        and s[2:8].isdigit()
+        and s[8] in "ABCD"
+    )
+
+
+def has_digit(value: str) -> bool:
+    return any(c.isdigit() for c in value)
 
 
 def ip_ok(value: str) -> bool:
@@ -134,9 +152,23 @@ def _ctx(words: str) -> re.Pattern[str]:
 RULES: tuple[Rule, ...] = (
     Rule("EMAIL_ADDRESS", _r(r"(?<![\w.+-])[\w.%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"), 0.95),
     Rule("CREDIT_CARD", _r(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"), 0.9, luhn_ok),
-    Rule("IBAN_CODE", _r(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", re.IGNORECASE), 0.95, iban_ok),
+    # Dotted groups ("4929.5521.0083.4417", Amex 4.6.5), never a run inside a longer dotted number.
+    Rule("CREDIT_CARD", _r(r"(?<![\d.])\d{4}\.(?:\d{4}\.\d{4}\.\d{1,7}|\d{6}\.\d{5})(?!\d|\.\d)"), 0.9, luhn_ok),
+    Rule("IBAN_CODE", _r(r"\b[A-Z]{2}\d{2}(?:[ .-]?[A-Z0-9]{4}){2,7}(?:[ .-]?[A-Z0-9]{1,3})?\b", re.IGNORECASE), 0.95, iban_ok),
+    # UK National Insurance numbers ("QQ 12 34 56 C"): valid structure in capitals, or any after its cue word.
+    Rule("UK_NINO", _r(r"\b[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"), 0.85, nino_ok),
+    Rule(
+        "UK_NINO",
+        _r(
+            r"\b(?:NI|NINO|national insurance)(?: (?:number|no\.?|#))?(?: is)?\s*[:#]?\s*"
+            r"([A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D])\b",
+            re.I,
+        ),
+        0.85,
+        group=1,
+    ),
     # Short card numbers (Maestro, 12+ digits) and numbers failing Luhn count only right after "card".
-    Rule("CREDIT_CARD", _r(r"\bcard(?:\s+(?:number|no\.?|#))?\s*:?\s*(\d(?:[ -]?\d){11,18})(?![\d-])", re.I), 0.8, group=1),
+    Rule("CREDIT_CARD", _r(r"\bcard(?:\s+(?:number|no\.?|#))?\s*:?\s*(\d(?:[ .-]?\d){11,18})(?![\d-]|\.\d)", re.I), 0.8, group=1),
     Rule("US_SSN", _r(r"(?<![\d-])\d{3}([- .])\d{2}\1\d{4}(?![\d-])"), 0.7, ssn_ok),
     Rule("US_SSN", _r(r"(?<![\d-])\d{9}(?![\d-])"), 0.3, ssn_ok, context=_ctx(r"ssn|social security"), context_score=0.8),
     Rule("IP_ADDRESS", _r(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])"), 0.9, ip_ok),
@@ -216,8 +248,11 @@ RULES: tuple[Rule, ...] = (
         "ZIP_CODE",
         _r(r"\b(?:zip|postal|post)\b\s*(?:code)?\s*(?:is|:)?\s*([A-Z0-9]{2,5}(?:[ -][A-Z0-9]{3,4})?)\b", re.IGNORECASE),
         0.7,
+        has_digit,  # "post it" is no postcode
         group=1,
     ),
+    # UK postcodes ("SW1A 1AA", "YO1 7HH"): outward code, a space, inward code, in capitals.
+    Rule("ZIP_CODE", _r(r"\b[A-PR-UWYZ][A-HK-Y]?\d[A-Z\d]? \d[ABD-HJLNP-UW-Z]{2}\b"), 0.6),
     Rule(
         "AGE",
         _r(r"\b(\d{1,3})(?=[ -]?(?:years?|yrs?)[ -]?old\b|[ -]?y/?o\b|-year-old)", re.IGNORECASE),
@@ -237,8 +272,11 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "DATE_OF_BIRTH",
         _r(
-            r"\b(?:born(?: on| in)?|date of birth(?: is|:)?(?:\s*it'?s)?|d\.?o\.?b\.?:?|birthday(?: is)?(?: on)?)[\s.:]*"
-            r"((?:\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4})|(?:\w+ \d{1,2},? \d{4})|(?:\d{1,2} \w+ \d{4})|\d{4})",
+            r"\b(?:born(?: on| in)?|date of birth(?: is|:)?(?:\s*it'?s)?|d\.?o\.?b\.?:?|birthday(?: is)?(?: on)?|"
+            r"geboren(?: am)?|geburtsdatum:?|n[ée]e? le|date de naissance:?|nacid[oa] el|fecha de nacimiento:?|"
+            r"nat[oa] il|data di nascita:?)[\s.:]*"
+            r"((?:\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4})|(?:\w+ \d{1,2}(?:st|nd|rd|th)?,? \d{4})|"
+            r"(?:\d{1,2}(?:st|nd|rd|th)?\.? (?:of )?\w+,? \d{4})|\d{4})",
             re.IGNORECASE,
         ),
         0.75,
@@ -263,6 +301,7 @@ NOT_NAMES = frozenset(
 )
 _NW = rf"[{_U}][^\W\d_A-ZÀ-ÖØ-ÞΑ-ΩА-Я]+"  # a name word: a capital, then lower-case letters
 _FULL_NAME = rf"{_NW}(?:\s+[{_U}]\.?)?(?:\s+{_NW}){{1,2}}"
+_NAME_KEY = r"(?:(?:full|first|last|given|family|customer|contact|sur)[ _-]?)?name"
 NAME_LIST = re.compile(rf"\b{_NW}(?:,\s+{_NW}){{1,}},?\s+and\s+{_NW}\b")
 _NOT_PLACES = (
     r"(?!(?:January|February|March|April|May|June|July|August|September|October|November|December|Monday|Tuesday|"
@@ -313,7 +352,10 @@ NAME_RULES: tuple[Rule, ...] = (
         0.65,
         group=1,
     ),
-    Rule("PERSON", _r(rf"(?:^|\n)\s*(?:--|–|-|\^)\s*({_NAME})\s*$"), 0.6, group=1),
+    Rule("PERSON", _r(rf"(?:^|\n)\s*(?:--|–|-|\^)\s*({_NAME})[ \t]*(?=\n|$)"), 0.6, group=1),
+    # A name field: a quoted key in JSON-like text ('"name": "Tamsin Okonkwo"'), or a "Name:" line of a form.
+    Rule("PERSON", _r(rf"""["']{_NAME_KEY}["']\s*:\s*["']([^"'\n]{{2,60}})["']""", re.I), 0.8, group=1),
+    Rule("PERSON", _r(rf"(?:^|\n)[ \t]*{_NAME_KEY}[ \t]*[:=][ \t]*([^\n,;]{{2,60}}?)[ \t]*(?=[\n,;]|$)", re.I), 0.75, group=1),
 )
 
 

@@ -51,6 +51,7 @@ TYPE_RANK = {
     "CREDIT_CARD": 4,
     "IBAN_CODE": 4,
     "US_SSN": 4,
+    "UK_NINO": 4,
     "EMAIL_ADDRESS": 4,
     "IP_ADDRESS": 4,
     "URL": 4,

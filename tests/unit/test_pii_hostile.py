@@ -1,0 +1,118 @@
+"""Forms of personal data an adversarial audit got past the redaction boundary (conversations, production
+feedback, the leak gate): each is redacted now, by the real detector (rules + spaCy NER), and the nearby
+ordinary text it must leave alone stays."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from llmops.config import RedactParams
+from llmops.pii.normalize import shadow
+from llmops.pii.redact import Redactor, public_channel
+from llmops.pii.rules import iban_ok, nino_ok
+from llmops.records import Conversation, Turn
+
+
+@pytest.fixture(scope="module")
+def redactor() -> Redactor:
+    return Redactor(RedactParams())
+
+
+@pytest.mark.parametrize(
+    ("text", "secrets"),
+    [
+        # structured identifiers in the separators people type
+        ("my card 4929.5521.0083.4415 was charged twice", ["4929", "5521", "0083", "4415"]),
+        ("card no. 4024.2027.4083.7261 please", ["4024", "2027", "4083", "7261"]),  # fails Luhn: the cue decides
+        ("IBAN: DE67-5001-0517-9412-7362-05", ["5001", "0517", "9412", "7362"]),
+        ("NI PX 48 29 17 D", ["PX 48", "29 17"]),
+        ("my national insurance number is QR 73 51 20 B", ["QR 73", "51 20"]),
+        ("it is AB123456C", ["AB123456C"]),
+        # dates of birth in more words and languages
+        ("I was born on July 29th, 1961", ["29th", "1961"]),
+        ("geboren am 17.04.1963", ["17.04.1963"]),
+        ("née le 3 mars 1970", ["1970"]),
+        ("DOB 14th of August 1972", ["1972"]),
+        # e-mails hidden by escapes and spoken dots
+        ("pelham\\u002estone\\u0040example\\u002ecom", ["pelham", "stone", "example"]),
+        ("ostrava dot pavel at gmail dot com", ["ostrava", "pavel"]),
+        # UK postcodes
+        ("post it to SW1A 1AA please", ["SW1A 1AA"]),
+        # names the NER model does not see as typed
+        ("HI THIS IS ZEPHYRINE QUALLSTROM, MY PARCEL IS LATE AGAIN", ["ZEPHYRINE", "QUALLSTROM"]),
+        ("DEAR CRESSIDA VANTONGEREN, apply online.", ["CRESSIDA", "VANTONGEREN"]),
+        ('{"name": "Tamsin Okonkwo", "order": 5}', ["Tamsin", "Okonkwo"]),
+        ('{"customer_name": "leocadia sturmfels"}', ["leocadia", "sturmfels"]),
+        ("Order form\nFull name: Ana Vasquez-Trill\nItems: 2", ["Ana", "Vasquez", "Trill"]),
+        ("please write to mrs oriane vaszary-klemm about it", ["oriane", "vaszary", "klemm"]),
+        ("thanks for nothing\n-- Balthazar Ekwueme-Oyelaran\nSent from my iPhone", ["Balthazar", "Ekwueme", "Oyelaran"]),
+        ("Ana Castellanos-Whitby here, my order is late", ["Castellanos", "Whitby"]),
+    ],
+)
+def test_hostile_forms_are_redacted(redactor: Redactor, text: str, secrets: list[str]) -> None:
+    out = redactor.redact_texts([text])[0]
+    for secret in secrets:
+        assert secret not in out, (text, out)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "post it to me please",  # "post" is a cue only before a code with a digit
+        "I was born in the summer",
+        "Product code AB-1234 and SKU XJ-900 are in stock",  # acronym pairs are not shouting
+        "WHERE IS MY PACKAGE",
+        '{"product name": "Blender 3000", "price": 20}',
+        "version 1.2.3 of the app",
+    ],
+)
+def test_ordinary_text_near_those_forms_stays(redactor: Redactor, text: str) -> None:
+    assert redactor.redact_texts([text]) == [text]
+
+
+def test_checksums_accept_the_separators_people_type() -> None:
+    assert iban_ok("DE67-5001-0517-9412-7362-05") and iban_ok("DE67.5001.0517.9412.7362.05")
+    assert not iban_ok("DE68-5001-0517-9412-7362-05")
+    assert nino_ok("PX 48 29 17 D") and nino_ok("AB123456C")
+    assert not nino_ok("QR 73 51 20 B") and not nino_ok("GB123456A") and not nino_ok("AB123456E")
+
+
+def test_an_escape_in_the_shadow_maps_back_to_all_its_characters() -> None:
+    text = "x \\u0070elham@x.co\\u006d y"
+    sh = shadow(text)
+    assert sh.text == "x pelham@x.com y"
+    start, end = sh.to_original(sh.text.index("p"), sh.text.index(" y"))
+    assert text[start:end] == "\\u0070elham@x.co\\u006d"
+
+
+def test_a_channel_is_a_label_from_the_allowed_list() -> None:
+    allowed = RedactParams().channel_allow
+    assert public_channel("chat", allowed) == "chat" and public_channel("Email", allowed) == "email"
+    assert public_channel("whatsapp:Ignatia Pellwether", allowed) == "whatsapp"
+    assert public_channel("ignatia.pellwether", allowed) == "other"
+    assert public_channel("Ignatia Pellwether", allowed) == "other"
+
+
+def test_conversations_leave_with_an_allowed_channel_and_a_count(redactor: Redactor) -> None:
+    def conv(cid: str, channel: str) -> Conversation:
+        return Conversation(
+            conversation_id=cid,
+            channel=channel,
+            created_at=datetime(2026, 3, 1, tzinfo=UTC),
+            turns=[Turn(role="customer", text="where is my parcel")],
+        )
+
+    before = redactor.channels_generalised
+    out = redactor.redact_conversations([conv("c1", "whatsapp:Ignatia Pellwether"), conv("c2", "chat")])
+    assert [c.channel for c in out] == ["whatsapp", "chat"]
+    assert redactor.channels_generalised - before == 1
+    assert redactor.report()["channels_generalised"] >= 1
+
+
+def test_an_id_holding_a_first_name_is_hashed(redactor: Redactor) -> None:
+    ids = ["ticket-wilhelmina-strand-2291", "bitext-00015", "twitter-LgwAXtbbEm0mBvDrGmjk", "034eba5948ab2005"]
+    public = redactor.public_ids(ids)
+    assert public[0].startswith("anon-") and "wilhelmina" not in public[0]
+    assert public[1:] == ids[1:]
