@@ -12,6 +12,7 @@ from prefect.input import RunInput
 
 from llmops import isolation, versioning
 from llmops.config import Params, Settings, load_params
+from llmops.data.purge import protect_private
 from llmops.finetune.policy import RetrainDecision
 from llmops.finetune.registry import ModelRecord
 from llmops.isolation import IsolatedRun
@@ -46,7 +47,10 @@ STAGE_POLICY: dict[str, StagePolicy] = {
 
 @task(name="stage")
 def _run_stage(project_dir: str, stage: str, force: bool = False) -> versioning.StageRun:
-    return versioning.repro_stage(Path(project_dir), stage, force=force)
+    run = versioning.repro_stage(Path(project_dir), stage, force=force)
+    if run.ran:  # DVC commits outputs with the umask: the personal data before the boundary is made owner-only
+        protect_private(Path(project_dir))
+    return run
 
 
 def run_stage(project_dir: str, stage: str, force: bool = False) -> versioning.StageRun:

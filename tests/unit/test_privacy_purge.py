@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from llmops.cli import app
-from llmops.data.purge import purge_private
+from llmops.data.purge import protect_private, purge_private
 
 SECRET = "maria.canary@example.com"
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,9 +49,8 @@ def test_project_declares_every_pre_boundary_out_unpushed() -> None:
     }
 
 
-def test_push_sends_nothing_private_and_purge_removes_it(
-    tmp_path: Path, settings_env: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A DVC project with one stage writing raw/quarantine/clean (unpushed) and redacted outputs, and a remote."""
     proj, remote = tmp_path / "proj", tmp_path / "remote"
     proj.mkdir()
     monkeypatch.chdir(proj)  # DVC resolves stage paths against the working directory
@@ -66,6 +65,15 @@ def test_push_sends_nothing_private_and_purge_removes_it(
         with repo.config.edit() as conf:
             conf["remote"]["r"] = {"url": str(remote)}
             conf["core"]["remote"] = "r"
+    return proj, remote
+
+
+def test_push_sends_nothing_private_and_purge_removes_it(
+    tmp_path: Path, settings_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dvc.repo import Repo
+
+    proj, remote = _project(tmp_path, monkeypatch)
     with Repo(str(proj)) as repo:
         repo.reproduce()
         assert repo.push() > 0
@@ -88,3 +96,37 @@ def test_push_sends_nothing_private_and_purge_removes_it(
     with Repo(str(proj)) as repo:  # the post-boundary output still checks out from the cache (shared object kept)
         repo.checkout(targets=["data/redacted"])
     assert (proj / "data/redacted/docs.jsonl").read_text() == "public page\n"
+
+
+def test_private_outputs_and_their_cache_objects_are_owner_only_after_a_stage(
+    tmp_path: Path, settings_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DVC commits outputs with the process umask (files 0644, objects 0444): the personal data before the
+    boundary is made 0600 / 0700 / 0400; post-boundary outputs and the objects they share keep their modes."""
+    import os
+
+    from dvc.repo import Repo
+
+    proj, _ = _project(tmp_path, monkeypatch)
+    old = os.umask(0o022)
+    try:
+        with Repo(str(proj)) as repo:
+            repo.reproduce()
+    finally:
+        os.umask(old)
+
+    def mode(p: Path) -> int:
+        return p.stat().st_mode & 0o777
+
+    assert mode(proj / "data/raw/c.jsonl") & 0o044, "the fixture must start world-readable to test anything"
+    assert protect_private(proj) > 0
+    for rel in ("data/raw", "data/quarantine", "data/clean"):
+        assert mode(proj / rel) == 0o700
+        assert {mode(f) for f in (proj / rel).rglob("*") if f.is_file()} == {0o600}
+    cache = proj / ".dvc/cache"
+    secret = [f for f in cache.rglob("*") if f.is_file() and SECRET.encode() in f.read_bytes()]
+    assert secret and {mode(f) for f in secret} == {0o400}
+    shared = [f for f in cache.rglob("*") if f.is_file() and f.read_bytes() == b"public page\n"]
+    assert shared and mode(shared[0]) & 0o044  # data/redacted/docs.jsonl needs it: not narrowed
+    assert mode(proj / "data/redacted/c.jsonl") & 0o044
+    assert protect_private(proj) == 0  # nothing left to change

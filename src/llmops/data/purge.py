@@ -58,6 +58,42 @@ def _expand(md5: str, cache: Any) -> set[str]:
     return oids
 
 
+def protect_private(project_dir: Path) -> int:
+    """Owner-only permissions on the outputs before the boundary and on their local DVC cache objects: DVC
+    writes what it commits with the process umask (0644 files, 0444 objects), readable by every local user.
+    Directories become 0700, files 0600, cache objects 0400 (objects a post-boundary output shares keep
+    theirs). Returns the number of paths changed."""
+    from dvc.repo import Repo
+
+    changed = 0
+
+    def chmod(path: Path, mode: int) -> None:
+        nonlocal changed
+        if path.stat().st_mode & 0o777 != mode:
+            path.chmod(mode)
+            changed += 1
+
+    for rel in PRIVATE:
+        root = project_dir / rel
+        if not root.exists():
+            continue
+        for path in [root, *root.rglob("*")]:
+            if not path.is_symlink():
+                chmod(path, 0o700 if path.is_dir() else 0o600)
+    private_paths = {str(p) for p in PRIVATE}
+    with Repo(str(project_dir)) as repo:
+        cache = repo.cache.local
+        private: set[str] = set()
+        public: set[str] = set()
+        for out_path, md5 in _outs(_read_lock(project_dir / "dvc.lock")):
+            (private if out_path in private_paths else public).update(_expand(md5, cache))
+        for oid in private - public:
+            obj = Path(cache.oid_to_path(oid))
+            if obj.exists() and not obj.is_symlink():
+                chmod(obj, 0o400)
+    return changed
+
+
 PRIVATE_CACHES = ["ingest", "clean"]  # per-record caches of the stages before the boundary (llmops.data.incremental)
 
 
