@@ -35,7 +35,12 @@ def _customer(line: str) -> str:
     return next(t["text"] for t in json.loads(line)["turns"] if t["role"] == "customer")[:60]
 
 
-def test_a_conversation_erased_at_the_source_leaves_every_output_and_cache(workspace: Path, settings_env: Path) -> None:
+def test_a_conversation_erased_at_the_source_leaves_every_output_and_cache(
+    workspace: Path, settings_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fresh machine: the base model is not converted yet when the first run starts (its training set converts
+    # it), and the second run must still reuse every training-set result (one fingerprint across both runs).
+    monkeypatch.setenv("LLMOPS_MODEL_CACHE", str(tmp_path / "fresh-models"))
     _repro(workspace)
     rows = [json.loads(x) for x in (workspace / ws.TRAINSET / "provenance.jsonl").read_text().splitlines()]
     trained = [r["group_id"] for r in rows if r["source"] == "conversation"]
@@ -59,4 +64,6 @@ def test_a_conversation_erased_at_the_source_leaves_every_output_and_cache(works
         s: json.loads((workspace / ws.stage_metrics(s)).read_text())["conversations"] for s in ("ingest", "clean", "redact")
     }
     assert all(m["deleted"] >= 1 and m["processed"] == 0 for m in metrics.values()), metrics
+    trainset = json.loads((workspace / ws.stage_metrics("trainset")).read_text())["conversations"]
+    assert trainset["processed"] == 0 and trainset["deleted"] >= 1 and trainset["reused"] > 0, trainset
     assert _holders([*outputs, settings_env / CACHE_DIR], needles) == []
