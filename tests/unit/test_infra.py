@@ -153,6 +153,10 @@ def test_pool_deployments_mirror_the_project_ones(name: str) -> None:
     spec = yaml.safe_load((INFRA / name).read_text(encoding="utf-8"))
     project = yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))
     assert {d["name"] for d in spec["deployments"]} == {d["name"] for d in project["deployments"]}
+    ours = {d["name"]: d for d in project["deployments"]}
+    for d in spec["deployments"]:  # the same schedules and triggers (drift starts a retrain on every pool)
+        assert d.get("schedules") == ours[d["name"]].get("schedules"), d["name"]
+        assert d.get("triggers") == ours[d["name"]].get("triggers"), d["name"]
     assert spec["prefect-version"] == importlib.metadata.version("prefect")
     for d in spec["deployments"]:
         path, func = d["entrypoint"].split(":")
