@@ -70,6 +70,10 @@ def test_cli_scan_exit_codes(tmp_path: Path) -> None:
     assert bad.exit_code == 1 and "EMAIL_ADDRESS" in bad.output and EMAIL not in bad.output
     missing = runner.invoke(app, ["pii", "scan", str(tmp_path / "nope")])
     assert missing.exit_code == 1 and "does not exist" in missing.output
+    both = runner.invoke(app, ["pii", "scan", str(tmp_path / "ok.jsonl"), str(tmp_path / "bad.jsonl"), "--params", "none"])
+    assert both.exit_code == 1 and "EMAIL_ADDRESS" in both.output  # several paths: a leak in any fails
+    two_ok = runner.invoke(app, ["pii", "scan", str(tmp_path / "ok.jsonl"), str(tmp_path / "ok.jsonl"), "--params", "none"])
+    assert two_ok.exit_code == 0 and "clean" in two_ok.output
 
 
 def test_cli_redact_conversations_and_text_lines(tmp_path: Path) -> None:

@@ -24,22 +24,25 @@ def _cfg(params: Path):
 
 @app.command("scan")
 def scan(
-    path: Annotated[Path, typer.Argument(help="File or directory: JSONL/JSON by field, other text by line.")],
+    paths: Annotated[list[Path], typer.Argument(help="Files or directories: JSONL/JSON by field, other text by line.")],
     params: ParamsFile = Path("params.yaml"),
     as_json: Annotated[bool, typer.Option("--json", help="Print findings as JSON lines.")] = False,
 ) -> None:
-    """Fail (exit 1) when residual personal data (redact.scan_entities) is found in PATH."""
+    """Fail (exit 1) when residual personal data (redact.scan_entities) is found in any of PATHS."""
     from llmops.pii.scan import assert_clean, scan_path
 
     try:
-        if not path.exists():
-            raise DataContractError(f"{path} does not exist: pass a file or a directory to scan")
-        findings = scan_path(path, _cfg(params))
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            raise DataContractError(f"{', '.join(missing)} does not exist: pass files or directories to scan")
+        cfg = _cfg(params)
+        findings = [f for path in paths for f in scan_path(path, cfg)]
         if as_json:
             for f in findings:
                 typer.echo(json.dumps(f.as_dict()))
-        assert_clean(findings, str(path))
-        typer.echo(f"clean: no personal data found in {path}")
+        what = ", ".join(str(p) for p in paths)
+        assert_clean(findings, what)
+        typer.echo(f"clean: no personal data found in {what}")
     except LLMOpsError as exc:
         fail(exc)
 
