@@ -70,6 +70,10 @@ def test_summary_is_written_and_read_through_the_record_in_its_old_shape(setting
     assert "| ingest | ran | 1.5 |" in text and "| clean | skipped (unchanged) | 0.1 |" in text
     assert "| conversations | 5 | 4 | 1 |" in text and "| answers.token_f1 | 0.31 |" in text
     assert "**Model** `adapter-1`: rejected" in text and "- no gain" in text and "(drifted: intent)" in text
+    unchanged = summary.model_copy(
+        update={"gate": GateDecision(True, ["adapter-1 is already the champion"], {"not_gated": "already the champion"})}
+    )
+    assert "**Model** `adapter-1`: not gated again: already the champion" in summary_markdown(unchanged)
 
 
 def test_a_summary_of_a_run_without_reports(settings_env: Path, tmp_path: Path) -> None:
@@ -82,6 +86,8 @@ def test_a_summary_of_a_run_without_reports(settings_env: Path, tmp_path: Path) 
     assert body["drift"] == {} and body["publish"] == {} and "model" not in body and "gate" not in body
     assert set(body["metrics"]) == set(ws.STAGES) - {"monitor"} and not any(body["metrics"].values())
     assert "Drift detected" not in summary_markdown(summary) and "**Model**" not in summary_markdown(summary)
+    no_scores = summary.model_copy(update={"metrics": {**summary.metrics, "evaluate": {"retrieval": {}, "answers": {}}}})
+    assert "| metric | value |" not in summary_markdown(no_scores)  # no header over an empty table
 
 
 def test_a_run_record_from_start_to_crash(settings_env: Path, tmp_path: Path) -> None:

@@ -48,11 +48,15 @@ def record_model(
         raise DataContractError(f"{project_dir / ws.ADAPTER} names no trained model in training.json: nothing to gate")
     current = registry.champion()
     if current is not None and current.model_id == model_id:
-        return current, GateDecision(True, [f"{current.model_id} is already the champion (unchanged model)"])
+        return current, GateDecision(
+            True, [f"{current.model_id} is already the champion (unchanged model)"], {"not_gated": "already the champion"}
+        )
     judged = registry.get(model_id)
     if judged is not None:  # an unchanged adapter the gate (or a person: promote/rollback) already decided on
         return judged, GateDecision(
-            False, [f"{judged.model_id} was already judged ({judged.status}); not re-gated: `llmops models promote` overrides"]
+            False,
+            [f"{judged.model_id} was already judged ({judged.status}); not re-gated: `llmops models promote` overrides"],
+            {"not_gated": f"already judged ({judged.status})"},
         )
     champion = ensure_champion(registry, project_dir, settings, params)
     evaluation = EvaluationReport.read(project_dir / ws.EVAL_METRICS).as_dict()

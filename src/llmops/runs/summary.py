@@ -86,13 +86,13 @@ def summary_markdown(summary: RunRecord) -> str:
         lines += ["", "| source | in | out | quarantined |", "|---|---|---|---|"]
         lines += [f"| {k} | {v['in']} | {v['out']} | {v['quarantined']} |" for k, v in ingest.items()]
     ev = summary.metrics.get("evaluate", {})
-    if ev:
-        lines += ["", "| metric | value |", "|---|---|"]
-        for group in ("retrieval", "answers"):
-            lines += [f"| {group}.{k} | {v} |" for k, v in ev.get(group, {}).items()]
-        lines += [f"| {name} | missing (could not be computed) |" for name in ev.get("missing", [])]
+    rows = [f"| {group}.{k} | {v} |" for group in ("retrieval", "answers") for k, v in ev.get(group, {}).items()]
+    rows += [f"| {name} | missing (could not be computed) |" for name in ev.get("missing", [])]
+    if rows:  # no header over an empty table (a run whose evaluation left no metrics)
+        lines += ["", "| metric | value |", "|---|---|", *rows]
     if summary.gate is not None and summary.model is not None:
-        verdict = "promoted to champion" if summary.gate.promote else "rejected"
+        not_gated = summary.gate.evidence.get("not_gated")  # an unchanged model the gate did not judge again
+        verdict = f"not gated again: {not_gated}" if not_gated else "promoted to champion" if summary.gate.promote else "rejected"
         lines += ["", f"**Model** `{summary.model.model_id}`: {verdict}"]
         lines += [f"- {r}" for r in summary.gate.reasons]
     drift = summary.drift
