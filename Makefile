@@ -43,6 +43,7 @@ test-all: $(STAMP)  ## run every test, slow ones included
 bench: $(STAMP)  ## run the benchmarks in bench/ and print side-by-side ratios
 	$(PY) bench/run.py $(B)
 
-clean:  ## remove run state and stage outputs (keeps .venv)
+clean:  ## remove run state, stage outputs and the local DVC cache (it holds pre-redaction data; keeps .venv)
 	rm -rf .llmops data/raw data/quarantine data/clean data/redacted data/redact-quarantine data/feedback data/feedback-quarantine \
-		data/index data/gateset data/trainset data/trainset-quarantine models reports metrics metrics.json dvc.lock
+		data/index data/gateset data/trainset data/trainset-quarantine models reports metrics metrics.json dvc.lock \
+		.dvc/cache .dvc/tmp
