@@ -163,6 +163,9 @@ def publish_lock(project: Path, workspace: Path, stages: list[str]) -> list[str]
     os.replace(tmp, path)
     with Repo(str(project)) as repo:
         repo.checkout(force=True, allow_missing=True)
+    from llmops.data.purge import protect_private
+
+    protect_private(project)  # checkout wrote the outputs with the umask: personal data stays owner-only
     return published
 
 

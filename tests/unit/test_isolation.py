@@ -232,3 +232,39 @@ def test_fresh_worker_rebuilds_unpushed_outputs_and_the_remote_never_holds_them(
     versioning.configure_remote(ws2, Settings())
     assert versioning.pull(ws2) == 1 and not (ws2 / "a.txt").exists() and (ws2 / "b.txt").exists()
     assert [versioning.repro_stage(ws2, s).ran for s in ("first", "second")] == [True, False]
+
+
+def test_published_outputs_before_the_boundary_are_owner_only_in_the_project(
+    tmp_path: Path, settings_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checkout that publishes a run writes the project's outputs with the umask: raw data must not be left
+    readable by every local user there (the run's own workspace was protected already)."""
+    import os
+
+    proj = tmp_path / "proj"
+    (proj / "src").mkdir(parents=True)
+    (proj / "src" / "w.py").write_text(
+        "import os\nfor d in ('data/raw', 'data/redacted'): os.makedirs(d, exist_ok=True)\n"
+        "open('data/raw/c.jsonl', 'w').write('maria@example.com\\n')\n"
+        "open('data/redacted/c.jsonl', 'w').write('<EMAIL_ADDRESS_1>\\n')\n"
+    )
+    (proj / "dvc.yaml").write_text(
+        "stages:\n  first:\n    cmd: python src/w.py\n    deps: [src/w.py]\n"
+        "    outs: [{data/raw: {push: false}}, data/redacted]\n"
+    )
+    (proj / "params.yaml").write_text("base:\n  seed: 1\n")
+    subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=proj, check=True)
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    old = os.umask(0o022)
+    try:
+        ws = isolation.materialise(proj, tmp_path / "run")
+        versioning.configure_remote(ws, Settings())
+        assert versioning.repro_stage(ws, "first").ran
+        isolation.publish_lock(proj, ws, ["first"])
+    finally:
+        os.umask(old)
+    assert (proj / "data/raw/c.jsonl").read_text() == "maria@example.com\n"
+    assert (proj / "data/raw").stat().st_mode & 0o777 == 0o700
+    assert (proj / "data/raw/c.jsonl").stat().st_mode & 0o777 == 0o600
+    assert (proj / "data/redacted/c.jsonl").stat().st_mode & 0o044  # published data keeps its modes
