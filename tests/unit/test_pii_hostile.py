@@ -49,6 +49,10 @@ def redactor() -> Redactor:
         ("please write to mrs oriane vaszary-klemm about it", ["oriane", "vaszary", "klemm"]),
         ("thanks for nothing\n-- Balthazar Ekwueme-Oyelaran\nSent from my iPhone", ["Balthazar", "Ekwueme", "Oyelaran"]),
         ("Ana Castellanos-Whitby here, my order is late", ["Castellanos", "Whitby"]),
+        ('{"user": "Evander Quayle", "q": "refund?"}', ["Evander", "Quayle"]),
+        # an IBAN whose check digits fail is still an IBAN (mistyped, or one digit off a real account)
+        ("IBAN DE20500105173382991104 please", ["500105173382991104"]),
+        ("send it to NL-14-ABNA-0417-1643-02 today", ["ABNA", "0417", "1643"]),
     ],
 )
 def test_hostile_forms_are_redacted(redactor: Redactor, text: str, secrets: list[str]) -> None:
@@ -66,6 +70,8 @@ def test_hostile_forms_are_redacted(redactor: Redactor, text: str, secrets: list
         "WHERE IS MY PACKAGE",
         '{"product name": "Blender 3000", "price": 20}',
         "version 1.2.3 of the app",
+        "model AB12 CDEF 1234 is broken",  # no IBAN country
+        "User: where is my order?",  # a transcript's speaker label is no name field
     ],
 )
 def test_ordinary_text_near_those_forms_stays(redactor: Redactor, text: str) -> None:
@@ -116,3 +122,41 @@ def test_an_id_holding_a_first_name_is_hashed(redactor: Redactor) -> None:
     public = redactor.public_ids(ids)
     assert public[0].startswith("anon-") and "wilhelmina" not in public[0]
     assert public[1:] == ids[1:]
+
+
+def test_a_value_split_over_two_turns_is_redacted_in_both(redactor: Redactor) -> None:
+    def conv(*texts: str) -> Conversation:
+        return Conversation(
+            conversation_id="split",
+            channel="chat",
+            created_at=datetime(2026, 3, 1, tzinfo=UTC),
+            turns=[Turn(role="customer", text=t) for t in texts],
+        )
+
+    out = redactor.redact_conversations(
+        [
+            conv("my email is halvard.teasdale", "@fastmail.fm sorry, hit enter too early", "thanks"),
+            conv("my IBAN is ES9121000418", "450200051332 (the rest of it)"),
+            conv("order 4111", "1111 1111 1111. I was charged twice"),  # a Luhn-valid card split in two
+        ]
+    )
+    texts = [[t.text for t in c.turns] for c in out]
+    flat = " | ".join(t for c in texts for t in c)
+    for secret in ("halvard", "teasdale", "fastmail", "ES9121000418", "450200051332", "4111", "1111 1111"):
+        assert secret not in flat, flat
+    assert texts[0][2] == "thanks" and texts[1][1].endswith("(the rest of it)") and texts[2][1].endswith("was charged twice")
+
+
+def test_ordinary_turns_are_not_joined_into_values(redactor: Redactor) -> None:
+    texts = ["I ordered 2 items", "12 days ago, still nothing", "my account is fine"]
+    out = redactor.redact_conversations(
+        [
+            Conversation(
+                conversation_id="c",
+                channel="chat",
+                created_at=datetime(2026, 3, 1, tzinfo=UTC),
+                turns=[Turn(role="customer", text=t) for t in texts],
+            )
+        ]
+    )
+    assert [t.text for t in out[0].turns] == texts

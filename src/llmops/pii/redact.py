@@ -91,6 +91,20 @@ class Pseudonymizer:
         return "".join(out)
 
 
+# Values split over two texts are looked for in the last and first this many characters, among these types.
+_SPLIT_WINDOW = 64
+_SPLIT_ENTITIES = ("EMAIL_ADDRESS", "IBAN_CODE", "CREDIT_CARD")
+
+
+def _may_continue(tail: str, head: str) -> bool:
+    """Can a value of :data:`_SPLIT_ENTITIES` run from ``tail`` into ``head``? Value characters on both sides of
+    the break, and an @ near it (e-mail) or digits going on (IBAN, card): most turns end in punctuation."""
+    end, start = tail.rstrip()[-1:], head.lstrip()[:1]
+    if not (end.isalnum() or end in "@._-") or not (start.isalnum() or start in "@._-"):
+        return False
+    return "@" in tail or "@" in head or start.isdigit()
+
+
 def public_channel(channel: str, allowed: Sequence[str]) -> str:
     """The channel as it may leave the boundary: a name of ``allowed`` (case-insensitive), the allowed name it
     starts with ("whatsapp:Ignatia Pellwether" -> "whatsapp"), or "other". A channel is a label, not free text:
@@ -231,6 +245,36 @@ class Redactor:
         named = [_has_first_name(s) for s in spaced]
         return [bool(a) or bool(b) or n for a, b, n in zip(spans[: len(ids)], spans[len(ids) :], named, strict=True)]
 
+    def split_values(self, groups: Sequence[Sequence[str]]) -> list[list[list[Span]]]:
+        """Spans of values split over two consecutive texts of a group, per group and text: a customer who hits
+        enter mid-value ("halvard.teasdale" / "@fastmail.fm", "ES9121000418" / "450200051332"). The end of each
+        text and the start of the next are joined (directly and with a space), the structured types that carry
+        their own check (e-mail, IBAN, card) detected in the join, and a value that crosses it is a span in both."""
+        entities = [e for e in _SPLIT_ENTITIES if e in self.cfg.entities]
+        joins: list[tuple[int, int, int, int, int]] = []  # group, text, tail start, tail length, separator length
+        windows: list[str] = []
+        for g, texts in enumerate(groups):
+            for i in range(len(texts) - 1):
+                a, b = texts[i], texts[i + 1]
+                if not entities or not a.strip() or not b.strip():
+                    continue
+                tail_start = max(0, len(a) - _SPLIT_WINDOW)
+                tail, head = a[tail_start:], b[:_SPLIT_WINDOW]
+                if not _may_continue(tail, head):
+                    continue
+                for sep in ("", " "):
+                    joins.append((g, i, tail_start, len(tail), len(sep)))
+                    windows.append(tail + sep + head)
+        out: list[list[list[Span]]] = [[[] for _ in texts] for texts in groups]
+        for (g, i, tail_start, tail_len, sep_len), spans in zip(
+            joins, self.analyze(windows, entities) if windows else [], strict=True
+        ):
+            for s in spans:
+                if s.start < tail_len and s.end > tail_len + sep_len:  # part in each text
+                    out[g][i].append(Span(s.entity_type, tail_start + s.start, tail_start + tail_len, s.score))
+                    out[g][i + 1].append(Span(s.entity_type, 0, s.end - tail_len - sep_len, s.score))
+        return out
+
     def redact_texts(self, texts: Sequence[str], entities: Sequence[str] | None = None) -> list[str]:
         """Redact independent texts (each gets its own placeholder numbering)."""
         return [Pseudonymizer(self.cfg.operators).apply(t, s) for t, s in zip(texts, self.detect(texts, entities), strict=True)]
@@ -249,6 +293,7 @@ class Redactor:
         ``known``: spans already known per group and text (metadata keys that name their value's type)."""
         texts = [t for _, group in groups for t in group]
         spans = iter(self.detect(texts))
+        split = self.split_values([group for _, group in groups])
         items: Iterable[tuple[int, tuple[str, Sequence[str]]]] = enumerate(groups)
         if progress:
             from tqdm import tqdm
@@ -256,7 +301,7 @@ class Redactor:
             items = tqdm(items, total=len(groups), desc=desc, unit="item")
         out, pseudos = [], []
         for n, (scope, group) in items:
-            found = [next(spans) for _ in group]
+            found = [[*next(spans), *more] for more in split[n]]
             if known is not None:
                 found = [[*f, *k] for f, k in zip(found, known[n], strict=True)]
             found = spread_values(group, found, self.cfg.entities)

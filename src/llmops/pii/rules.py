@@ -49,6 +49,21 @@ def ssn_ok(value: str) -> bool:
     return len(d) == 9 and d[:3] not in {"000", "666"} and d[0] != "9" and d[3:5] != "00" and d[5:] != "0000" and len(set(d)) > 1
 
 
+# Countries that issue IBANs (ISO 13616 registry): an IBAN-shaped value whose check digits fail is still one
+# (mistyped, or one digit off a real account) when it starts with one of them.
+IBAN_COUNTRIES = frozenset(
+    "AD AE AL AT AZ BA BE BG BH BI BR BY CH CR CY CZ DE DJ DK DO EE EG ES FI FK FO FR GB GE GI GL GR GT HR HU IE IL IQ "
+    "IS IT JO KW KZ LB LC LI LT LU LV LY MC MD ME MK MN MR MT MU NI NL NO OM PK PL PS PT QA RO RS RU SA SC SD SE SI SK "
+    "SM SO ST SV TL TN TR UA VA VG XK YE".split()
+)
+
+
+def iban_shape_ok(value: str) -> bool:
+    """IBAN structure without the check: a registry country, two digits, 11-30 more letters and digits."""
+    s = re.sub(r"[ .-]", "", value).upper()
+    return 15 <= len(s) <= 34 and s[:2] in IBAN_COUNTRIES and s[2:4].isdigit() and sum(c.isdigit() for c in s[4:]) >= 6
+
+
 def nino_ok(value: str) -> bool:
     """UK National Insurance number structure: two prefix letters (not D, F, I, Q, U, V; O not second; not the
     unallocated BG, GB, KN, NK, NT, TN, ZZ), six digits, a suffix A-D."""
@@ -155,6 +170,8 @@ RULES: tuple[Rule, ...] = (
     # Dotted groups ("4929.5521.0083.4417", Amex 4.6.5), never a run inside a longer dotted number.
     Rule("CREDIT_CARD", _r(r"(?<![\d.])\d{4}\.(?:\d{4}\.\d{4}\.\d{1,7}|\d{6}\.\d{5})(?!\d|\.\d)"), 0.9, luhn_ok),
     Rule("IBAN_CODE", _r(r"\b[A-Z]{2}\d{2}(?:[ .-]?[A-Z0-9]{4}){2,7}(?:[ .-]?[A-Z0-9]{1,3})?\b", re.IGNORECASE), 0.95, iban_ok),
+    # The same shape with failing check digits, separators after the country code too ("NL-14-ABNA-0417-1643-02").
+    Rule("IBAN_CODE", _r(r"\b[A-Z]{2}[ .-]?\d{2}(?:[ .-]?[A-Z0-9]{4}){2,7}(?:[ .-]?[A-Z0-9]{1,3})?\b"), 0.6, iban_shape_ok),
     # UK National Insurance numbers ("QQ 12 34 56 C"): valid structure in capitals, or any after its cue word.
     Rule("UK_NINO", _r(r"\b[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"), 0.85, nino_ok),
     Rule(
@@ -354,7 +371,12 @@ NAME_RULES: tuple[Rule, ...] = (
     ),
     Rule("PERSON", _r(rf"(?:^|\n)\s*(?:--|–|-|\^)\s*({_NAME})[ \t]*(?=\n|$)"), 0.6, group=1),
     # A name field: a quoted key in JSON-like text ('"name": "Tamsin Okonkwo"'), or a "Name:" line of a form.
-    Rule("PERSON", _r(rf"""["']{_NAME_KEY}["']\s*:\s*["']([^"'\n]{{2,60}})["']""", re.I), 0.8, group=1),
+    Rule(
+        "PERSON",
+        _r(rf"""["'](?:{_NAME_KEY}|user|author|sender|recipient|customer)["']\s*:\s*["']([^"'\n]{{2,60}})["']""", re.I),
+        0.8,
+        group=1,
+    ),
     Rule("PERSON", _r(rf"(?:^|\n)[ \t]*{_NAME_KEY}[ \t]*[:=][ \t]*([^\n,;]{{2,60}}?)[ \t]*(?=[\n,;]|$)", re.I), 0.75, group=1),
 )
 
