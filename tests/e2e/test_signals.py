@@ -86,3 +86,34 @@ def test_sigterm_mid_stage_stops_the_run_and_records_it(tmp_path: Path, settings
     assert "nightly-crashed-in-" in (settings_env / "trend.html").read_text()
     table = _llmops("status", cwd=ws).stdout
     assert "crashed" in table
+
+
+def test_ctrl_c_stops_serve_schedules_and_its_temporary_server(tmp_path: Path, settings_env: Path) -> None:
+    """Ctrl-C reaches the whole foreground process group: the schedules stop within seconds, without
+    tracebacks of a runner that outlived its API, and no Prefect server is left behind."""
+    ws = make_workspace(tmp_path / "ws")
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"} | {"PREFECT_HOME": str(tmp_path / "prefect")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmops", "serve-schedules"],
+        cwd=ws,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own group, as a shell gives a foreground job
+    )
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "being served" in line:
+            break
+    else:
+        pytest.fail("serve-schedules did not start: " + "".join(lines)[-3000:])
+    time.sleep(8)  # the runner is polling (an interrupt in its first instant is Prefect's own start-up race)
+    os.killpg(proc.pid, signal.SIGINT)  # what the terminal sends on Ctrl-C
+    start = time.monotonic()
+    rest, _ = proc.communicate(timeout=60)
+    assert time.monotonic() - start < 20, rest[-3000:]
+    assert "Traceback" not in rest and "ConnectError" not in rest, rest[-3000:]
+    assert _processes_of(settings_env) == []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -227,36 +229,94 @@ def serve_schedules(
 ) -> None:
     """Serve the deployments locally (nightly 02:00, weekly retrain, monitor every 6 h) until Ctrl-C.
 
-    Uses the Prefect API in PREFECT_API_URL when set (a Prefect server), else the local ephemeral one.
+    Uses the Prefect API in PREFECT_API_URL when set (a Prefect server), else a temporary local server it starts
+    and stops (log under $LLMOPS_HOME/logs).
     For work pools and workers use `prefect deploy --all` with prefect.yaml instead.
     """
     try:
-        _prepare(project_dir)
-        from prefect import serve
-        from prefect.events import DeploymentEventTrigger
-        from prefect.schedules import Cron
-
-        from llmops.monitoring.triggers import DRIFT_EVENT
-
-        nightly, retrain_flow, monitor_flow = _flow("nightly"), _flow("retrain"), _flow("monitor")
-
-        # Prefect types to_deployment as sync-or-async (RunnerDeployment | Coroutine); called from sync code it
-        # returns the RunnerDeployment.
-        serve(
-            nightly.to_deployment(name="nightly", schedule=Cron("0 2 * * *", timezone=timezone)),  # type: ignore[arg-type]
-            retrain_flow.to_deployment(  # type: ignore[arg-type]
-                name="retrain",
-                schedule=Cron("0 4 * * 0", timezone=timezone),
-                parameters={"reason": "scheduled weekly retrain"},
-                triggers=[  # the same reaction to the monitor's drift event as in prefect.yaml
-                    DeploymentEventTrigger(
-                        match={"prefect.resource.id": "llmops.project.*"},
-                        expect={DRIFT_EVENT},
-                        parameters={"reason": "monitor: {{ event.payload.reason }}", "project_dir": "."},
-                    )
-                ],
-            ),
-            monitor_flow.to_deployment(name="monitor", schedule=Cron("0 */6 * * *", timezone=timezone)),  # type: ignore[arg-type]
-        )
+        settings = _prepare(project_dir)
+        with _api_for_serving(settings):
+            _serve_schedules(timezone)
     except LLMOpsError as exc:
         _fail(exc)
+    except KeyboardInterrupt:
+        typer.echo("stopped serving the schedules")
+
+
+@contextmanager
+def _api_for_serving(settings: Settings) -> Iterator[None]:
+    """The Prefect API the schedules are served from: ``PREFECT_API_URL`` when set; else a temporary server in its
+    own session. Prefect's own temporary server shares this process group, so Ctrl-C stopped it first and the
+    runner then spent a minute failing to reach it; this one is stopped after the runner has shut down."""
+    import os
+    import socket
+    import subprocess
+    import time
+
+    import httpx
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield
+        return
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = settings.path("logs", "serve-schedules-server.log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    url = f"http://127.0.0.1:{port}/api"
+    with log.open("ab") as out:
+        cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+        env = {**os.environ, "PREFECT_UI_ENABLED": "false", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        server = subprocess.Popen(cmd, stdout=out, stderr=out, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise LLMOpsError(f"the temporary Prefect server did not start: see {log}")
+            time.sleep(0.5)
+        typer.echo(f"temporary Prefect server on {url} (log: {log}); set PREFECT_API_URL to use your own")
+        with temporary_settings(updates={PREFECT_API_URL: url}):
+            yield
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def _serve_schedules(timezone: str) -> None:
+    """Serve the three deployments (call with a Prefect API configured)."""
+    from prefect import serve
+    from prefect.events import DeploymentEventTrigger
+    from prefect.schedules import Cron
+
+    from llmops.monitoring.triggers import DRIFT_EVENT
+
+    nightly, retrain_flow, monitor_flow = _flow("nightly"), _flow("retrain"), _flow("monitor")
+
+    # Prefect types to_deployment as sync-or-async (RunnerDeployment | Coroutine); called from sync code it
+    # returns the RunnerDeployment.
+    serve(
+        nightly.to_deployment(name="nightly", schedule=Cron("0 2 * * *", timezone=timezone)),  # type: ignore[arg-type]
+        retrain_flow.to_deployment(  # type: ignore[arg-type]
+            name="retrain",
+            schedule=Cron("0 4 * * 0", timezone=timezone),
+            parameters={"reason": "scheduled weekly retrain"},
+            triggers=[  # the same reaction to the monitor's drift event as in prefect.yaml
+                DeploymentEventTrigger(
+                    match={"prefect.resource.id": "llmops.project.*"},
+                    expect={DRIFT_EVENT},
+                    parameters={"reason": "monitor: {{ event.payload.reason }}", "project_dir": "."},
+                )
+            ],
+        ),
+        monitor_flow.to_deployment(name="monitor", schedule=Cron("0 */6 * * *", timezone=timezone)),  # type: ignore[arg-type]
+    )
