@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from llmops.config import Settings
 
@@ -117,3 +118,20 @@ def _killpg(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass  # nothing left in the group
+
+
+def wait_until_healthy(url: str, process: Any, timeout_s: float, *, interval_s: float = 0.5) -> bool:
+    """Poll ``url`` until it answers 200 (True), ``process`` (a ``Popen``) exits or ``timeout_s`` pass (False)."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=min(5.0, timeout_s)).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(interval_s)
+    return False

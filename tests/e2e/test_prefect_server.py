@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from llmops.runtime import OFFLINE_ENV
+from llmops.runtime import OFFLINE_ENV, wait_until_healthy
 from tests.conftest import ROOT, make_workspace
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3000)]
@@ -59,15 +59,7 @@ def server(tmp_path: Path) -> Iterator[str]:
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}/api"
     try:
-        deadline = time.monotonic() + 240
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()[-3000:]
-            time.sleep(1)
+        assert wait_until_healthy(f"{url}/health", proc, 240, interval_s=1), (tmp_path / "server.log").read_text()[-3000:]
         yield url
     finally:
         os.killpg(proc.pid, 15)

@@ -251,10 +251,10 @@ def _api_for_serving(settings: Settings) -> Iterator[None]:
     import os
     import socket
     import subprocess
-    import time
 
-    import httpx
     from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from llmops.runtime import wait_until_healthy
 
     if PREFECT_API_URL.value():
         yield
@@ -270,16 +270,8 @@ def _api_for_serving(settings: Settings) -> Iterator[None]:
         env = {**os.environ, "PREFECT_UI_ENABLED": "false", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
         server = subprocess.Popen(cmd, stdout=out, stderr=out, env=env, start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise LLMOpsError(f"the temporary Prefect server did not start: see {log}")
-            time.sleep(0.5)
+        if not wait_until_healthy(f"{url}/health", server, 120):
+            raise LLMOpsError(f"the temporary Prefect server did not start: see {log}")
         typer.echo(f"temporary Prefect server on {url} (log: {log}); set PREFECT_API_URL to use your own")
         with temporary_settings(updates={PREFECT_API_URL: url}):
             yield
