@@ -88,9 +88,8 @@ def test_sigterm_mid_stage_stops_the_run_and_records_it(tmp_path: Path, settings
     assert "crashed" in table
 
 
-def test_ctrl_c_stops_serve_schedules_and_its_temporary_server(tmp_path: Path, settings_env: Path) -> None:
-    """Ctrl-C reaches the whole foreground process group: the schedules stop within seconds, without
-    tracebacks of a runner that outlived its API, and no Prefect server is left behind."""
+def _serving(tmp_path: Path) -> subprocess.Popen[str]:
+    """`llmops serve-schedules` without PREFECT_API_URL, in its own process group, once it serves."""
     ws = make_workspace(tmp_path / "ws")
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"} | {"PREFECT_HOME": str(tmp_path / "prefect")}
     proc = subprocess.Popen(
@@ -110,10 +109,29 @@ def test_ctrl_c_stops_serve_schedules_and_its_temporary_server(tmp_path: Path, s
             break
     else:
         pytest.fail("serve-schedules did not start: " + "".join(lines)[-3000:])
+    return proc
+
+
+def test_ctrl_c_stops_serve_schedules_and_its_temporary_server(tmp_path: Path, settings_env: Path) -> None:
+    """Ctrl-C reaches the whole foreground process group: the schedules stop within seconds, without
+    tracebacks of a runner that outlived its API, and no Prefect server is left behind."""
+    proc = _serving(tmp_path)
     time.sleep(8)  # the runner is polling (an interrupt in its first instant is Prefect's own start-up race)
     os.killpg(proc.pid, signal.SIGINT)  # what the terminal sends on Ctrl-C
     start = time.monotonic()
     rest, _ = proc.communicate(timeout=60)
     assert time.monotonic() - start < 20, rest[-3000:]
     assert "Traceback" not in rest and "ConnectError" not in rest, rest[-3000:]
+    assert _processes_of(settings_env) == []
+
+
+def test_a_killed_serve_schedules_takes_its_temporary_server_along(tmp_path: Path, settings_env: Path) -> None:
+    """SIGKILL (or a closed terminal's SIGHUP) runs no Python cleanup: the server, in a session of its own, must
+    still not outlive the command."""
+    proc = _serving(tmp_path)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)  # reaped, its pipe closed
+    deadline = time.monotonic() + 30
+    while _processes_of(settings_env) and time.monotonic() < deadline:
+        time.sleep(0.5)
     assert _processes_of(settings_env) == []

@@ -37,6 +37,7 @@ def redactor() -> Redactor:
         ("DOB 14th of August 1972", ["1972"]),
         # e-mails hidden by escapes and spoken dots
         ("pelham\\u002estone\\u0040example\\u002ecom", ["pelham", "stone", "example"]),
+        ("mail me: pelham\\u200bstone\\u0040example\\u002ecom", ["pelham", "stone"]),  # an escaped invisible inside
         ("ostrava dot pavel at gmail dot com", ["ostrava", "pavel"]),
         # UK postcodes
         ("post it to SW1A 1AA please", ["SW1A 1AA"]),
@@ -145,6 +146,34 @@ def test_a_value_split_over_two_turns_is_redacted_in_both(redactor: Redactor) ->
     for secret in ("halvard", "teasdale", "fastmail", "ES9121000418", "450200051332", "4111", "1111 1111"):
         assert secret not in flat, flat
     assert texts[0][2] == "thanks" and texts[1][1].endswith("(the rest of it)") and texts[2][1].endswith("was charged twice")
+    escaped = redactor.redact_conversations([conv("mail halvard\\u002eteasdale", "\\u0040fastmail.fm")])[0]
+    assert "halvard" not in escaped.turns[0].text and "fastmail" not in escaped.turns[1].text
+
+
+def test_a_value_whole_in_one_turn_does_not_take_the_next_turns_first_word(redactor: Redactor) -> None:
+    out = redactor.redact_conversations(
+        [
+            Conversation(
+                conversation_id="c",
+                channel="chat",
+                created_at=datetime(2026, 3, 1, tzinfo=UTC),
+                turns=[
+                    Turn(role="customer", text="mail anna.berg@example.org, card 4111 1111 1111 1111"),
+                    Turn(role="agent", text="We wrote to anna.berg@example.org"),
+                    Turn(role="agent", text="Sent it again"),
+                ],
+            )
+        ]
+    )
+    texts = [t.text for t in out[0].turns]
+    assert texts[1].startswith("We wrote to <EMAIL_ADDRESS_1>") and texts[2] == "Sent it again", texts
+
+
+def test_shouted_text_keeps_its_offsets_with_letters_whose_case_changes_length() -> None:
+    from llmops.pii.detect import _unshout
+
+    text = "HELLO THIS IS ẞOMEONE CALLING ANNA"
+    assert len(_unshout(text)) == len(text) and _unshout(text).endswith("Anna")
 
 
 def test_ordinary_turns_are_not_joined_into_values(redactor: Redactor) -> None:

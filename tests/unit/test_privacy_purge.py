@@ -98,8 +98,9 @@ def test_push_sends_nothing_private_and_purge_removes_it(
     assert (proj / "data/redacted/docs.jsonl").read_text() == "public page\n"
 
 
+@pytest.mark.parametrize("link", ["copy", "hardlink"])  # run workspaces link outputs to the cache (hardlinks on ext4)
 def test_private_outputs_and_their_cache_objects_are_owner_only_after_a_stage(
-    tmp_path: Path, settings_env: Path, monkeypatch: pytest.MonkeyPatch
+    link: str, tmp_path: Path, settings_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """DVC commits outputs with the process umask (files 0644, objects 0444): the personal data before the
     boundary is made 0600 / 0700 / 0400; post-boundary outputs and the objects they share keep their modes."""
@@ -108,6 +109,8 @@ def test_private_outputs_and_their_cache_objects_are_owner_only_after_a_stage(
     from dvc.repo import Repo
 
     proj, _ = _project(tmp_path, monkeypatch)
+    with Repo(str(proj)) as repo, repo.config.edit() as conf:
+        conf["cache"]["type"] = link
     old = os.umask(0o022)
     try:
         with Repo(str(proj)) as repo:
@@ -119,14 +122,17 @@ def test_private_outputs_and_their_cache_objects_are_owner_only_after_a_stage(
         return p.stat().st_mode & 0o777
 
     assert mode(proj / "data/raw/c.jsonl") & 0o044, "the fixture must start world-readable to test anything"
+    assert (proj / "data/raw/c.jsonl").stat().st_nlink == (2 if link == "hardlink" else 1)
     assert protect_private(proj) > 0
-    for rel in ("data/raw", "data/quarantine", "data/clean"):
+    private = {0o600} if link == "copy" else {0o400}  # a hardlinked file is its cache object
+    for rel in ("data/raw", "data/quarantine"):
         assert mode(proj / rel) == 0o700
-        assert {mode(f) for f in (proj / rel).rglob("*") if f.is_file()} == {0o600}
+        assert {mode(f) for f in (proj / rel).rglob("*") if f.is_file()} == private
+    assert mode(proj / "data/clean") == 0o700 and mode(proj / "data/clean/c.jsonl") in private
     cache = proj / ".dvc/cache"
     secret = [f for f in cache.rglob("*") if f.is_file() and SECRET.encode() in f.read_bytes()]
     assert secret and {mode(f) for f in secret} == {0o400}
     shared = [f for f in cache.rglob("*") if f.is_file() and f.read_bytes() == b"public page\n"]
     assert shared and mode(shared[0]) & 0o044  # data/redacted/docs.jsonl needs it: not narrowed
-    assert mode(proj / "data/redacted/c.jsonl") & 0o044
+    assert mode(proj / "data/redacted/c.jsonl") & 0o044 and mode(proj / "data/redacted/docs.jsonl") & 0o044
     assert protect_private(proj) == 0  # nothing left to change

@@ -268,7 +268,7 @@ def _api_for_serving(settings: Settings) -> Iterator[None]:
     with log.open("ab") as out:
         cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
         env = {**os.environ, "PREFECT_UI_ENABLED": "false", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-        server = subprocess.Popen(cmd, stdout=out, stderr=out, env=env, start_new_session=True)
+        server = subprocess.Popen(cmd, stdout=out, stderr=out, env=env, start_new_session=True, preexec_fn=_terminate_with_parent)
     try:
         if not wait_until_healthy(f"{url}/health", server, 120):
             raise LLMOpsError(f"the temporary Prefect server did not start: see {log}")
@@ -282,6 +282,18 @@ def _api_for_serving(settings: Settings) -> Iterator[None]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def _terminate_with_parent() -> None:
+    """In the server's process before exec: SIGTERM when this CLI process dies however it dies (a closed terminal's
+    SIGHUP, SIGKILL), since its own session keeps it out of the terminal's signals (Linux: PR_SET_PDEATHSIG)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the finally below still stops it on every exit Python sees
 
 
 def _serve_schedules(timezone: str) -> None:

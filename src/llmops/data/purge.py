@@ -62,7 +62,7 @@ def protect_private(project_dir: Path) -> int:
     """Owner-only permissions on the outputs before the boundary and on their local DVC cache objects: DVC
     writes what it commits with the process umask (0644 files, 0444 objects), readable by every local user.
     Directories become 0700, files 0600, cache objects 0400 (objects a post-boundary output shares keep
-    theirs). Returns the number of paths changed."""
+    theirs; a workspace file hardlinked to its object gets the object's mode). Returns the number of paths changed."""
     from dvc.repo import Repo
 
     changed = 0
@@ -78,8 +78,12 @@ def protect_private(project_dir: Path) -> int:
         if not root.exists():
             continue
         for path in [root, *root.rglob("*")]:
-            if not path.is_symlink():
-                chmod(path, 0o700 if path.is_dir() else 0o600)
+            if path.is_symlink():
+                continue
+            if path.is_dir():
+                chmod(path, 0o700)
+            elif path.stat().st_nlink == 1:  # a hardlink is a cache object's inode: the object loop decides its mode
+                chmod(path, 0o600)
     private_paths = {str(p) for p in PRIVATE}
     with Repo(str(project_dir)) as repo:
         cache = repo.cache.local

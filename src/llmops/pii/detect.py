@@ -304,9 +304,9 @@ def _unshout(text: str) -> str:
         # three words or more, two of them of four letters or more: shouting, not acronyms ("SKU XJ-900")
         if sum(len(w.group(0)) > 1 for w in run) >= 3 and sum(len(w.group(0)) > 3 for w in run) >= 2:
             for w in run:
-                word, lower = w.group(0), w.group(0).lower()
-                if len(lower) == len(word):
-                    cased = lower if lower in stopwords else lower[0].upper() + lower[1:]
+                word = w.group(0)
+                cased = word.lower() if word.lower() in stopwords else word[0] + word[1:].lower()
+                if len(cased) == len(word):  # "ẞ".lower().upper() is "SS": offsets must hold
                     out[w.start() : w.end()] = cased
         run.clear()
 

@@ -130,27 +130,32 @@ def shadow(text: str) -> Shadow:
             offsets.append(i)
             i = holders[i]
             continue
-        if i in escapes and escapes[i].isprintable() and not is_invisible(escapes[i]):
-            out.extend(unicodedata.normalize("NFKC", escapes[i]))  # the escape, six characters, reads as one
-            offsets.extend([i] * len(unicodedata.normalize("NFKC", escapes[i])))
+        if i in escapes and (escapes[i].isprintable() or is_invisible(escapes[i])):
+            # the escape, six characters, reads as the character it names, treated as if typed
+            _shadow_char(escapes[i], text, i, i + 6, out, offsets)
             i += 6
             continue
-        ch = text[i]
-        if ch.isascii():
-            out.append(ch)
-            offsets.append(i)
-        elif is_invisible(ch):
-            if out and out[-1].isdigit() and _next_visible_is_digit(text, i + 1):
-                out.append(" ")  # an invisible digit-group separator reads as a space ("415<WJ>555" -> "415 555")
-                offsets.append(i)
-        elif ch in _DASHES:
-            out.append("-")
-            offsets.append(i)
-        else:
-            folded = unicodedata.normalize("NFKC", ch)
-            for f in folded if not any(is_invisible(c) for c in folded) else strip_invisible(folded):
-                out.append(f)
-                offsets.append(i)
+        _shadow_char(text[i], text, i, i + 1, out, offsets)
         i += 1
     offsets.append(n)
     return Shadow(text, "".join(out), tuple(offsets))
+
+
+def _shadow_char(ch: str, text: str, i: int, after: int, out: list[str], offsets: list[int]) -> None:
+    """Append the shadow of ``ch`` (typed at ``text[i]``, or named by an escape there; ``after``: where the
+    text goes on) to ``out``, each shadow character's origin ``i`` to ``offsets``."""
+    if ch.isascii():
+        out.append(ch)
+        offsets.append(i)
+    elif is_invisible(ch):
+        if out and out[-1].isdigit() and _next_visible_is_digit(text, after):
+            out.append(" ")  # an invisible digit-group separator reads as a space ("415<WJ>555" -> "415 555")
+            offsets.append(i)
+    elif ch in _DASHES:
+        out.append("-")
+        offsets.append(i)
+    else:
+        folded = unicodedata.normalize("NFKC", ch)
+        for f in folded if not any(is_invisible(c) for c in folded) else strip_invisible(folded):
+            out.append(f)
+            offsets.append(i)

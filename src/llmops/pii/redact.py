@@ -96,6 +96,17 @@ _SPLIT_WINDOW = 64
 _SPLIT_ENTITIES = ("EMAIL_ADDRESS", "IBAN_CODE", "CREDIT_CARD")
 
 
+def _holds(spans: Sequence[Span], part: Span, edge: int, *, at_end: bool) -> bool:
+    """Does a text's own span of ``part``'s type cover ``part`` and reach the text's edge (its end, or its start)?"""
+    return any(
+        s.entity_type == part.entity_type
+        and s.start <= part.start
+        and s.end >= part.end
+        and (s.end == edge if at_end else s.start == 0)
+        for s in spans
+    )
+
+
 def _may_continue(tail: str, head: str) -> bool:
     """Can a value of :data:`_SPLIT_ENTITIES` run from ``tail`` into ``head``? Value characters on both sides of
     the break, and an @ near it (e-mail) or digits going on (IBAN, card): most turns end in punctuation."""
@@ -245,22 +256,33 @@ class Redactor:
         named = [_has_first_name(s) for s in spaced]
         return [bool(a) or bool(b) or n for a, b, n in zip(spans[: len(ids)], spans[len(ids) :], named, strict=True)]
 
-    def split_values(self, groups: Sequence[Sequence[str]]) -> list[list[list[Span]]]:
+    def split_values(
+        self, groups: Sequence[Sequence[str]], detected: Sequence[Sequence[Span]] | None = None
+    ) -> list[list[list[Span]]]:
         """Spans of values split over two consecutive texts of a group, per group and text: a customer who hits
         enter mid-value ("halvard.teasdale" / "@fastmail.fm", "ES9121000418" / "450200051332"). The end of each
         text and the start of the next are joined (directly and with a space), the structured types that carry
-        their own check (e-mail, IBAN, card) detected in the join, and a value that crosses it is a span in both."""
+        their own check (e-mail, IBAN, card) detected in the join, and a value that crosses it is a span in both.
+        ``detected``: the spans of every text of the groups, in order (from :meth:`detect`): a value one text holds
+        whole at its end or start is that text's, not split (the join only glued a neighbour's word to it)."""
+        from llmops.pii.normalize import shadow
+
         entities = [e for e in _SPLIT_ENTITIES if e in self.cfg.entities]
         joins: list[tuple[int, int, int, int, int]] = []  # group, text, tail start, tail length, separator length
         windows: list[str] = []
+        own: dict[tuple[int, int], Sequence[Span]] = {}
+        n = 0
         for g, texts in enumerate(groups):
+            for i in range(len(texts)):
+                own[g, i] = detected[n] if detected is not None else []
+                n += 1
             for i in range(len(texts) - 1):
                 a, b = texts[i], texts[i + 1]
                 if not entities or not a.strip() or not b.strip():
                     continue
                 tail_start = max(0, len(a) - _SPLIT_WINDOW)
                 tail, head = a[tail_start:], b[:_SPLIT_WINDOW]
-                if not _may_continue(tail, head):
+                if not _may_continue(shadow(tail).text, shadow(head).text):
                     continue
                 for sep in ("", " "):
                     joins.append((g, i, tail_start, len(tail), len(sep)))
@@ -269,10 +291,16 @@ class Redactor:
         for (g, i, tail_start, tail_len, sep_len), spans in zip(
             joins, self.analyze(windows, entities) if windows else [], strict=True
         ):
+            a_len = len(groups[g][i])
             for s in spans:
-                if s.start < tail_len and s.end > tail_len + sep_len:  # part in each text
-                    out[g][i].append(Span(s.entity_type, tail_start + s.start, tail_start + tail_len, s.score))
-                    out[g][i + 1].append(Span(s.entity_type, 0, s.end - tail_len - sep_len, s.score))
+                if not (s.start < tail_len and s.end > tail_len + sep_len):  # not a part in each text
+                    continue
+                first = Span(s.entity_type, tail_start + s.start, tail_start + tail_len, s.score)
+                second = Span(s.entity_type, 0, s.end - tail_len - sep_len, s.score)
+                if _holds(own[g, i], first, a_len, at_end=True) or _holds(own[g, i + 1], second, 0, at_end=False):
+                    continue
+                out[g][i].append(first)
+                out[g][i + 1].append(second)
         return out
 
     def redact_texts(self, texts: Sequence[str], entities: Sequence[str] | None = None) -> list[str]:
@@ -292,8 +320,9 @@ class Redactor:
         of them (:func:`~llmops.pii.scope.spread_values`), and the vault files its values under ``scope``.
         ``known``: spans already known per group and text (metadata keys that name their value's type)."""
         texts = [t for _, group in groups for t in group]
-        spans = iter(self.detect(texts))
-        split = self.split_values([group for _, group in groups])
+        detected = self.detect(texts)
+        spans = iter(detected)
+        split = self.split_values([group for _, group in groups], detected)
         items: Iterable[tuple[int, tuple[str, Sequence[str]]]] = enumerate(groups)
         if progress:
             from tqdm import tqdm
