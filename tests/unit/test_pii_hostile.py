@@ -20,6 +20,18 @@ def redactor() -> Redactor:
     return Redactor(RedactParams())
 
 
+def _conv(*texts: str, channel: str = "chat", agent_from: int | None = None) -> Conversation:
+    """A conversation of ``texts`` as customer turns (agent turns from index ``agent_from`` on)."""
+    return Conversation(
+        conversation_id="c",
+        channel=channel,
+        created_at=datetime(2026, 3, 1, tzinfo=UTC),
+        turns=[
+            Turn(role="agent" if agent_from is not None and i >= agent_from else "customer", text=t) for i, t in enumerate(texts)
+        ],
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "secrets"),
     [
@@ -103,16 +115,10 @@ def test_a_channel_is_a_label_from_the_allowed_list() -> None:
 
 
 def test_conversations_leave_with_an_allowed_channel_and_a_count(redactor: Redactor) -> None:
-    def conv(cid: str, channel: str) -> Conversation:
-        return Conversation(
-            conversation_id=cid,
-            channel=channel,
-            created_at=datetime(2026, 3, 1, tzinfo=UTC),
-            turns=[Turn(role="customer", text="where is my parcel")],
-        )
-
     before = redactor.channels_generalised
-    out = redactor.redact_conversations([conv("c1", "whatsapp:Ignatia Pellwether"), conv("c2", "chat")])
+    out = redactor.redact_conversations(
+        [_conv("where is my parcel", channel="whatsapp:Ignatia Pellwether"), _conv("where is my parcel", channel="chat")]
+    )
     assert [c.channel for c in out] == ["whatsapp", "chat"]
     assert redactor.channels_generalised - before == 1
     assert redactor.report()["channels_generalised"] >= 1
@@ -126,19 +132,11 @@ def test_an_id_holding_a_first_name_is_hashed(redactor: Redactor) -> None:
 
 
 def test_a_value_split_over_two_turns_is_redacted_in_both(redactor: Redactor) -> None:
-    def conv(*texts: str) -> Conversation:
-        return Conversation(
-            conversation_id="split",
-            channel="chat",
-            created_at=datetime(2026, 3, 1, tzinfo=UTC),
-            turns=[Turn(role="customer", text=t) for t in texts],
-        )
-
     out = redactor.redact_conversations(
         [
-            conv("my email is halvard.teasdale", "@fastmail.fm sorry, hit enter too early", "thanks"),
-            conv("my IBAN is ES9121000418", "450200051332 (the rest of it)"),
-            conv("order 4111", "1111 1111 1111. I was charged twice"),  # a Luhn-valid card split in two
+            _conv("my email is halvard.teasdale", "@fastmail.fm sorry, hit enter too early", "thanks"),
+            _conv("my IBAN is ES9121000418", "450200051332 (the rest of it)"),
+            _conv("order 4111", "1111 1111 1111. I was charged twice"),  # a Luhn-valid card split in two
         ]
     )
     texts = [[t.text for t in c.turns] for c in out]
@@ -146,25 +144,13 @@ def test_a_value_split_over_two_turns_is_redacted_in_both(redactor: Redactor) ->
     for secret in ("halvard", "teasdale", "fastmail", "ES9121000418", "450200051332", "4111", "1111 1111"):
         assert secret not in flat, flat
     assert texts[0][2] == "thanks" and texts[1][1].endswith("(the rest of it)") and texts[2][1].endswith("was charged twice")
-    escaped = redactor.redact_conversations([conv("mail halvard\\u002eteasdale", "\\u0040fastmail.fm")])[0]
+    escaped = redactor.redact_conversations([_conv("mail halvard\\u002eteasdale", "\\u0040fastmail.fm")])[0]
     assert "halvard" not in escaped.turns[0].text and "fastmail" not in escaped.turns[1].text
 
 
 def test_a_value_whole_in_one_turn_does_not_take_the_next_turns_first_word(redactor: Redactor) -> None:
-    out = redactor.redact_conversations(
-        [
-            Conversation(
-                conversation_id="c",
-                channel="chat",
-                created_at=datetime(2026, 3, 1, tzinfo=UTC),
-                turns=[
-                    Turn(role="customer", text="mail anna.berg@example.org, card 4111 1111 1111 1111"),
-                    Turn(role="agent", text="We wrote to anna.berg@example.org"),
-                    Turn(role="agent", text="Sent it again"),
-                ],
-            )
-        ]
-    )
+    turns = ["mail anna.berg@example.org, card 4111 1111 1111 1111", "We wrote to anna.berg@example.org", "Sent it again"]
+    out = redactor.redact_conversations([_conv(*turns, agent_from=1)])
     texts = [t.text for t in out[0].turns]
     assert texts[1].startswith("We wrote to <EMAIL_ADDRESS_1>") and texts[2] == "Sent it again", texts
 
@@ -178,14 +164,5 @@ def test_shouted_text_keeps_its_offsets_with_letters_whose_case_changes_length()
 
 def test_ordinary_turns_are_not_joined_into_values(redactor: Redactor) -> None:
     texts = ["I ordered 2 items", "12 days ago, still nothing", "my account is fine"]
-    out = redactor.redact_conversations(
-        [
-            Conversation(
-                conversation_id="c",
-                channel="chat",
-                created_at=datetime(2026, 3, 1, tzinfo=UTC),
-                turns=[Turn(role="customer", text=t) for t in texts],
-            )
-        ]
-    )
+    out = redactor.redact_conversations([_conv(*texts)])
     assert [t.text for t in out[0].turns] == texts
