@@ -14,7 +14,6 @@ from llmops.data.incremental import (
     cache_path,
     file_digest,
     fingerprint,
-    tokenizer_digest,
 )
 from llmops.data.quarantine import write_quarantine
 from llmops.finetune.dpo import CuratedPair, build_preference_pairs
@@ -31,12 +30,12 @@ from llmops.finetune.trainset import (
     input_revision,
     pairs_within_shares,
 )
-from llmops.finetune.validate import base_token_counter
+from llmops.finetune.validate import base_token_counter, base_tokenizer_digest
 from llmops.index.embed import make_embedder
 from llmops.index.hybrid import open_retriever
 from llmops.index.store import chroma_client
 from llmops.jsonl import read_jsonl, write_json, write_jsonl
-from llmops.llm.local import BASE_MODEL_NAME, ensure_base_model
+from llmops.llm.local import BASE_MODEL_NAME
 from llmops.pii.redact import Redactor
 from llmops.pii.scan import Scanner
 from llmops.records import Document, EvalQuestion, FeedbackEvent
@@ -72,10 +71,7 @@ def main() -> None:
     tokenizer_fp = fingerprint(
         {"base": BASE_MODEL_NAME, "max_seq_len": params.finetune.max_seq_len},
         ["src/llmops/finetune/examples.py", "src/llmops/finetune/validate.py"],
-        # of the converted model: converted now if it is not yet (a first run), not when the first example is
-        # counted, so the first run's fingerprint is the next run's and an append reuses every count
-        extra=tokenizer_digest(settings.base_model_cache / BASE_MODEL_NAME)
-        or tokenizer_digest(ensure_base_model(settings.base_model_cache)),
+        extra=base_tokenizer_digest(settings.base_model_cache),
     )
     fit = AnswerFit(lambda messages: counter.get()(messages), params.finetune.max_seq_len, cache=cache, fp=tokenizer_fp)
     evals = read_jsonl(inputs[2], EvalQuestion)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +137,55 @@ def wait_until_healthy(url: str, process: Any, timeout_s: float, *, interval_s: 
             pass
         time.sleep(interval_s)
     return False
+
+
+@contextmanager
+def prefect_api(settings: Settings, name: str) -> Iterator[str | None]:
+    """The Prefect API for a long-running command: ``PREFECT_API_URL`` when set (yields None); else a temporary
+    server (yields its URL), log ``$LLMOPS_HOME/logs/<name>-server.log``. It runs in a session of its own, so a
+    Ctrl-C to the terminal's process group reaches the command and not the server (Prefect's own temporary server
+    shares the group: it stopped first, and the runner spent a minute failing to reach it). It is stopped on the
+    way out, and dies with the command's process however that dies (Linux: PR_SET_PDEATHSIG)."""
+    import socket
+    import subprocess
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from llmops.errors import LLMOpsError
+
+    if PREFECT_API_URL.value():
+        yield None
+        return
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = settings.path("logs", f"{name}-server.log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    url = f"http://127.0.0.1:{port}/api"
+    with log.open("ab") as out:
+        cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+        env = {**os.environ, "PREFECT_UI_ENABLED": "false", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        server = subprocess.Popen(cmd, stdout=out, stderr=out, env=env, start_new_session=True, preexec_fn=_terminate_with_parent)
+    try:
+        if not wait_until_healthy(f"{url}/health", server, 120):
+            raise LLMOpsError(f"the temporary Prefect server did not start: see {log}")
+        with temporary_settings(updates={PREFECT_API_URL: url}):
+            yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def _terminate_with_parent() -> None:
+    """In a child before exec: SIGTERM when this process dies however it dies (SIGHUP, SIGKILL)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the context manager still stops it on every exit Python sees

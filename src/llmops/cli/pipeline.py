@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -235,65 +233,16 @@ def serve_schedules(
     """
     try:
         settings = _prepare(project_dir)
-        with _api_for_serving(settings):
+        from llmops.runtime import prefect_api
+
+        with prefect_api(settings, "serve-schedules") as url:
+            if url:
+                typer.echo(f"temporary Prefect server on {url}; set PREFECT_API_URL to use your own")
             _serve_schedules(timezone)
     except LLMOpsError as exc:
         _fail(exc)
     except KeyboardInterrupt:
         typer.echo("stopped serving the schedules")
-
-
-@contextmanager
-def _api_for_serving(settings: Settings) -> Iterator[None]:
-    """The Prefect API the schedules are served from: ``PREFECT_API_URL`` when set; else a temporary server in its
-    own session. Prefect's own temporary server shares this process group, so Ctrl-C stopped it first and the
-    runner then spent a minute failing to reach it; this one is stopped after the runner has shut down."""
-    import os
-    import socket
-    import subprocess
-
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    from llmops.runtime import wait_until_healthy
-
-    if PREFECT_API_URL.value():
-        yield
-        return
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    log = settings.path("logs", "serve-schedules-server.log")
-    log.parent.mkdir(parents=True, exist_ok=True)
-    url = f"http://127.0.0.1:{port}/api"
-    with log.open("ab") as out:
-        cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-        env = {**os.environ, "PREFECT_UI_ENABLED": "false", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-        server = subprocess.Popen(cmd, stdout=out, stderr=out, env=env, start_new_session=True, preexec_fn=_terminate_with_parent)
-    try:
-        if not wait_until_healthy(f"{url}/health", server, 120):
-            raise LLMOpsError(f"the temporary Prefect server did not start: see {log}")
-        typer.echo(f"temporary Prefect server on {url} (log: {log}); set PREFECT_API_URL to use your own")
-        with temporary_settings(updates={PREFECT_API_URL: url}):
-            yield
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
-def _terminate_with_parent() -> None:
-    """In the server's process before exec: SIGTERM when this CLI process dies however it dies (a closed terminal's
-    SIGHUP, SIGKILL), since its own session keeps it out of the terminal's signals (Linux: PR_SET_PDEATHSIG)."""
-    import ctypes
-    import signal
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # not Linux: the finally below still stops it on every exit Python sees
 
 
 def _serve_schedules(timezone: str) -> None:

@@ -256,9 +256,7 @@ class Redactor:
         named = [_has_first_name(s) for s in spaced]
         return [bool(a) or bool(b) or n for a, b, n in zip(spans[: len(ids)], spans[len(ids) :], named, strict=True)]
 
-    def split_values(
-        self, groups: Sequence[Sequence[str]], detected: Sequence[Sequence[Span]] | None = None
-    ) -> list[list[list[Span]]]:
+    def split_values(self, groups: Sequence[Sequence[str]], detected: Sequence[Sequence[Span]]) -> list[list[list[Span]]]:
         """Spans of values split over two consecutive texts of a group, per group and text: a customer who hits
         enter mid-value ("halvard.teasdale" / "@fastmail.fm", "ES9121000418" / "450200051332"). The end of each
         text and the start of the next are joined (directly and with a space), the structured types that carry
@@ -270,12 +268,9 @@ class Redactor:
         entities = [e for e in _SPLIT_ENTITIES if e in self.cfg.entities]
         joins: list[tuple[int, int, int, int, int]] = []  # group, text, tail start, tail length, separator length
         windows: list[str] = []
-        own: dict[tuple[int, int], Sequence[Span]] = {}
-        n = 0
+        own = iter(detected)
+        spans_of = [[next(own) for _ in texts] for texts in groups]  # per group and text
         for g, texts in enumerate(groups):
-            for i in range(len(texts)):
-                own[g, i] = detected[n] if detected is not None else []
-                n += 1
             for i in range(len(texts) - 1):
                 a, b = texts[i], texts[i + 1]
                 if not entities or not a.strip() or not b.strip():
@@ -297,7 +292,7 @@ class Redactor:
                     continue
                 first = Span(s.entity_type, tail_start + s.start, tail_start + tail_len, s.score)
                 second = Span(s.entity_type, 0, s.end - tail_len - sep_len, s.score)
-                if _holds(own[g, i], first, a_len, at_end=True) or _holds(own[g, i + 1], second, 0, at_end=False):
+                if _holds(spans_of[g][i], first, a_len, at_end=True) or _holds(spans_of[g][i + 1], second, 0, at_end=False):
                     continue
                 out[g][i].append(first)
                 out[g][i + 1].append(second)
