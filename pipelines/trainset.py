@@ -14,6 +14,7 @@ from llmops.data.incremental import (
     cache_path,
     file_digest,
     fingerprint,
+    tokenizer_digest,
 )
 from llmops.data.quarantine import write_quarantine
 from llmops.finetune.dpo import CuratedPair, build_preference_pairs
@@ -30,12 +31,12 @@ from llmops.finetune.trainset import (
     input_revision,
     pairs_within_shares,
 )
-from llmops.finetune.validate import base_token_counter, base_tokenizer_digest
+from llmops.finetune.validate import base_token_counter
 from llmops.index.embed import make_embedder
 from llmops.index.hybrid import open_retriever
 from llmops.index.store import chroma_client
 from llmops.jsonl import read_jsonl, write_json, write_jsonl
-from llmops.llm.local import BASE_MODEL_NAME
+from llmops.llm.local import BASE_MODEL_NAME, ensure_base_model
 from llmops.pii.redact import Redactor
 from llmops.pii.scan import Scanner
 from llmops.records import Document, EvalQuestion, FeedbackEvent
@@ -71,7 +72,10 @@ def main() -> None:
     tokenizer_fp = fingerprint(
         {"base": BASE_MODEL_NAME, "max_seq_len": params.finetune.max_seq_len},
         ["src/llmops/finetune/examples.py", "src/llmops/finetune/validate.py"],
-        extra=base_tokenizer_digest(settings.base_model_cache),
+        # of the converted model, converted first on a fresh machine: a first run's fingerprint is the next run's
+        # (both library calls; here because only this stage may depend on both modules: tests/unit/test_dvc_deps.py)
+        extra=tokenizer_digest(settings.base_model_cache / BASE_MODEL_NAME)
+        or tokenizer_digest(ensure_base_model(settings.base_model_cache)),
     )
     fit = AnswerFit(lambda messages: counter.get()(messages), params.finetune.max_seq_len, cache=cache, fp=tokenizer_fp)
     evals = read_jsonl(inputs[2], EvalQuestion)

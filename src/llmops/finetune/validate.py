@@ -127,16 +127,6 @@ def base_token_counter(base_cache: Any) -> CountTokens:
     return hf_token_counter(AutoTokenizer.from_pretrained(model_dir))
 
 
-def base_tokenizer_digest(base_cache: Path) -> str:
-    """The digest of the local base model's tokenizer files (what token counts depend on), the model converted
-    first when the cache has none yet: a first run's digest is then the next run's, so a run after a fresh
-    machine's first one reuses every count instead of recounting all of them."""
-    from llmops.data.incremental import tokenizer_digest
-    from llmops.llm.local import BASE_MODEL_NAME, ensure_base_model
-
-    return tokenizer_digest(base_cache / BASE_MODEL_NAME) or tokenizer_digest(ensure_base_model(base_cache))
-
-
 def special_tokens_of(tokenizer: Any) -> tuple[str, ...]:
     extra = [t for t in getattr(tokenizer, "all_special_tokens", []) if t.startswith("<") and len(t) > 2]
     return tuple(dict.fromkeys([*DEFAULT_SPECIAL_TOKENS, *extra]))
