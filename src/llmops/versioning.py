@@ -25,9 +25,32 @@ class StageRun:
     seconds: float
 
 
+# DVC's loggers: its import gives each a console handler of its own.
+_DVC_LOGGERS = ("dvc", "dvc_objects", "dvc_data")
+
+
+def log_once() -> None:
+    """DVC's lines ("Running stage ...", "Updating lock file ...") printed once, not twice. DVC's import gives
+    its loggers console handlers of their own, and its records also reach the root logger's handlers (Prefect's
+    console, in a flow run), so each line came out raw and again formatted. Where the root logger has a handler,
+    DVC's own are removed and its lines come out once, in that handler's format; elsewhere (no handler to carry
+    them) DVC keeps its own."""
+    import logging
+
+    from dvc.logger import LoggerHandler
+
+    if not logging.getLogger().handlers:
+        return
+    for name in _DVC_LOGGERS:
+        dvc_log = logging.getLogger(name)
+        for handler in [h for h in dvc_log.handlers if isinstance(h, LoggerHandler)]:
+            dvc_log.removeHandler(handler)
+
+
 def _repo(project_dir: Path) -> Any:
     from dvc.repo import Repo
 
+    log_once()
     if not (project_dir / ".dvc").is_dir():
         raise ConfigError(f"{project_dir} is not a DVC project (no .dvc/): run from the project root")
     return Repo(str(project_dir))

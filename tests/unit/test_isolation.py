@@ -106,6 +106,26 @@ def test_run_publishes_into_the_project_and_a_fresh_workspace_skips_everything(p
     assert [versioning.repro_stage(ws3, s).ran for s in ("first", "second")] == [False, False]
 
 
+# A stage run in a fresh process whose root logger has a handler (as Prefect's console in a flow run) or none.
+_LOGGED_RUN = """\
+import logging, sys
+from pathlib import Path
+from llmops import versioning
+if sys.argv[1] == "root":
+    logging.basicConfig(stream=sys.stdout, format="ROOT %(message)s", level=logging.INFO)
+versioning.repro_stage(Path(sys.argv[2]), "first", force=True)
+"""
+
+
+@pytest.mark.parametrize("root", ["root", "bare"])
+def test_dvc_lines_come_out_once(project: Path, root: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", _LOGGED_RUN, root, str(project)], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.count("Running stage 'first'") == 1, out
+    assert ("ROOT Running stage 'first'" in out) == (root == "root"), out  # the root's format where it has one
+
+
 def test_publish_merges_only_the_runs_stages(project: Path, tmp_path: Path) -> None:
     ws = _run_in_workspace(project, tmp_path / "run1")
     isolation.publish_lock(project, ws, ["first", "second"])
