@@ -16,14 +16,16 @@ from llmops.workspace import MONITORING
 
 # Without a Prefect server deployment the triggered retrain runs as a subflow, inside this flow's time limit.
 @flow(name="monitor", log_prints=True, timeout_seconds=3 * 3600 + (retrain.timeout_seconds or 0))
-def monitor(project_dir: str = ".") -> RunRecord:
+def monitor(project_dir: str = ".", overrides: dict[str, str] | None = None) -> RunRecord:
     """Drift of the current batch against the reference window (Evidently HTML + JSON), history and trend
     page; when a threshold is crossed, alert and ask for a retrain (the ``llmops.drift.detected`` event on a
-    Prefect server, else the retrain flow here) with the reason recorded."""
+    Prefect server, else the retrain flow here) with the reason recorded.
+
+    ``overrides`` ({"monitor.min_current_rows": "10"}) apply to this run only (its workspace's params.yaml)."""
     settings = Settings()
     prepare_environment(settings)  # deployments start here, not in the CLI: same edge set-up
     run_id = str(flow_run.get_id() or "local")
-    with isolated_run(project_dir, settings, flow="monitor", run_id=run_id) as run:
+    with isolated_run(project_dir, settings, flow="monitor", run_id=run_id, overrides=overrides) as run:
         ws = str(run.workspace)
         configure_remote(ws)
         pull(ws)
@@ -42,6 +44,7 @@ def monitor(project_dir: str = ".") -> RunRecord:
                 stages=stage_runs,
                 pushed=None,
                 reason=f"retrain triggered: {trigger.reason}" if trigger.launch else None,
+                overrides=run.overrides,
                 publish=slot,
             )
     if trigger.launch:  # after this run's slot and workspace are released: the retrain needs both

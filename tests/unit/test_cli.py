@@ -71,11 +71,41 @@ def nightly(project_dir: str = ".", force: bool = False, overrides: dict[str, st
 """
 
 
-def test_run_nightly_runs_the_flow_of_the_project_it_is_given(
-    settings_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_api: None
+TINY_MONITOR = """
+import os
+
+from prefect import flow
+
+from llmops.reports.run import RunRecord
+
+
+@flow(name="monitor")
+def monitor(project_dir: str = ".", overrides: dict[str, str] | None = None) -> RunRecord:
+    where = os.path.basename(os.getcwd())
+    return RunRecord(flow="monitor", run_id=f"in-{where}", state="completed", started="t", reason=f"{overrides}")
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "args", "reason"),
+    [
+        ("nightly", TINY_FLOW, ["run", "nightly", "--force", "--set", "finetune.max_steps=3"], "True {'finetune.max_steps': '3'}"),
+        ("monitor", TINY_MONITOR, ["monitor", "--set", "monitor.min_current_rows=10"], "{'monitor.min_current_rows': '10'}"),
+    ],
+)
+def test_a_flow_command_runs_the_flow_of_the_project_it_is_given(
+    settings_env: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    prefect_api: None,
+    name: str,
+    code: str,
+    args: list[str],
+    reason: str,
 ) -> None:
-    """`llmops run nightly -C <project>` runs <project>/flows/nightly.py (not a copy in the package), with the
-    options it was given, and prints the run summary the flow returns."""
+    """`llmops run nightly -C <project>` (and `llmops monitor`) runs <project>/flows/<flow>.py (not a copy in the
+    package), with the options it was given (--set: this run's overrides), and prints the run summary the flow
+    returns."""
     import os
     import shutil
     import sys
@@ -86,16 +116,23 @@ def test_run_nightly_runs_the_flow_of_the_project_it_is_given(
     project = tmp_path / "other-project"
     (project / "flows").mkdir(parents=True)
     (project / "flows" / "__init__.py").write_text("")
-    (project / "flows" / "nightly.py").write_text(TINY_FLOW)
+    (project / "flows" / f"{name}.py").write_text(code)
     (project / "dvc.yaml").write_text("stages: {}\n")
     shutil.copy(root / "params.yaml", project / "params.yaml")
-    for name in [m for m in sys.modules if m == "flows" or m.startswith("flows.")]:
-        monkeypatch.delitem(sys.modules, name)  # restored afterwards: the checkout's flows stay imported
+    for module in [m for m in sys.modules if m == "flows" or m.startswith("flows.")]:
+        monkeypatch.delitem(sys.modules, module)  # restored afterwards: the checkout's flows stay imported
     for key in {*OFFLINE_ENV, "PREFECT_HOME", "PATH"}:  # what the command's set-up writes to os.environ
         monkeypatch.setenv(key, os.environ[key]) if key in os.environ else monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv(SUPERVISED_ENV, "1")  # this process is the supervised child: no second process
     monkeypatch.chdir(tmp_path)  # the command changes into the project; restored afterwards
-    result = runner.invoke(app, ["run", "nightly", "--force", "--set", "finetune.max_steps=3", "-C", str(project)])
+    result = runner.invoke(app, [*args, "-C", str(project)])
     assert result.exit_code == 0, result.output
-    assert "# nightly run `in-other-project`" in result.output
-    assert "**Reason:** True {'finetune.max_steps': '3'}" in result.output
+    assert f"# {name} run `in-other-project`" in result.output
+    assert f"**Reason:** {reason}" in result.output
+
+
+def test_monitor_rejects_an_unknown_override(settings_env: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    result = runner.invoke(app, ["monitor", "--set", "monitor.min_current_rowz=10", "-C", str(root)])
+    assert result.exit_code != 0
+    assert "min_current_rowz" in result.output

@@ -162,14 +162,15 @@ monitor_app = typer.Typer(
 
 
 @monitor_app.callback()
-def monitor(ctx: typer.Context, project_dir: ProjectDir = Path(".")) -> None:
+def monitor(ctx: typer.Context, project_dir: ProjectDir = Path("."), set_: SetOption = None) -> None:
     """Run the monitor flow, unless a subcommand is given."""
     if ctx.invoked_subcommand is not None:
         return
     try:
-        _supervised(["monitor"], project_dir)
+        overrides = _overrides(set_, project_dir)
+        _supervised(["monitor", *_set_args(set_)], project_dir)
         _prepare(project_dir)
-        _print_summary(_flow("monitor")(project_dir="."))
+        _print_summary(_flow("monitor")(project_dir=".", overrides=overrides or None))
     except LLMOpsError as exc:
         _fail(exc)
 
