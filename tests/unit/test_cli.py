@@ -89,7 +89,12 @@ def monitor(project_dir: str = ".", overrides: dict[str, str] | None = None) -> 
 @pytest.mark.parametrize(
     ("name", "code", "args", "reason"),
     [
-        ("nightly", TINY_FLOW, ["run", "nightly", "--force", "--set", "finetune.max_steps=3"], "True {'finetune.max_steps': '3'}"),
+        (
+            "nightly",
+            TINY_FLOW,
+            ["run", "nightly", "--force", "--set", "finetune.max_steps=3"],
+            "True {'finetune.max_steps': '3'}",
+        ),
         ("monitor", TINY_MONITOR, ["monitor", "--set", "monitor.min_current_rows=10"], "{'monitor.min_current_rows': '10'}"),
     ],
 )

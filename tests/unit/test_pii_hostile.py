@@ -148,6 +148,28 @@ def test_a_value_split_over_two_turns_is_redacted_in_both(redactor: Redactor) ->
     assert "halvard" not in escaped.turns[0].text and "fastmail" not in escaped.turns[1].text
 
 
+def test_a_phone_split_over_two_turns_is_redacted_in_both_and_numbers_that_only_meet_are_not(redactor: Redactor) -> None:
+    split = [
+        ("my number is 415 555", "0132"),
+        ("you can reach me at (977) 625-", "2661"),
+        ("my phone is 020 7946", "0958 after 5pm"),  # the first part alone already looks like a phone
+        ("call me on +44 7700", "900123 thanks"),
+    ]
+    out = redactor.redact_conversations([_conv(a, b) for a, b in split])
+    for (a, b), conv in zip(split, out, strict=True):
+        first, second = (t.text for t in conv.turns)
+        assert a.split()[-1] not in first and b.split()[0] not in second, (first, second)
+    meet = [
+        ("order 12345", "6789 is the tracking number"),  # no phone cue
+        ("the flight was DL 1234", "5678 was the return"),
+        ("call me on 415 555 0132", "12 days ago, nothing yet"),  # a whole phone, then a number of its own
+        ("it costs 415", "555 dollars"),
+    ]
+    out = redactor.redact_conversations([_conv(a, b) for a, b in meet])
+    for (_, b), conv in zip(meet, out, strict=True):
+        assert conv.turns[1].text == b, conv.turns[1].text
+
+
 def test_a_value_whole_in_one_turn_does_not_take_the_next_turns_first_word(redactor: Redactor) -> None:
     turns = ["mail anna.berg@example.org, card 4111 1111 1111 1111", "We wrote to anna.berg@example.org", "Sent it again"]
     out = redactor.redact_conversations([_conv(*turns, agent_from=1)])

@@ -93,16 +93,39 @@ class Pseudonymizer:
 
 # Values split over two texts are looked for in the last and first this many characters, among these types.
 _SPLIT_WINDOW = 64
-_SPLIT_ENTITIES = ("EMAIL_ADDRESS", "IBAN_CODE", "CREDIT_CARD")
+_SPLIT_ENTITIES = ("EMAIL_ADDRESS", "IBAN_CODE", "CREDIT_CARD", "PHONE_NUMBER")
+# A phone carries no check digit: a join is one only after a phone cue ("call me on 415 555" / "0132") or
+# from a "+" or "(" on, with digits and separators alone after the break, 7 to 15 digits in all (E.164), and
+# a part holds a phone of its own only with 10 digits or more ("my phone is 020 7946" is a phone's start).
+_SPLIT_PHONE_CUE = re.compile(
+    r"\b(?:phone|call|tel|telephone|mobile|cell|reach|text|sms|whats ?app|dial|ring|contact)\b"
+    r"|\b(?:my|his|her|their|our|your)\s+(?:number|no\.?|#)",
+    re.IGNORECASE,
+)
+_PHONE_PART = re.compile(r"[\d\s().-]+")
+_WHOLE_PHONE_DIGITS = 10
 
 
-def _holds(spans: Sequence[Span], part: Span, edge: int, *, at_end: bool) -> bool:
-    """Does a text's own span of ``part``'s type cover ``part`` and reach the text's edge (its end, or its start)?"""
+def _digits(text: str) -> int:
+    return sum(ch.isdigit() for ch in text)
+
+
+def _phone_join(window: str, s: Span, cut: int) -> bool:
+    """Is the PHONE_NUMBER span ``s`` of a join (break at ``cut``) one phone typed over two turns?"""
+    value = window[s.start : s.end]
+    cued = value[:1] in "+(" or _SPLIT_PHONE_CUE.search(window[: s.start]) is not None
+    return cued and _PHONE_PART.fullmatch(window[cut : s.end]) is not None and 7 <= _digits(value) <= 15
+
+
+def _holds(spans: Sequence[Span], part: Span, edge: int, *, at_end: bool, text: str = "", digits: int = 0) -> bool:
+    """Does a text's own span of ``part``'s type cover ``part`` and reach the text's edge (its end, or its start),
+    with at least ``digits`` digits of ``text``?"""
     return any(
         s.entity_type == part.entity_type
         and s.start <= part.start
         and s.end >= part.end
         and (s.end == edge if at_end else s.start == 0)
+        and (not digits or _digits(text[s.start : s.end]) >= digits)
         for s in spans
     )
 
@@ -260,7 +283,8 @@ class Redactor:
         """Spans of values split over two consecutive texts of a group, per group and text: a customer who hits
         enter mid-value ("halvard.teasdale" / "@fastmail.fm", "ES9121000418" / "450200051332"). The end of each
         text and the start of the next are joined (directly and with a space), the structured types that carry
-        their own check (e-mail, IBAN, card) detected in the join, and a value that crosses it is a span in both.
+        their own check (e-mail, IBAN, card) detected in the join, and phones where a cue or their shape says so
+        (:func:`_phone_join`); a value that crosses the join is a span in both.
         ``detected``: the spans of every text of the groups, in order (from :meth:`detect`): a value one text holds
         whole at its end or start is that text's, not split (the join only glued a neighbour's word to it)."""
         from llmops.pii.normalize import shadow
@@ -283,8 +307,8 @@ class Redactor:
                     joins.append((g, i, tail_start, len(tail), len(sep)))
                     windows.append(tail + sep + head)
         out: list[list[list[Span]]] = [[[] for _ in texts] for texts in groups]
-        for (g, i, tail_start, tail_len, sep_len), spans in zip(
-            joins, self.analyze(windows, entities) if windows else [], strict=True
+        for (g, i, tail_start, tail_len, sep_len), window, spans in zip(
+            joins, windows, self.analyze(windows, entities) if windows else [], strict=True
         ):
             a_len = len(groups[g][i])
             for s in spans:
@@ -292,7 +316,14 @@ class Redactor:
                     continue
                 first = Span(s.entity_type, tail_start + s.start, tail_start + tail_len, s.score)
                 second = Span(s.entity_type, 0, s.end - tail_len - sep_len, s.score)
-                if _holds(spans_of[g][i], first, a_len, at_end=True) or _holds(spans_of[g][i + 1], second, 0, at_end=False):
+                phone = s.entity_type == "PHONE_NUMBER"
+                if phone and not _phone_join(window, s, tail_len + sep_len):
+                    continue
+                # a phone part counts as its text's own only where that text's phone has a whole phone's digits
+                whole = _WHOLE_PHONE_DIGITS if phone else 0
+                if _holds(spans_of[g][i], first, a_len, at_end=True, text=groups[g][i], digits=whole) or _holds(
+                    spans_of[g][i + 1], second, 0, at_end=False, text=groups[g][i + 1], digits=whole
+                ):
                     continue
                 out[g][i].append(first)
                 out[g][i + 1].append(second)
