@@ -188,3 +188,37 @@ def test_ordinary_turns_are_not_joined_into_values(redactor: Redactor) -> None:
     texts = ["I ordered 2 items", "12 days ago, still nothing", "my account is fine"]
     out = redactor.redact_conversations([_conv(*texts)])
     assert [t.text for t in out[0].turns] == texts
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("my surname is quallstrom", "quallstrom"),
+        ("it's under the name hazelgrove", "hazelgrove"),
+        ("this is zephyrine speaking, about my order", "zephyrine"),
+        ("name's quallstrom btw", "quallstrom"),
+        ("my first name is zephyrine and last name is quallstrom", "zephyrine"),
+        ("my first name is zephyrine and last name is quallstrom", "quallstrom"),
+        ("my name is ming", "ming"),
+    ],
+)
+def test_lower_case_name_cues_find_the_name(redactor: Redactor, text: str, name: str) -> None:
+    assert name not in redactor.redact_texts([text])[0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my name is not showing on the account",
+        "my name is spelled wrong on the card",
+        "my name is on the account",
+        "the name's wrong",
+        "12 days ago it shipped",
+    ],
+)
+def test_what_follows_a_name_cue_or_truecasing_is_no_name_when_it_is_a_state_or_verb(redactor: Redactor, text: str) -> None:
+    assert redactor.redact_texts([text]) == [text]
+
+
+def test_a_name_after_its_cue_does_not_take_the_next_word(redactor: Redactor) -> None:
+    assert redactor.redact_texts(["my name is anna and i need help"]) == ["my name is <PERSON_1> and i need help"]

@@ -198,7 +198,7 @@ class FastAnalyzer:
 
     def _add_ner(self, texts: Sequence[str], wanted: set[str], out: list[list[Span]]) -> None:
         from llmops.pii.names import relabel
-        from llmops.pii.rules import NOT_NAMES
+        from llmops.pii.rules import NOT_NAMES, lower_name_ok
 
         context = self.cfg.ner_context_words
         pieces = [
@@ -216,6 +216,8 @@ class FastAnalyzer:
                 for ent in doc.ents:
                     written = texts[i][off + ent.start_char : off + ent.end_char]  # as typed, before truecasing
                     entity = NER_LABELS.get(ent.label_) or relabel(ent.label_, written, texts[i])
+                    if entity == "PERSON" and written.islower() and not lower_name_ok(written):
+                        continue  # a word truecasing capitalised: "it Shipped", "my name is not Showing"
                     if entity in wanted and NER_SCORE >= self.cfg.score_threshold and ent.text.casefold() not in NOT_NAMES:
                         out[i].append(Span(entity, off + ent.start_char, off + ent.end_char, NER_SCORE))
         finally:

@@ -308,6 +308,39 @@ RULES: tuple[Rule, ...] = (
 )
 
 # Person names by context: self-introductions, titles, greetings and signatures.
+_LOWER_NAME_CUE = (
+    r"\b(?:my (?:(?:first|last|sur|family|full|maiden) ?)?name(?: is|'s|:)|(?:first|last|sur|family|maiden) ?name(?: is|:)"
+    r"|(?<!my )name'?s|under the name(?: of)?)"
+)
+# Words that follow a name in a sentence, never a second name word.
+_AFTER_NAME = (
+    r"(?:and|but|or|so|i|im|i'm|i've|from|at|on|in|with|by|here|there|is|was|and|the|a|an|my|please|thanks|thank|to|for|"
+    r"not|also|btw|again|speaking|calling|writing|if|as|ok|okay|hi|hello)"
+)
+# What follows "my name is" when it is no name: its state on a document or account.
+_NAME_STATES = frozenset(
+    "wrong incorrect missing misspelled misspelt spelled spelt showing shown displayed listed correct right different "
+    "changed updated printed written blank empty same fine still already attached below above required needed invalid "
+    "unknown hidden visible cut truncated gone not no".split()
+)
+
+
+def lower_name_ok(value: str) -> bool:
+    """May ``value`` (one or two lower-case words after a name cue) be a name? Not when its first word is a stop
+    word, a word of :data:`NOT_NAMES`, a state ("wrong", "missing") or a verb form in -ed/-ing of six letters or
+    more that is no lexicon name ("spelled", "showing"; "Alfred" is a name)."""
+    from llmops.pii.libraries import stop_words
+    from llmops.pii.names import raw_lexicon
+
+    word = value.split()[0].casefold()
+    if word in stop_words() or word in NOT_NAMES or word in _NAME_STATES:
+        return False
+    if word.endswith(("ed", "ing")) and len(word) >= 6:  # "Ted", "Ming" and "Jared" are names
+        first, last = raw_lexicon()
+        return word in first or word in last
+    return True
+
+
 _NAME = rf"{_CAP}(?:[ -]{_CAP}){{0,2}}"
 NOT_NAMES = frozenset(
     "team all everyone there support sir madam guys folks customer service sorry thanks thank hello hi dear "
@@ -355,7 +388,23 @@ NAME_RULES: tuple[Rule, ...] = (
     # Chat transcripts: "Anna: ..." speaker labels.
     Rule("PERSON", _r(rf"(?:^|\n)[ \t]*({_NW}):\s*\S"), 0.5, group=1),
     Rule("PERSON", _r(rf"\b(?:[Mm]y name is|[Nn]ame'?s|[Cc]all me|[Tt]his is|I am|I'm)\s+({_NAME})"), 0.75, group=1),
-    Rule("PERSON", _r(r"\bmy name is\s+([a-z][a-z'-]+(?: [a-z][a-z'-]+)?)\b", re.I), 0.7, group=1),
+    # The same cues in lower-case chat ("my surname is quallstrom", "it's under the name hazelgrove", "this is
+    # zephyrine speaking"): one or two words, the first a possible name (lower_name_ok: "my name is not
+    # showing" is none), the second never a word that follows names ("my name is anna and ...").
+    Rule(
+        "PERSON",
+        _r(rf"{_LOWER_NAME_CUE}\s+([a-z][a-z'-]+(?: (?!{_AFTER_NAME}\b)[a-z][a-z'-]+)?)\b(?!')", re.I),
+        0.7,
+        lower_name_ok,
+        group=1,
+    ),
+    Rule(
+        "PERSON",
+        _r(rf"\bthis is\s+([a-z][a-z'-]+(?: (?!{_AFTER_NAME}\b)[a-z][a-z'-]+)?)\s+(?:speaking|calling)\b", re.I),
+        0.7,
+        lower_name_ok,
+        group=1,
+    ),
     Rule("PERSON", _r(rf"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?\s+({_NAME})"), 0.8, group=1),
     Rule(
         "PERSON",
