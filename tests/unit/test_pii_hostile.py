@@ -222,3 +222,49 @@ def test_what_follows_a_name_cue_or_truecasing_is_no_name_when_it_is_a_state_or_
 
 def test_a_name_after_its_cue_does_not_take_the_next_word(redactor: Redactor) -> None:
     assert redactor.redact_texts(["my name is anna and i need help"]) == ["my name is <PERSON_1> and i need help"]
+
+
+def _dialogue(*turns: str) -> Conversation:
+    """Turns alternating agent, customer, ...; "|" splits one speaker's run into several turns."""
+    out = []
+    for i, turn in enumerate(turns):
+        out.extend(Turn(role="agent" if i % 2 == 0 else "customer", text=t) for t in turn.split("|"))
+    return Conversation(conversation_id="c", channel="chat", created_at=datetime(2026, 3, 1, tzinfo=UTC), turns=out)
+
+
+@pytest.mark.parametrize(
+    ("question", "reply", "value"),
+    [
+        ("Can I have your date of birth please?", "12/04/1979", "12/04/1979"),
+        ("What's the postcode?", "ls6 2qt", "ls6 2qt"),
+        ("What's the name on the account?", "its under marchetti", "marchetti"),
+        ("Can you confirm your account username?", "ghostrider_1187", "ghostrider_1187"),
+        ("What's your sort code and account number?", "20-00-00 55779912 thanks", "55779912"),
+        ("Could I get your full name and postcode please?", "anna kowalczyk, ls6 2qt", "kowalczyk"),
+        ("Could I get your full name and postcode please?", "anna kowalczyk, ls6 2qt", "ls6 2qt"),
+        ("Who am I speaking with?", "this is ottoline", "ottoline"),
+        # the answers to one request, over several turns (ABCD's agents ask for two values at once)
+        ("sure, would you give me your full name or account ID", "Alessandro Phoenix|aphoenix939", "aphoenix939"),
+    ],
+)
+def test_a_reply_to_an_agents_request_is_the_value_asked_for(redactor: Redactor, question: str, reply: str, value: str) -> None:
+    out = redactor.redact_conversations([_dialogue(question, reply)])[0]
+    assert value not in " | ".join(t.text for t in out.turns[1:])
+
+
+@pytest.mark.parametrize(
+    ("question", "reply"),
+    [
+        ("What's your postcode?", "why do you need that?"),
+        ("What's the name of the product?", "the blue kettle"),
+        ("Please confirm your date of birth", "I don't have it with me"),
+        ("Do you and your spouse have the same last name?", "do not"),
+        ("Did you want to know how Social Security can provide benefits?", "that could help"),
+        ("Please DM us your full name and the email on the account", "sent"),
+        ("Is there anything else I can help with?", "no thanks"),
+        ("What's your phone number?", "my order arrived broken and I want to know why nobody answered me yesterday"),
+    ],
+)
+def test_a_reply_that_is_no_value_of_the_asked_type_stays(redactor: Redactor, question: str, reply: str) -> None:
+    out = redactor.redact_conversations([_dialogue(question, reply)])[0]
+    assert out.turns[1].text == reply

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmops.config import RedactParams
 from llmops.pii.libraries import load_detection_libraries
-from llmops.pii.scope import metadata_texts, rebuild_metadata, spread_values, whole_value_spans
+from llmops.pii.scope import answer_spans, metadata_texts, rebuild_metadata, spread_values, whole_value_spans
 from llmops.pii.spans import RedactStats, Span, resolve_overlaps
 from llmops.pii.vault import Vault, hashed_id
 from llmops.records import Conversation, Document, FeedbackEvent
@@ -375,7 +375,8 @@ class Redactor:
         for c, cid in zip(conversations, ids, strict=True):
             meta, hints, slots = metadata_texts(c.metadata)
             groups.append((f"conversation:{cid}", [*(t.text for t in c.turns), *meta]))
-            known.append([*([] for _ in c.turns), *whole_value_spans(meta, hints, self.cfg.entities)])
+            asked = answer_spans([t.role for t in c.turns], [t.text for t in c.turns], self.cfg.entities)
+            known.append([*asked, *whole_value_spans(meta, hints, self.cfg.entities)])
             layouts.append(slots)
         redacted = self.redact_groups(groups, progress=progress, known=known)
         out = []

@@ -3,6 +3,8 @@
 * :func:`spread_values`: a value detected in any text of the scope is redacted in every text of it, in
   any case ("Maria Gonzalez" in the customer's turn -> "thanks maria" in the agent's), and a detected
   name's words (first name, surname) on their own too.
+* :func:`answer_spans`: a customer's short reply to an agent's request for a value ("What's your postcode?" /
+  "ls6 2qt") is that value, whatever it looks like.
 * :func:`metadata_texts` / :func:`rebuild_metadata`: metadata values go through the same detector
   (a key that names a kind of personal data, such as ``customer_email``, marks its whole value as that
   type); keys outside ``redact.metadata_allow`` are dropped from the output but still feed the spread.
@@ -19,6 +21,7 @@ from llmops.pii.libraries import stop_words
 from llmops.pii.spans import Span, resolve_overlaps
 
 SPREAD_SCORE = 0.85  # a repeat of a detected value: below checksummed rules, above NER
+ANSWER_SCORE = 0.8  # a reply to an agent's request for a value: its type is the question's
 _MIN_VALUE = 3  # shorter values ("Al", "NY") are not spread: too many innocent matches
 _WORDS = re.compile(r"[^\W\d_]{3,}")
 # Metadata keys that say what their value is.
@@ -77,6 +80,136 @@ def spread_values(texts: Sequence[str], spans: Sequence[Sequence[Span]], entitie
             if _canon(m.group(0)) in found
         ]
         out.append([*found_spans, *extra])
+    return out
+
+
+# What an agent asks for, by the entity type the customer's reply holds (e-mail before address: "e-mail address").
+_ASKS = [
+    ("EMAIL_ADDRESS", re.compile(r"e-?mail", re.IGNORECASE)),
+    ("DATE_OF_BIRTH", re.compile(r"date of birth|birth ?date|\bd\.?o\.?b\b|birthday|when (?:were|was) you born", re.IGNORECASE)),
+    ("ZIP_CODE", re.compile(r"post ?code|postal code|zip(?: ?code)?\b|\bplz\b", re.IGNORECASE)),
+    ("PHONE_NUMBER", re.compile(r"phone|mobile|\bcell\b|contact number|number (?:to|we can|i can) (?:reach|call)", re.I)),
+    (
+        "ACCOUNT_NUMBER",
+        re.compile(
+            r"sort code|(?:account|member(?:ship)?|customer|policy|order) (?:number|no\b|id\b)|\bacc(?:oun)?t (?:no|#)",
+            re.IGNORECASE,
+        ),
+    ),
+    ("SOCIAL_HANDLE", re.compile(r"user ?name|\bhandle\b|user ?id\b|login(?: name)?\b", re.IGNORECASE)),
+    ("US_SSN", re.compile(r"social security|\bssn\b", re.IGNORECASE)),
+    ("STREET_ADDRESS", re.compile(r"(?<!e-mail )(?<!email )address", re.IGNORECASE)),
+    (
+        "PERSON",
+        re.compile(
+            r"\b(?:full |first |last |sur|family |maiden )?name\b(?! of (?:the|your|that) (?!account|card|booking|order))"
+            r"|who (?:am i|i'?m) (?:speaking|talking|chatting) (?:to|with)",
+            re.IGNORECASE,
+        ),
+    ),
+]
+_REQUEST = re.compile(
+    r"\?|\b(?:please|confirm|provide|could you|can you|would you|may i|give|send|share|tell me|verify|need|enter|type)\b",
+    re.IGNORECASE,
+)
+# Around the value of a short reply ("sure, it's under marchetti thanks"): fillers before it, courtesies after it.
+_LEAD = re.compile(
+    r"^(?:[\s,.:;!-]*(?:sure|yes|yeah|yep|yup|ok(?:ay)?|of course|certainly|no problem|hi|hello|hey|um+|uh+|so|well|right|"
+    r"it'?s under|under(?: the name)?(?: of)?|it'?s|it is|its|that'?s|thats|that is|this is|the name is|name'?s|my "
+    r"[a-z ]{1,20}? is|here(?: you go| it is)?|i'?m|i am|born on(?: the)?|on the|is)\b)+[\s,.:;!-]*",
+    re.IGNORECASE,
+)
+_TRAIL = re.compile(r"(?:[\s,.!]*(?:thanks|thank you|thx|ty|cheers|please|pls|:\)|\W))*$", re.IGNORECASE)
+_REFUSAL = re.compile(
+    r"^(?:no|nope|not|why|what|how|do|does|did|i don'?t|i do not|dont|can'?t|cannot|i'?d rather|rather not|n/?a|none|"
+    r"i (?:have|forgot|need|want|already|just)|done|sent|dm'?d|dmed|will do|just did|check (?:your|the) dms?)\b",
+    re.IGNORECASE,
+)
+_MAX_REPLY_WORDS = 12
+_MAX_VALUE_WORDS = 8
+# A reply is a value of the asked type only if it could be one: numbers hold a digit, an e-mail an @ or an
+# "at", a handle is one or two words, a name is words that are not all stop words ("do not", "that could help").
+_DIGIT_TYPES = {"DATE_OF_BIRTH", "ZIP_CODE", "PHONE_NUMBER", "ACCOUNT_NUMBER", "US_SSN", "STREET_ADDRESS"}
+_AT = re.compile(r"@|\bat\b", re.IGNORECASE)
+
+
+def _plausible(entity: str, value: str) -> bool:
+    if entity in _DIGIT_TYPES:
+        return any(ch.isdigit() for ch in value)
+    if entity == "EMAIL_ADDRESS":
+        return _AT.search(value) is not None
+    if entity == "SOCIAL_HANDLE":
+        return len(value.split()) <= 2
+    if entity == "PERSON":
+        words = _WORDS.findall(value.casefold())
+        return 0 < len(value.split()) <= 4 and any(w not in stop_words() for w in words)
+    return True
+
+
+def asked_types(question: str, entities: Sequence[str]) -> list[str]:
+    """The entity types an agent's turn asks the customer for, in the order it asks ("Can I have your name and
+    postcode?" -> PERSON, ZIP_CODE); none when the turn asks nothing."""
+    if not _REQUEST.search(question):
+        return []
+    found: list[tuple[int, str]] = []
+    taken: list[tuple[int, int]] = []
+    for entity, pattern in _ASKS:
+        if entity not in entities:
+            continue
+        for m in pattern.finditer(question):
+            if not any(m.start() < e and s < m.end() for s, e in taken):
+                found.append((m.start(), entity))
+                taken.append(m.span())
+                break
+    return [entity for _, entity in sorted(found)]
+
+
+def _reply_value(reply: str) -> tuple[int, int] | None:
+    """Where the value of a short reply lies, less fillers before it and courtesies after it; None for a long
+    reply, a question or a refusal."""
+    if len(reply.split()) > _MAX_REPLY_WORDS:
+        return None
+    lead = _LEAD.match(reply)
+    start = lead.end() if lead else 0
+    end = start + len(_TRAIL.sub("", reply[start:]))
+    value = reply[start:end]
+    if sum(ch.isalnum() for ch in value) < 2 or "?" in value or len(value.split()) > _MAX_VALUE_WORDS or _REFUSAL.match(value):
+        return None
+    return start, end
+
+
+def answer_spans(roles: Sequence[str], texts: Sequence[str], entities: Sequence[str]) -> list[list[Span]]:
+    """Spans of the values customers give when an agent asks for them: an identity check answered in the next
+    turns ("What's the postcode?" / "ls6 2qt", "the name on the account?" / "its under marchetti") holds no cue
+    of its own. The agent's consecutive turns ask for types in order; each short customer reply after them (up to
+    :data:`_MAX_REPLY_WORDS` words, less fillers and courtesies) is the first asked type it can be a value of
+    (:func:`_plausible`), and a reply with as many comma-separated parts as types still asked gives one each."""
+    out: list[list[Span]] = [[] for _ in texts]
+    asked: list[str] = []
+    question: list[str] = []
+    for i, (role, text) in enumerate(zip(roles, texts, strict=True)):
+        if role != "customer":
+            question = [*question, text] if i and roles[i - 1] != "customer" else [text]
+            asked = asked_types(" ".join(question), entities)
+            continue
+        where = _reply_value(text) if asked else None
+        if where is None:
+            if len(text.split()) > _MAX_REPLY_WORDS:
+                asked = []  # the customer moved on
+            continue
+        start, end = where
+        parts = [m for m in re.finditer(r"[^,;\n]+", text[start:end]) if m.group(0).strip()]
+        if len(asked) > 1 and len(parts) == len(asked):
+            pieces = [(start + m.start(), start + m.end()) for m in parts]
+        else:
+            pieces = [(start, end)]
+        for lo, hi in pieces:
+            value = text[lo:hi].strip()
+            lo = text.index(value, lo)
+            entity = next((e for e in asked if _plausible(e, value)), None)
+            if entity is not None:
+                out[i].append(Span(entity, lo, lo + len(value), ANSWER_SCORE))
+                asked.remove(entity)
     return out
 
 
