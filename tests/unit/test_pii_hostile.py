@@ -268,3 +268,23 @@ def test_a_reply_to_an_agents_request_is_the_value_asked_for(redactor: Redactor,
 def test_a_reply_that_is_no_value_of_the_asked_type_stays(redactor: Redactor, question: str, reply: str) -> None:
     out = redactor.redact_conversations([_dialogue(question, reply)])[0]
     assert out.turns[1].text == reply
+
+
+@pytest.mark.parametrize(
+    ("text", "digits"),
+    [
+        ("07911123458 thats me", "07911123458"),  # a UK mobile needs no cue
+        ("mob 07911 123456", "123456"),
+        ("Tel. 030/12345678 (Büro)", "12345678"),
+        ("mein Handy: 0151/23456789", "23456789"),
+        ("Tel: +49 (0)89 / 12 34 56", "12 34 56"),
+        ("📞 0176 98765432", "98765432"),
+        ("nummer 06-12345678 graag terugbellen", "12345678"),
+    ],
+)
+def test_phones_in_national_shapes_and_with_foreign_cues(redactor: Redactor, text: str, digits: str) -> None:
+    assert digits not in redactor.redact_texts([text])[0]
+
+
+def test_slashed_dates_are_no_phones(redactor: Redactor) -> None:
+    assert redactor.redact_texts(["it came on 01/02/2024 at 10"]) == ["it came on 01/02/2024 at 10"]

@@ -118,8 +118,9 @@ _ADDR_CONTEXT = (
 )
 _PHONE_CONTEXT = (
     r"phone|call|tel|mobile|cell|fax|desk|office|reach|text|sms|whats ?app|contact|dial|answer|message|registered|"
-    r"number|ring"
+    r"number|ring|mob|handy|nummer|num[eé]ro|n[uú]mero|telefon|tel[eé]fono|t[eé]l[eé]phone|tlf|portable|cellulare|m[oó]vil"
 )
+_PHONE_SIGNS = "\u260e\U0001f4de\U0001f4f1"  # ☎ 📞 📱
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,9 @@ def _ctx(words: str) -> re.Pattern[str]:
     return re.compile(rf"\b(?:{words})", re.IGNORECASE)
 
 
+_PHONE_CUES = re.compile(rf"\b(?:{_PHONE_CONTEXT})|[{_PHONE_SIGNS}]", re.IGNORECASE)
+
+
 RULES: tuple[Rule, ...] = (
     Rule("EMAIL_ADDRESS", _r(r"(?<![\w.+-])[\w.%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"), 0.95),
     Rule("CREDIT_CARD", _r(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"), 0.9, luhn_ok),
@@ -202,9 +206,29 @@ RULES: tuple[Rule, ...] = (
     # Phones: international prefix or >= 2 separators is strong; otherwise a cue word must be near.
     Rule(
         "PHONE_NUMBER",
-        _r(r"(?<![\w+])(?:\+|00)\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,5}(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?!\w|-\d)"),
+        _r(r"(?<![\w+])(?:\+|00)\d{1,3}(?:(?:[ .-]|\s?/\s?)?\(?\d{1,4}\)?){2,5}(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?!\w|-\d)"),
         0.75,
         phone_ok,
+    ),
+    # National mobile numbers, recognisable without a cue: UK 07xxx xxxxxx, German 015x/016x/017x, French and
+    # Dutch 06/07 (+ 8 digits).
+    Rule(
+        "PHONE_NUMBER",
+        _r(
+            r"(?<![\w+./-])(?:07\d{3} ?\d{6}|01[5-7]\d{1,2}[ /-]?\d{7,8}|0[67](?:[ .-]?\d{2}){4})"
+            r"(?!\w|[/-]\d|\.\d)"
+        ),
+        0.5,
+        phone_ok,
+    ),
+    # An area code and a slash ("030/12345678", "Tel. 0151 / 2345 6789") after a cue.
+    Rule(
+        "PHONE_NUMBER",
+        _r(r"(?<![\w+./-])\(?0\d{1,4}\)?\s?/\s?\d(?:[ -]?\d){3,9}(?!\w|[/-]\d|\.\d)"),
+        0.3,
+        phone_ok,
+        context=_PHONE_CUES,
+        context_score=0.7,
     ),
     Rule(
         "PHONE_NUMBER",
@@ -214,7 +238,7 @@ RULES: tuple[Rule, ...] = (
         ),
         0.45,
         phone_ok,
-        context=_ctx(_PHONE_CONTEXT),
+        context=_PHONE_CUES,
         context_score=0.7,
     ),
     Rule(
@@ -222,7 +246,7 @@ RULES: tuple[Rule, ...] = (
         _r(r"(?<![\w+./-])\d{2,5}[ .-]?\d{4,10}(?!\w|[/-]\d|\.\d)"),
         0.2,
         phone_ok,
-        context=_ctx(_PHONE_CONTEXT),
+        context=_PHONE_CUES,
         context_score=0.65,
     ),
     # Order / account / ticket numbers in support text: an identifier after its cue word.
