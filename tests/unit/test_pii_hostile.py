@@ -288,3 +288,27 @@ def test_phones_in_national_shapes_and_with_foreign_cues(redactor: Redactor, tex
 
 def test_slashed_dates_are_no_phones(redactor: Redactor) -> None:
     assert redactor.redact_texts(["it came on 01/02/2024 at 10"]) == ["it came on 01/02/2024 at 10"]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("my postcode is ls6 2qt", "2qt"),
+        ("postcode: SW1A1AA", "SW1A1AA"),
+        ("PLZ 10115", "10115"),
+        ("zipcode is 94107", "94107"),
+        ("birthdate: 23/11/1985", "1985"),
+        ("geb. 14.02.1979", "1979"),
+        ("bday is 7th march 88", "march 88"),
+        ("DOB - 1985-11-24", "1985"),
+        ("date of birth - 11/11/1966", "1966"),
+        ("I was born on the 3rd of may 1990", "1990"),
+    ],
+)
+def test_postcodes_and_dates_of_birth_after_their_cues(redactor: Redactor, text: str, value: str) -> None:
+    assert value not in redactor.redact_texts([text])[0]
+
+
+def test_cue_words_without_a_value_stay(redactor: Redactor) -> None:
+    texts = ["the post code is required", "post it to me", "my birthday is next week"]
+    assert redactor.redact_texts(texts) == texts

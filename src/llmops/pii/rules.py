@@ -287,7 +287,11 @@ RULES: tuple[Rule, ...] = (
     Rule("STREET_ADDRESS", _r(rf"\b{_UNIT}\b{_ADDR_MORE}"), 0.5),
     Rule(
         "ZIP_CODE",
-        _r(r"\b(?:zip|postal|post)\b\s*(?:code)?\s*(?:is|:)?\s*([A-Z0-9]{2,5}(?:[ -][A-Z0-9]{3,4})?)\b", re.IGNORECASE),
+        _r(
+            r"\b(?:zip ?code|post ?code|postal code|code postal|zip|postal|post|plz)\b\s*(?:is|:|-)?\s*"
+            r"([A-Z0-9]{2,8}(?:[ -][A-Z0-9]{3,4})?)\b",
+            re.IGNORECASE,
+        ),
         0.7,
         has_digit,  # "post it" is no postcode
         group=1,
@@ -313,11 +317,12 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "DATE_OF_BIRTH",
         _r(
-            r"\b(?:born(?: on| in)?|date of birth(?: is|:)?(?:\s*it'?s)?|d\.?o\.?b\.?:?|birthday(?: is)?(?: on)?|"
+            r"\b(?:born(?: on| in)?(?: the)?|date of birth(?: is|:)?(?:\s*it'?s)?|birth ?date(?: is)?|d\.?o\.?b\.?:?|"
+            r"b-?day(?: is)?|birthday(?: is)?(?: on)?(?: the)?|geb\.|"
             r"geboren(?: am)?|geburtsdatum:?|n[ée]e? le|date de naissance:?|nacid[oa] el|fecha de nacimiento:?|"
-            r"nat[oa] il|data di nascita:?)[\s.:]*"
-            r"((?:\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4})|(?:\w+ \d{1,2}(?:st|nd|rd|th)?,? \d{4})|"
-            r"(?:\d{1,2}(?:st|nd|rd|th)?\.? (?:of )?\w+,? \d{4})|\d{4})",
+            r"nat[oa] il|data di nascita:?)[\s.:-]*"
+            r"((?:\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4})|(?:\w+ \d{1,2}(?:st|nd|rd|th)?,? (?:\d{4}|'?\d{2}))|"
+            r"(?:\d{1,2}(?:st|nd|rd|th)?\.? (?:of )?\w+,? (?:\d{4}|'?\d{2}))|\d{4})\b",
             re.IGNORECASE,
         ),
         0.75,
@@ -371,7 +376,8 @@ NOT_NAMES = frozenset(
     "good morning afternoon evening regards best cheers sincerely the a an this that i you we note subject date "
     "when where what who why how phone mobile desk fax email address zip tel time re fwd question answer agent "
     "user customer bot assistant system summary update status total price order name website web url title company "
-    "job occupation location city country state dob birthday age gender id account card ssn iban ip when me".split()
+    "job occupation location city country state dob birthday age gender id account card ssn iban ip when me "
+    "zipcode postcode zip postal username".split()
 )
 _NW = rf"[{_U}][^\W\d_A-ZÀ-ÖØ-ÞΑ-ΩА-Я]+"  # a name word: a capital, then lower-case letters
 _FULL_NAME = rf"{_NW}(?:\s+[{_U}]\.?)?(?:\s+{_NW}){{1,2}}"
