@@ -65,6 +65,9 @@ class RedactParams(_Section):
             "ZIP_CODE",
             "US_DRIVER_LICENSE",
             "UK_NINO",
+            "NATIONAL_ID",
+            "MAC_ADDRESS",
+            "CRYPTO",
         ]
     )
     document_entities: list[str] = Field(

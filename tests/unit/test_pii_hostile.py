@@ -312,3 +312,53 @@ def test_postcodes_and_dates_of_birth_after_their_cues(redactor: Redactor, text:
 def test_cue_words_without_a_value_stay(redactor: Redactor) -> None:
     texts = ["the post code is required", "post it to me", "my birthday is next week"]
     assert redactor.redact_texts(texts) == texts
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("sort code 20-00-00 acc 55779911", "20-00-00"),
+        ("sort code 20-00-00 acc 55779911", "55779911"),
+        ("a/c 50100234567891 please", "50100234567891"),
+        ("mi DNI es 12345678Z", "12345678Z"),
+        ("BSN 111222333 voor de verzekering", "111222333"),
+        ("PESEL 85070912345", "85070912345"),
+        ("personnummer 850709-9805", "9805"),
+        ("PAN: ABCPD1234E", "ABCPD1234E"),
+        ("Steueridentifikationsnummer: 12345678903", "12345678903"),
+        ("NHS number 943 476 5919", "5919"),
+        ("Reisepass C01X00T47", "C01X00T47"),
+        ("router MAC is 3C:22:FB:7A:1D:9E", "1D:9E"),
+        ("I'm at 51.50341, -0.12764 where is the driver", "51.50341"),
+        ("eth wallet 0x71C7656EC7ab88b098defB751B7401B5f6d8976F", "0x71C7"),
+        ("send to bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq", "bc1qar0"),
+        ("account holder: Wenceslas Obradović", "Obradović"),
+        ("Name (as on ID): Osric Vandeleur", "Vandeleur"),
+        ("Name on account - SIOBHAN MACGIOLLA", "MACGIOLLA"),
+        ('{"first":"Hildegard","last":"Schwarzenbach"}', "Schwarzenbach"),
+        ("name=radomir+jovanovic&email=radomir.j%40gmail.com", "jovanovic"),
+        ("ferdinand.oyelaran[at]web[.]de", "oyelaran"),
+        ("my email is zoltan.keresztes at freemail.hu", "keresztes"),
+        ("ivo dot petrov at abv dot bg", "petrov"),
+        ("its quillon.marsh@gmail", "quillon"),
+        ("my gmail is tavishwright1988", "tavishwright1988"),
+    ],
+)
+def test_identifiers_of_other_countries_networks_wallets_and_forms(redactor: Redactor, text: str, value: str) -> None:
+    assert value not in redactor.redact_texts([text])[0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "You must get a driver license within 30 days.",
+        "What if my driver's license is printed in another language?",
+        "i ordered at amazon.com yesterday",
+        "version 2.1 at apple.com is out",
+        "the PAN card details page",
+        "the frying pan 28cm and a tin 400g of beans",
+        "I am locked out of my Gmail account",
+    ],
+)
+def test_id_cues_without_an_id_and_shops_after_at_stay(redactor: Redactor, text: str) -> None:
+    assert redactor.redact_texts([text]) == [text]

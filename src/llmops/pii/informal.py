@@ -13,13 +13,19 @@ import re
 
 from llmops.pii.rules import _PHONE_CONTEXT, Rule, _ctx
 
-_TLD = r"(?:com|net|org|edu|gov|io|co|uk|de|fr|es|it|nl|ca|au|in|info|biz|me|us|ru|br|jp|cn|pl|se|ch|be|eu|mx)"
+_TLD = (
+    r"(?:com|net|org|edu|gov|io|co|uk|de|fr|es|it|nl|ca|au|in|info|biz|me|us|ru|br|jp|cn|pl|se|ch|be|eu|mx|at|bg|hu|cz|"
+    r"sk|ro|gr|pt|ie|dk|no|fi|nz|za|ar|cl|tr|ua|il|kr|tw|hk|sg|my|ph|vn|th|ae|lt|lv|ee|si|hr|rs|is|lu|app|dev|email|online)"
+)
 _AT_BRACKET = r"(?:\s*[\[({<]\s*at\s*[\])}>]\s*|\s*@\s+)"  # no "x @handle": a space after the @
-_DOT = r"(?:\s*[\[({<]\s*dot\s*[\])}>]\s*|\s+dot\s+|\s*\.\s*)"
-_SPOKEN_DOT = r"(?:\s*[\[({<]\s*dot\s*[\])}>]\s*|\s+dot\s+)"
+_DOT = r"(?:\s*[\[({<]\s*(?:dot|\.)\s*[\])}>]\s*|\s+dot\s+|\s*\.\s*)"
+_SPOKEN_DOT = r"(?:\s*[\[({<]\s*(?:dot|\.)\s*[\])}>]\s*|\s+dot\s+)"
 _MAIL_HOSTS = r"(?:gmail|googlemail|yahoo|hotmail|outlook|live|msn|icloud|me|mac|aol|proton(?:mail)?|gmx|mail|ymail|zoho|yandex)"
 _USER = r"(?<![\w.@+-])[A-Za-z0-9][\w.+-]{0,63}"
 
+# A user part with a dot, a digit or an underscore in it, starting with a letter ("zoltan.keresztes",
+# "tavishwright1988"; "version 2.1 at apple.com" has none).
+_USER_LIKE = r"(?<![\w.@+-])(?=[\w.+-]*[._\d])[A-Za-z][\w.+-]{2,63}"
 # "ostrava dot pavel at gmail dot com": the user part may hold spoken dots too.
 _SPOKEN_USER = rf"{_USER}(?:{_SPOKEN_DOT}[A-Za-z0-9][\w+-]{{0,63}}){{0,3}}"
 _DIGIT_WORDS = "zero|oh|o|one|two|three|four|five|six|seven|eight|nine"
@@ -47,6 +53,7 @@ _TAIL = rf"(?:[ ,]+{_UNIT}\b)?(?:{_CITY_STATE})?"
 # Cheap pre-checks: a text without them cannot hold the rule's value.
 _HAS_AT = re.compile(r"[\[({<]\s*at\s*[\])}>]|@\s", re.IGNORECASE)
 _HAS_DOT = re.compile(r"\bdot\b", re.IGNORECASE)
+_HAS_SPOKEN_AT = re.compile(r"\sat\s", re.IGNORECASE)
 _HAS_HOST = re.compile(rf"\bat\s+{_MAIL_HOSTS}\b", re.IGNORECASE)
 _HAS_DIGIT_WORDS = re.compile(rf"\b{_DIGIT_WORD}\b[\s,.-]{{0,3}}(?:{_DIGIT_WORD}\b|\d)", re.IGNORECASE)
 _HAS_SUFFIX = re.compile(rf"\b{_SUFFIX}(?![\w-])", re.IGNORECASE)
@@ -86,6 +93,19 @@ INFORMAL_RULES: tuple[Rule, ...] = (
         requires=_HAS_DOT,
     ),
     Rule("EMAIL_ADDRESS", _r(rf"{_SPOKEN_USER}\s+at\s+{_MAIL_HOSTS}{_DOT}{_TLD}\b"), 0.8, requires=_HAS_HOST),
+    # "zoltan.keresztes at freemail.hu": a spoken "at" between a user part that looks like one (a dot, a digit or
+    # an underscore in it: "shop at amazon.com" is none) and a domain with its dots.
+    Rule("EMAIL_ADDRESS", _r(rf"{_USER_LIKE}\s+at\s+[a-z0-9-]+(?:\.[a-z0-9-]+)*\.{_TLD}\b"), 0.8, requires=_HAS_SPOKEN_AT),
+    # A webmail address without its domain ("quillon.marsh@gmail") and an URL-encoded one ("radomir.j%40gmail.com").
+    Rule("EMAIL_ADDRESS", _r(rf"(?<![\w.@+-])[\w.+-]+@{_MAIL_HOSTS}\b(?!\.\w)"), 0.8),
+    Rule("EMAIL_ADDRESS", _r(rf"(?<![\w.@+-])[\w.+-]+%40[a-z0-9-]+(?:\.[a-z0-9-]+)*\.{_TLD}\b"), 0.9),
+    # "my gmail is tavishwright1988": the account named after its cue, when it looks like a user part.
+    Rule(
+        "EMAIL_ADDRESS",
+        _r(rf"\bmy (?:{_MAIL_HOSTS}|e-?mail)(?: (?:address|account|id))? is\s+({_USER_LIKE})\b(?!\s+at\b|@)"),
+        0.75,
+        group=1,
+    ),
     # Phone digits in small groups behind any separators ("555 . 012 . 3456", "5-5-5-0-1-2-3-4-5-6").
     Rule(
         "PHONE_NUMBER",

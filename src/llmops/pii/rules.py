@@ -121,6 +121,12 @@ _PHONE_CONTEXT = (
     r"number|ring|mob|handy|nummer|num[eé]ro|n[uú]mero|telefon|tel[eé]fono|t[eé]l[eé]phone|tlf|portable|cellulare|m[oó]vil"
 )
 _PHONE_SIGNS = "\u260e\U0001f4de\U0001f4f1"  # ☎ 📞 📱
+# Names of national, tax and travel ids (NATIONAL_ID): the id follows its name.
+_ID_NAMES = (  # acronyms in capitals only: "a frying pan 28cm", "a tin 400g" are none
+    r"(?-i:DNI|NIE|BSN|PESEL|NIR|PAN|CURP|RFC|CPF|NHS|SIN|TFN|TIN|DL)|personnummer|codice fiscale|aadhaar|pesel|"
+    r"steuer-?id|steueridentifikationsnummer|tax (?:id|number|code)|national (?:id|insurance)|id card (?:number|no\.?)|"
+    r"passport|reisepass|pasaporte|passeport|passaporto|driving licen[cs]e|(?<!driver )(?<!driver's )(?<!drivers )licen[cs]e"
+)
 
 
 @dataclass(frozen=True)
@@ -253,8 +259,8 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "ACCOUNT_NUMBER",
         _r(
-            r"\b(?:order|account|acct|invoice|tracking|reference|ref|booking|confirmation|ticket|case|policy|"
-            r"membership|member|customer|card ending(?: in)?)(?:\s+(?:no\.?|number|num|id|#))?\s*[:#]?\s*"
+            r"(?:\b(?:order|account|acct|acc|invoice|tracking|reference|ref|booking|confirmation|ticket|case|policy|"
+            r"membership|member|customer|card ending(?: in)?)|(?<!\w)a/c)(?:\s+(?:no\.?|number|num|id|#))?\s*[:#]?\s*"
             r"([A-Z]{0,4}-?\d[A-Z0-9-]{4,24})\b",
             re.IGNORECASE,
         ),
@@ -332,6 +338,34 @@ RULES: tuple[Rule, ...] = (
         "US_DRIVER_LICENSE",
         _r(r"\bdriver'?s? licen[cs]e(?: (?:number|no\.?|#))?(?: is|:)?\s*([A-Z0-9][A-Z0-9-]{4,19})\b", re.I),
         0.8,
+        has_digit,  # "driver's license within 30 days" holds none
+        group=1,
+    ),
+    # UK bank sort codes ("sort code 20-00-00", "sc 404784").
+    Rule("ACCOUNT_NUMBER", _r(r"\b(?:sort ?code|s/c|sc)\s*(?:is|:)?\s*(\d{2}[- ]?\d{2}[- ]?\d{2})(?![\d-])", re.I), 0.8, group=1),
+    # National and travel ids after their name: the id holds a digit; the cue names the country's id or a passport
+    # or licence ("mi DNI es 12345678Z", "BSN 111222333", "PESEL 85070912345", "PAN: ABCPD1234E", "Reisepass C01X00T47").
+    Rule(
+        "NATIONAL_ID",
+        _r(
+            rf"\b(?:{_ID_NAMES})\b(?:\s+(?:number|no\.?|num|nr\.?|#))?(?:\s+(?:is|es|est|ist|è|=))?\s*[:#-]?\s*"
+            r"(?!(?:number|no|num|nr)\b)((?=[A-Z.-]*\d)[A-Z0-9][A-Z0-9.-]{2,20}(?: (?=[A-Z.-]*\d)[A-Z0-9.-]{2,8}){0,3})(?![\w-])",
+            re.I,
+        ),
+        0.8,
+        has_digit,
+        group=1,
+    ),
+    # Hardware (MAC) addresses: six hex pairs with colons or dashes.
+    Rule("MAC_ADDRESS", _r(r"(?<![\w:-])(?:[0-9A-F]{2}([:-]))(?:[0-9A-F]{2}\1){4}[0-9A-F]{2}(?![\w:-])", re.I), 0.85),
+    # A latitude/longitude pair with four or more decimals: where someone is, to a few metres.
+    Rule("LOCATION", _r(r"(?<![\w.-])-?\d{1,2}\.\d{4,},\s?-?\d{1,3}\.\d{4,}(?![\d.])"), 0.8),
+    # Crypto wallets: Ethereum (0x + 40 hex), Bitcoin bech32 (bc1...), and base58 addresses after a cue.
+    Rule("CRYPTO", _r(r"\b0x[0-9a-fA-F]{40}\b|\bbc1[02-9ac-hj-np-z]{25,62}\b"), 0.9),
+    Rule(
+        "CRYPTO",
+        _r(r"\b(?:btc|bitcoin|wallet|crypto)\b[^\n]{0,30}?\b([13][a-km-zA-HJ-NP-Z1-9]{25,34})\b", re.I),
+        0.85,
         group=1,
     ),
 )
@@ -377,11 +411,14 @@ NOT_NAMES = frozenset(
     "when where what who why how phone mobile desk fax email address zip tel time re fwd question answer agent "
     "user customer bot assistant system summary update status total price order name website web url title company "
     "job occupation location city country state dob birthday age gender id account card ssn iban ip when me "
-    "zipcode postcode zip postal username".split()
+    "zipcode postcode zip postal username gmail".split()
 )
 _NW = rf"[{_U}][^\W\d_A-ZÀ-ÖØ-ÞΑ-ΩА-Я]+"  # a name word: a capital, then lower-case letters
 _FULL_NAME = rf"{_NW}(?:\s+[{_U}]\.?)?(?:\s+{_NW}){{1,2}}"
-_NAME_KEY = r"(?:(?:full|first|last|given|family|customer|contact|sur)[ _-]?)?name"
+_NAME_KEY = (
+    r"(?:(?:(?:full|first|last|given|family|customer|contact|sur|account|card)[ _-]?)?name(?:\s*\([^)\n]{1,20}\))?"
+    r"|(?:account|card)[ _-]?holder(?:[ _-]?name)?|name on (?:the |your |my )?(?:account|card))"
+)
 NAME_LIST = re.compile(rf"\b{_NW}(?:,\s+{_NW}){{1,}},?\s+and\s+{_NW}\b")
 _NOT_PLACES = (
     r"(?!(?:January|February|March|April|May|June|July|August|September|October|November|December|Monday|Tuesday|"
@@ -452,11 +489,22 @@ NAME_RULES: tuple[Rule, ...] = (
     # A name field: a quoted key in JSON-like text ('"name": "Tamsin Okonkwo"'), or a "Name:" line of a form.
     Rule(
         "PERSON",
-        _r(rf"""["'](?:{_NAME_KEY}|user|author|sender|recipient|customer)["']\s*:\s*["']([^"'\n]{{2,60}})["']""", re.I),
+        _r(
+            rf"""["'](?:{_NAME_KEY}|first|last|given|family|surname|user|author|sender|recipient|customer)["']\s*:\s*"""
+            r"""["']([^"'\n]{2,60})["']""",
+            re.I,
+        ),
         0.8,
         group=1,
     ),
-    Rule("PERSON", _r(rf"(?:^|\n)[ \t]*{_NAME_KEY}[ \t]*[:=][ \t]*([^\n,;]{{2,60}}?)[ \t]*(?=[\n,;]|$)", re.I), 0.75, group=1),
+    Rule(
+        "PERSON",
+        _r(rf"(?:^|\n)[ \t]*{_NAME_KEY}[ \t]*(?:[:=]|\s-)[ \t]*([^\n,;]{{2,60}}?)[ \t]*(?=[\n,;]|$)", re.I),
+        0.75,
+        group=1,
+    ),
+    # A name in a query string or form post ("?name=radomir+jovanovic&email=...").
+    Rule("PERSON", _r(rf"(?:^|[?&\s])(?:{_NAME_KEY}|first|last|surname)=([^&\s#]{{2,60}})", re.I), 0.8, group=1),
 )
 
 
