@@ -362,3 +362,42 @@ def test_identifiers_of_other_countries_networks_wallets_and_forms(redactor: Red
 )
 def test_id_cues_without_an_id_and_shops_after_at_stay(redactor: Redactor, text: str) -> None:
     assert redactor.redact_texts([text]) == [text]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the jasmine rice 5kg bag was split open",
+        "ordered extra virgin olive oil but got sunflower",
+        "is the hazel colour back in stock?",
+        "Amber light keeps flashing on the router.",
+        "Box 2 of 3 arrived crushed.",
+        "Room 101 in my hotel booking was wrong.",
+        "It was delivered on 3 March 2026 at 10am but I wasn't home.",
+        "Can I change the delivery slot to Wednesday 9-12?",
+        "I'm 5 mins away from the store.",
+        "I'm 2 weeks into the trial.",
+        "The firmware 4.2.1.7 update bricked my router.",
+        "On Mon, 2 Mar 2026 at 10:14 the parcel left",
+    ],
+)
+def test_everyday_nouns_units_dates_and_versions_are_no_personal_data(redactor: Redactor, text: str) -> None:
+    assert redactor.redact_texts([text]) == [text]
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("thanks hazel for the help", "hazel"),
+        ("hi im olive", "olive"),  # cues in a row ("hi", "im") before the name
+        ("hazel smith called yesterday", "smith"),
+        ("I spoke to Heather yesterday", "Heather"),
+        ("for the actions we are taking. ~Heather", "Heather"),
+        ("Esat Jeknic\n3378 Lovers Lane\nSuite 680\nPort Whangarei", "Suite 680"),
+        ("server 192.168.10.25 is down", "192.168.10.25"),
+    ],
+)
+def test_names_that_are_nouns_still_count_after_a_cue_or_capitalised_in_a_sentence(
+    redactor: Redactor, text: str, name: str
+) -> None:
+    assert name not in redactor.redact_texts([text])[0]

@@ -216,8 +216,8 @@ class FastAnalyzer:
                 for ent in doc.ents:
                     written = texts[i][off + ent.start_char : off + ent.end_char]  # as typed, before truecasing
                     entity = NER_LABELS.get(ent.label_) or relabel(ent.label_, written, texts[i])
-                    if entity == "PERSON" and written.islower() and not lower_name_ok(written):
-                        continue  # a word truecasing capitalised: "it Shipped", "my name is not Showing"
+                    if entity == "PERSON" and written.islower() and not (lower_name_ok(written) and _may_be_named(written)):
+                        continue  # a word truecasing capitalised: "it Shipped", "my name is not Showing", "the Hazel colour"
                     if entity in wanted and NER_SCORE >= self.cfg.score_threshold and ent.text.casefold() not in NOT_NAMES:
                         out[i].append(Span(entity, off + ent.start_char, off + ent.end_char, NER_SCORE))
         finally:
@@ -233,6 +233,16 @@ _WORD = re.compile(r"\b([a-z])([a-z'-]+)")
 _TOKEN = re.compile(r"\S+")
 _WORDCHARS = re.compile(r"\w+")
 _LETTERS = re.compile(r"[^\W\d_]+")
+
+
+def _may_be_named(written: str) -> bool:
+    """A lower-case span NER calls a person is none when it starts with a first name that is an everyday noun
+    and holds no other lexicon name ("alexa", "hazel colour"; "hazel smith" is a name). After a cue such a name
+    is still found by the cue rules ("thanks hazel")."""
+    from llmops.pii.names import NOUN_NAMES, is_name_word
+
+    words = written.split()
+    return words[0] not in NOUN_NAMES or any(is_name_word(w) for w in words[1:])
 
 
 def _name_windows(text: str, context: int) -> list[tuple[int, str]]:

@@ -51,17 +51,31 @@ AMBIGUOUS = frozenset(
     """.split()
 )
 
+# Lexicon first names that are also everyday nouns of shopping and support (food, plants, colours, products):
+# a name after a cue ("thanks hazel"), never alone ("the jasmine rice", "extra virgin olive oil", "alexa won't
+# connect", "is the hazel colour back?").
+NOUN_NAMES = frozenset(
+    """
+    olive jasmine hazel poppy daisy amber ginger basil honey candy cookie coco alexa siri cortana zara mercedes
+    heather holly willow violet rosemary saffron cinnamon pepper clementine apple melody sandy dusty misty ebony
+    ivory coral blossom maple aspen echo lavender magnolia marigold juniper fern berry peaches brandy sherry
+    champagne chardonnay mocha latte caramel toffee fudge biscuit cocoa sugar kiwi mango lemon lime cedar birch
+    """.split()
+)
+# Month and weekday abbreviations that are also first names ("Mar", "Jun"): no name next to a number.
+_DATE_NAMES = frozenset("jan feb mar apr jun jul aug sep sept oct nov dec mon tue wed thu fri sat sun".split())
+_NEXT_TO_NUMBER = re.compile(r"\d[\s,.]*$")
 _NAME_WORD = r"[a-z][a-z'-]{1,20}"
 # Greetings, thanks and self-introductions that a name follows in chat.
-_NAME_CUE = re.compile(
-    r"\b(?:thanks|thank you|thx|ty|hi|hello|hey|hiya|dear|bye|cheers|regards|i'?m|i am|im|my name is|my name'?s|name'?s|"
-    r"this is|call me|it'?s|speak to|talk to|ask for|mr|mrs|ms|miss|dr|sorry)[,.!]?\s+"
+_NAME_CUE = re.compile(  # cues may follow each other ("hi im maria", "thanks, this is maria")
+    r"\b(?:(?:thanks|thank you|thx|ty|hi|hello|hey|hiya|dear|bye|cheers|regards|i'?m|i am|im|my name is|my name'?s|"
+    r"name'?s|this is|call me|it'?s|speak to|talk to|ask for|mr|mrs|ms|miss|dr|sorry)[,.!]?\s+)+"
     rf"({_NAME_WORD}(?:\s+{_NAME_WORD})?)\b",
     re.IGNORECASE,
 )
 _HONORIFICS = frozenset({"mr", "mrs", "mister"})  # not "ms" (ms word), "dr" (dr appointment), "miss" (a verb)
 # Support agents sign tweets and chats "^Kartika", "-Shie", "_Rjay" (initials like "*MS" are no name).
-_SIGN_OFF = re.compile(r"(?:\^\s?|(?:^|\s)[-–_]\s?(?=[A-Z][A-Za-z]?[a-z]{2,15}\s*(?:\d/\d)?\s*$))([A-Z][A-Za-z]?[a-z]{2,15})\b")
+_SIGN_OFF = re.compile(r"(?:\^\s?|(?:^|\s)[-–_~]\s?(?=[A-Z][A-Za-z]?[a-z]{2,15}\s*(?:\d/\d)?\s*$))([A-Z][A-Za-z]?[a-z]{2,15})\b")
 _SINGLE = re.compile(r"(?<![\w@#'-])[A-Za-z][a-z'-]{2,20}(?![\w@'-])")
 _SINGLE_SCORE = 0.5  # a lone lexicon first name: above the redaction threshold, below the leak gate's
 
@@ -116,7 +130,7 @@ def find_lowercase_names(text: str) -> list[tuple[int, int, float]]:
     out: list[tuple[int, int, float]] = []
     for m in _NAME_CUE.finditer(text):
         words = m.group(1).split()
-        if text[m.start() : m.start(1)].rstrip(" ,.!").casefold() in _HONORIFICS and words[0].islower():
+        if text[m.start() : m.start(1)].rstrip(" ,.!").split()[-1].casefold() in _HONORIFICS and words[0].islower():
             # "mrs oriane vaszary-klemm": after a title the words are a name, in the lexicon or not
             names = [w for w in words if w.casefold() not in stop_words() and w.casefold() not in COMMON_WORDS]
             if names and names[0] == words[0]:
@@ -134,12 +148,18 @@ def find_lowercase_names(text: str) -> list[tuple[int, int, float]]:
         word = m.group(0)
         folded = word.casefold()
         if folded in first and (word.islower() or word[1:].islower()):
-            out.append((m.start(), m.end(), _SINGLE_SCORE))
+            dated = folded in _DATE_NAMES and (
+                _NEXT_TO_NUMBER.search(text, 0, m.start()) is not None or re.match(r"[\s,.]*\d", text[m.end() :]) is not None
+            )
+            # an everyday noun ("olive", "Amber light ...") counts only capitalised inside a sentence ("... Heather")
+            if (folded not in NOUN_NAMES or (not word.islower() and not _starts_sentence(text, m.start()))) and not dated:
+                out.append((m.start(), m.end(), _SINGLE_SCORE))
         elif (
             prev is not None
             and word.islower()
             and folded in last
             and prev.group(0) in first
+            and prev.group(0) not in NOUN_NAMES
             and text[prev.end() : m.start()].isspace()
         ):
             out.append((prev.start(), m.end(), 0.6))
@@ -147,12 +167,24 @@ def find_lowercase_names(text: str) -> list[tuple[int, int, float]]:
     return out
 
 
+def _starts_sentence(text: str, at: int) -> bool:
+    """Does a sentence (or the text, or a line) start at ``at``?"""
+    j = at - 1
+    while j >= 0 and text[j] in " \t":
+        j -= 1
+    return j < 0 or text[j] in ".!?:\n"
+
+
 def truecase_names(text: str) -> str:
     """``text`` with its lower-case lexicon names capitalised (same length), so NER can judge them."""
     if text.isupper():
         return text
     first, _ = lexicon()  # surnames in lower case are mostly ordinary words ("story", "banks")
-    text = re.sub(r"\b[a-z][a-z'-]+\b", lambda m: m.group(0).capitalize() if m.group(0) in first else m.group(0), text)
+    text = re.sub(
+        r"\b[a-z][a-z'-]+\b",
+        lambda m: m.group(0).capitalize() if m.group(0) in first and m.group(0) not in NOUN_NAMES else m.group(0),
+        text,
+    )
     return _PLACE_CUE.sub(_capitalise_place, text) if _PLACE_HINT.search(text) else text
 
 

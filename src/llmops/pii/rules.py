@@ -116,6 +116,13 @@ _ADDR_CONTEXT = (
     r"address|live[sd]?|located|street|moved|return|send|ship|deliver|billing|corner|station|reside|visit|"
     r"meet|place|office|apartment|house|home|here they are|it'?s in|is on|is at|off at|at|to"
 )
+_ADDR_CUES = re.compile(rf"\b(?:{_ADDR_CONTEXT})\b", re.IGNORECASE)  # whole words: "to" is no cue in "tonight"
+# Dates are no street and house number ("on 3 March 2026", "to Wednesday 9-12").
+_NOT_DATE = (
+    r"(?!(?:January|February|March|April|May|June|July|August|September|October|November|December|Jan|Feb|Mar|Apr|"
+    r"Jun|Jul|Aug|Sept?|Oct|Nov|Dec|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|Mon|Tue|Wed|Thu|Fri|Sat|"
+    r"Sun)\b)"
+)
 _PHONE_CONTEXT = (
     r"phone|call|tel|mobile|cell|fax|desk|office|reach|text|sms|whats ?app|contact|dial|answer|message|registered|"
     r"number|ring|mob|handy|nummer|num[eé]ro|n[uú]mero|telefon|tel[eé]fono|t[eé]l[eé]phone|tlf|portable|cellulare|m[oó]vil"
@@ -198,7 +205,17 @@ RULES: tuple[Rule, ...] = (
     Rule("CREDIT_CARD", _r(r"\bcard(?:\s+(?:number|no\.?|#))?\s*:?\s*(\d(?:[ .-]?\d){11,18})(?![\d-]|\.\d)", re.I), 0.8, group=1),
     Rule("US_SSN", _r(r"(?<![\d-])\d{3}([- .])\d{2}\1\d{4}(?![\d-])"), 0.7, ssn_ok),
     Rule("US_SSN", _r(r"(?<![\d-])\d{9}(?![\d-])"), 0.3, ssn_ok, context=_ctx(r"ssn|social security"), context_score=0.8),
-    Rule("IP_ADDRESS", _r(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])"), 0.9, ip_ok),
+    # Not a version number ("firmware 4.2.1.7", "v1.2.0.3").
+    Rule(
+        "IP_ADDRESS",
+        _r(
+            r"(?<![\d.])(?<!\bv)(?<!version )(?<!firmware )(?<!\bbuild )(?<!release )(?<!\bver )"
+            r"(?:\d{1,3}\.){3}\d{1,3}(?![\d.])",
+            re.I,
+        ),
+        0.9,
+        ip_ok,
+    ),
     Rule("IP_ADDRESS", _r(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])"), 0.9, ip_ok),
     # Credentials or tokens in a URL are secrets whatever else the URL is.
     Rule("URL", _r(r"\b[a-z][a-z0-9+.-]*://[^\s/:@]+:[^\s/@]+@\S+", re.IGNORECASE), 0.95),
@@ -272,14 +289,14 @@ RULES: tuple[Rule, ...] = (
     Rule("STREET_ADDRESS", _r(rf"\b\d{{1,6}}[A-Za-z]?(?:\s+{_CAP}){{1,4}}\s+{_STREET}(?!\w){_ADDR_MORE}"), 0.75),
     Rule(
         "STREET_ADDRESS",
-        _r(rf"\b\d{{1,6}}\s+(?:(?:ul|al|pl|str|r)\.?\s+)?{_CAP}(?:\s+{_CAP}){{0,2}}\s+\d{{1,5}}\b{_ADDR_MORE}"),
+        _r(rf"\b\d{{1,6}}\s+(?:(?:ul|al|pl|str|r)\.?\s+)?{_NOT_DATE}{_CAP}(?:\s+{_CAP}){{0,2}}\s+\d{{1,5}}\b{_ADDR_MORE}"),
         0.6,
     ),
     Rule(
         "STREET_ADDRESS",
-        _r(rf"\b(?:\d{{1,6}}\s+)?(?:(?:ul|al|pl|str)\.\s+)?{_CAP}(?:[ -][\w.]+){{0,2}}?[ \t]+{_HOUSE_NO}{_ADDR_MORE}"),
+        _r(rf"\b(?:\d{{1,6}}\s+)?(?:(?:ul|al|pl|str)\.\s+)?{_NOT_DATE}{_CAP}(?:[ -][\w.]+){{0,2}}?[ \t]+{_HOUSE_NO}{_ADDR_MORE}"),
         0.35,
-        context=re.compile(rf"\b(?:{_ADDR_CONTEXT})\b", re.IGNORECASE),  # whole words: "to" is no cue in "tonight"
+        context=_ADDR_CUES,
         context_score=0.75,
         window=72,
     ),
@@ -290,7 +307,10 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule("STREET_ADDRESS", _r(r"\b[AFD]PO\s+A[AEP]\s+\d{5}\b"), 0.8),
     Rule("STREET_ADDRESS", _r(rf"\bthe corner of [^\n.,;]{{3,60}}? and (?:{_CAP}|ul\.)(?:[ -][\w.]+){{0,3}}"), 0.7),
-    Rule("STREET_ADDRESS", _r(rf"\b{_UNIT}\b{_ADDR_MORE}"), 0.5),
+    # A unit on a line of an address block, or after a comma or period in one ("... Lane\n>Suite 680", "rkp. 18.
+    # Apt. 417"); elsewhere only near an address cue: "Box 2 of 3 arrived", "Room 101 was wrong" are no address.
+    Rule("STREET_ADDRESS", _r(rf"(?:(?<=\n)[ \t>]*|(?<=[.,] )){_UNIT}\b{_ADDR_MORE}"), 0.5),
+    Rule("STREET_ADDRESS", _r(rf"\b{_UNIT}\b{_ADDR_MORE}"), 0.3, context=_ADDR_CUES, context_score=0.6),
     Rule(
         "ZIP_CODE",
         _r(
@@ -314,7 +334,8 @@ RULES: tuple[Rule, ...] = (
         "AGE",
         _r(
             r"\b(?:turn(?:s|ed|ing)?|aged?|age of|when (?:he|she|i|they|we) (?:was|were)|i'?m|i am)\s+(\d{1,3})\b"
-            r"(?!\s*(?:%|items?|pcs|units|boxes|orders?|minutes|hours|days|times))",
+            r"(?!\s*(?:%|items?|pcs|units|boxes|orders?|min(?:ute)?s?|hours?|hrs?|days?|weeks?|months?|times|secs?|"
+            r"seconds?|km|miles?|kg|lbs?|steps?|stops?|floors?|blocks?|out of|of \d|in line|in the queue)\b)",
             re.I,
         ),
         0.6,
@@ -411,7 +432,7 @@ NOT_NAMES = frozenset(
     "when where what who why how phone mobile desk fax email address zip tel time re fwd question answer agent "
     "user customer bot assistant system summary update status total price order name website web url title company "
     "job occupation location city country state dob birthday age gender id account card ssn iban ip when me "
-    "zipcode postcode zip postal username gmail".split()
+    "zipcode postcode zip postal username gmail wifi wi-fi bluetooth router modem app laptop iphone ipad android".split()
 )
 _NW = rf"[{_U}][^\W\d_A-ZÀ-ÖØ-ÞΑ-ΩА-Я]+"  # a name word: a capital, then lower-case letters
 _FULL_NAME = rf"{_NW}(?:\s+[{_U}]\.?)?(?:\s+{_NW}){{1,2}}"
