@@ -68,6 +68,7 @@ class RedactParams(_Section):
             "NATIONAL_ID",
             "MAC_ADDRESS",
             "CRYPTO",
+            "VEHICLE_ID",
         ]
     )
     document_entities: list[str] = Field(

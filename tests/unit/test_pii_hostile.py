@@ -401,3 +401,50 @@ def test_names_that_are_nouns_still_count_after_a_cue_or_capitalised_in_a_senten
     redactor: Redactor, text: str, name: str
 ) -> None:
     assert name not in redactor.redact_texts([text])[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("hola me llamo catalina ibarguren y no me llegó el pedido", "ibarguren"),
+        ("booking for 4 under Haverbrook, 7pm friday", "Haverbrook"),
+        ("Lieferadresse: Hauptstraße 42, 10115 Berlin", "Hauptstraße 42"),
+        ("Lieferadresse: Hauptstraße 42, 10115 Berlin", "10115"),
+        ("bitte an Musterweg 7a, 80331 München schicken", "Musterweg"),
+        ("adresse: 12 rue de la Paix, 75002 Paris", "75002"),
+        ("envíenlo a Calle de Alcalá 123, 3º izq, 28009 Madrid", "Alcalá 123"),
+        ("spedire a Via Giuseppe Garibaldi 15, 20121 Milano", "20121"),
+        ("Keizersgracht 123, 1015 CJ Amsterdam", "1015 CJ"),
+        ("deliver to 200 King St W, Toronto ON M5V 3L9", "M5V 3L9"),
+        ("PO Box 4471, Anchorage AK 99509", "4471"),
+        ("i live at 5 elm close, hitchin sg4 9rt", "sg4 9rt"),
+        ("ul. Marszałkowska 84/92 m. 15, 00-514 Warszawa", "00-514"),
+        ("ip: 81[.]2[.]69[.]143", "143"),
+        ("reg is AB12 CDE, silver golf", "AB12 CDE"),
+        ("my plate 7ABC123 got the parking fine", "7ABC123"),
+        ("VIN 1HGCM82633A004352", "1HGCM82633A004352"),
+        ("acc no: 31926819, sort 40-47-84", "40-47-84"),
+        ("my discord is nightowl#4821", "nightowl"),
+        ("reddit u/throwaway_kai_1990", "throwaway_kai_1990"),
+        ("steam username: xXmarekvoss92Xx", "marekvoss92"),
+        ("my profile linkedin.com/in/ottilie-brannigan-4b21a", "brannigan"),
+        ("facebook.com/profile.php?id=100004567891234", "100004567891234"),
+        ("coords 40°44'54.3\"N 73°59'08.5\"W", "54.3"),
+        ("| name | gideon ashworth |\n| phone | 07700 900456 |", "ashworth"),
+    ],
+)
+def test_addresses_abroad_vehicles_handles_and_profiles(redactor: Redactor, text: str, value: str) -> None:
+    assert value not in redactor.redact_texts([text])[0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Flight BA 2490 was cancelled, need a refund.",
+        "My username is wrong on the receipt.",
+        "still buffering\n1/2 the time",
+        "the ring 7 size is too small",
+    ],
+)
+def test_flights_words_and_sizes_are_no_address_plate_or_handle(redactor: Redactor, text: str) -> None:
+    assert redactor.redact_texts([text]) == [text]

@@ -78,6 +78,36 @@ def nino_ok(value: str) -> bool:
     )
 
 
+_STREET_NUMBER = re.compile(r"\d")
+
+
+def _has_number_near(value: str) -> bool:
+    """A foreign street name counts with a house number in it ("Calle de Alcalá 123", "12 rue de la Paix")."""
+    return _STREET_NUMBER.search(value) is not None
+
+
+_VIN_VALUES = [1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 7, 9, 2, 3, 4, 5, 6, 7, 8, 9]  # A-Z without I, O, Q
+_VIN_MAP = {**{str(d): d for d in range(10)}, **dict(zip("ABCDEFGHJKLMNPRSTUVWXYZ", _VIN_VALUES, strict=True))}
+_VIN_WEIGHTS = (8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2)
+
+
+def _vin_ok(value: str) -> bool:
+    """A North American VIN: its ninth character is the check digit (ISO 3779 weights, mod 11, 10 = X), and it
+    holds letters and digits."""
+    v = value.upper()
+    if len(v) != 17 or v.isdigit() or v.isalpha() or any(c not in _VIN_MAP for c in v):
+        return False
+    total = sum(_VIN_MAP[c] * w for c, w in zip(v, _VIN_WEIGHTS, strict=True)) % 11
+    return v[8] == ("X" if total == 10 else str(total))
+
+
+def _not_common_word(value: str) -> bool:
+    """A handle is not a word of the sentence after its cue ("my username is wrong")."""
+    from llmops.pii.libraries import stop_words
+
+    return value.casefold() not in stop_words() and value.casefold() not in {"wrong", "correct", "missing", "invalid", "taken"}
+
+
 def has_digit(value: str) -> bool:
     return any(c.isdigit() for c in value)
 
@@ -116,6 +146,20 @@ _ADDR_CONTEXT = (
     r"address|live[sd]?|located|street|moved|return|send|ship|deliver|billing|corner|station|reside|visit|"
     r"meet|place|office|apartment|house|home|here they are|it'?s in|is on|is at|off at|at|to"
 )
+# US states, Canadian provinces and Australian states: the code between a city and its postal code.
+_REGION_CODES = (
+    r"AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|"
+    r"PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|AB|BC|MB|NB|NL|NS|NT|NU|ON|PE|QC|SK|YT|NSW|VIC|QLD|SA|TAS|ACT"
+)
+_FOREIGN_SUFFIX = (
+    r"straße|strasse|str|weg|gasse|platz|allee|damm|ufer|gracht|straat|laan|plein|kade|singel|dijk|vej|gatan|gata|"
+    r"vägen|veien|katu|utca"
+)
+_FOREIGN_PREFIX = (
+    r"Calle|C/|Avenida|Avda\.?|Av\.|Paseo|Plaza|Carrer|Via|Viale|Piazza|Corso|Largo|Rue|Avenue|Boulevard|Bd|Chemin|Allée|"
+    r"Impasse|Place|Quai|Rua|Praça|Travessa|ul\.|ulica|al\.|aleja|os\.|Apartado"
+)
+_DMS = r"\d{1,3}°\s?\d{1,2}['′]\s?\d{1,2}(?:\.\d+)?[\"″]?\s?[NSEW]\b"  # 40°44'54.3"N
 _ADDR_CUES = re.compile(rf"\b(?:{_ADDR_CONTEXT})\b", re.IGNORECASE)  # whole words: "to" is no cue in "tonight"
 # Dates are no street and house number ("on 3 March 2026", "to Wednesday 9-12").
 _NOT_DATE = (
@@ -363,7 +407,13 @@ RULES: tuple[Rule, ...] = (
         group=1,
     ),
     # UK bank sort codes ("sort code 20-00-00", "sc 404784").
-    Rule("ACCOUNT_NUMBER", _r(r"\b(?:sort ?code|s/c|sc)\s*(?:is|:)?\s*(\d{2}[- ]?\d{2}[- ]?\d{2})(?![\d-])", re.I), 0.8, group=1),
+    Rule(
+        "ACCOUNT_NUMBER",
+        _r(r"\b(?:sort(?: ?code)?|s/c|sc)\s*(?:is|:)?\s*(\d{2}[- ]?\d{2}[- ]?\d{2})(?![\d-])", re.I),
+        0.8,
+        group=1,
+    ),
+    Rule("STREET_ADDRESS", _r(r"\bP\.?\s?O\.?\s?Box\s+\d{1,7}\b", re.I), 0.6),
     # National and travel ids after their name: the id holds a digit; the cue names the country's id or a passport
     # or licence ("mi DNI es 12345678Z", "BSN 111222333", "PESEL 85070912345", "PAN: ABCPD1234E", "Reisepass C01X00T47").
     Rule(
@@ -381,6 +431,77 @@ RULES: tuple[Rule, ...] = (
     Rule("MAC_ADDRESS", _r(r"(?<![\w:-])(?:[0-9A-F]{2}([:-]))(?:[0-9A-F]{2}\1){4}[0-9A-F]{2}(?![\w:-])", re.I), 0.85),
     # A latitude/longitude pair with four or more decimals: where someone is, to a few metres.
     Rule("LOCATION", _r(r"(?<![\w.-])-?\d{1,2}\.\d{4,},\s?-?\d{1,3}\.\d{4,}(?![\d.])"), 0.8),
+    # Streets of other languages with their house number: a compound ending in a street word ("Hauptstraße 42",
+    # "Musterweg 7a", "Keizersgracht 123") or a street word before the name ("Calle de Alcalá 123", "Via Giuseppe
+    # Garibaldi 15", "ul. Marszałkowska 84/92", "12 rue de la Paix").
+    Rule(
+        "STREET_ADDRESS",
+        _r(rf"\b[{_U}][^\W\d_]*(?i:{_FOREIGN_SUFFIX})\.?[ \t]+\d{{1,5}}[a-z]?(?:/\d{{1,4}})?\b(?!\s*(?:%|€|eur|km|kg))"),
+        0.72,
+    ),
+    Rule(
+        "STREET_ADDRESS",
+        _r(
+            rf"(?:\b\d{{1,5}}[a-z]?,?\s+)?\b(?i:{_FOREIGN_PREFIX})\s+(?:(?:de|del|la|las|los|di|della|des|du|le|da|do|dos|van|der)\s+)*"
+            rf"[{_U}][^\W\d_]+(?:\s+[{_U}][^\W\d_]+){{0,3}}(?:\s+\d{{1,5}}[a-z]?(?:/\d{{1,4}})?\b)?"
+        ),
+        0.72,
+        _has_number_near,
+    ),
+    # A postal code between an address and its city ("..., 10115 Berlin", "1015 CJ Amsterdam", "00-514 Warszawa"),
+    # after a city and its state or province code ("Anchorage AK 99509", "Toronto ON M5V 3L9"), or a city's
+    # six-digit PIN ("Bengaluru 560095").
+    Rule("ZIP_CODE", _r(rf"(?<=, )(\d{{4}} ?[A-Z]{{2}}|\d{{4,5}}|\d{{2}}-\d{{3}})(?= [{_U}][^\W\d_]+)"), 0.6, group=1),
+    Rule(
+        "ZIP_CODE",
+        _r(rf"\b[{_U}][^\W\d_]+,? (?:{_REGION_CODES}) (\d{{4,5}}(?:-\d{{4}})?|[A-Z]\d[A-Z] ?\d[A-Z]\d)\b"),
+        0.6,
+        group=1,
+    ),
+    Rule("ZIP_CODE", _r(rf"(?<=, )[{_U}][^\W\d_]+ (\d{{6}})\b"), 0.6, group=1),
+    # A lower-case UK postcode after a comma ("5 elm close, hitchin sg4 9rt").
+    Rule("ZIP_CODE", _r(r"(?<=[,\s])([a-z]{1,2}\d{1,2}[a-z]? \d[abd-hjlnp-uw-z]{2})\b(?=\s*$|\s*[,.\n])"), 0.5, group=1),
+    # Vehicles: a VIN (17 characters, no I, O or Q) and a registration plate after its cue.
+    Rule("VEHICLE_ID", _r(r"\b(?:VIN\s*[:#]?\s*)([A-HJ-NPR-Z0-9]{17})\b", re.I), 0.85, group=1),
+    Rule("VEHICLE_ID", _r(r"\b(?-i:[A-HJ-NPR-Z0-9]{8}[0-9X][A-HJ-NPR-Z0-9]{8})\b"), 0.6, _vin_ok),
+    Rule(
+        "VEHICLE_ID",
+        _r(
+            r"\b(?:reg(?:istration)?(?: (?:number|no\.?|plate))?|(?:number|licen[cs]e|registration) plate|plate|kenteken|"
+            r"kennzeichen|immatriculation|matr[ií]cula|targa)(?: (?:is|number|no\.?))?\s*[:#]?\s*"
+            r"(?-i:((?=[A-Z0-9 -]*\d)(?=[A-Z0-9 -]*[A-Z])[A-Z0-9]{1,4}(?:[ -]?[A-Z0-9]{1,4}){0,3}))\b",
+            re.I,
+        ),
+        0.75,
+        group=1,
+    ),
+    # Handles: Discord tags ("nightowl#4821"), Reddit users ("u/throwaway_kai_1990"), and a name after its
+    # platform ("steam username: xXmarekvoss92Xx", "my insta is kai.v").
+    Rule("SOCIAL_HANDLE", _r(r"(?<![\w#])[A-Za-z0-9_.]{2,32}#\d{4}\b"), 0.8),
+    Rule("SOCIAL_HANDLE", _r(r"(?<![\w/])/?u/[A-Za-z0-9_-]{3,20}\b"), 0.8),
+    Rule(
+        "SOCIAL_HANDLE",
+        _r(
+            r"\b(?:discord|steam|psn|xbox|gamertag|insta(?:gram)?|ig|snap(?:chat)?|tiktok|twitter|telegram|reddit|twitch|"
+            r"user ?name|handle)(?: (?:id|name|username|handle|tag))?(?:\s+is|\s*:)\s*@?([A-Za-z0-9_.-]{3,32})\b",
+            re.I,
+        ),
+        0.75,
+        _not_common_word,
+        group=1,
+    ),
+    # Profile addresses without a scheme ("linkedin.com/in/ottilie-brannigan-4b21a").
+    Rule(
+        "URL",
+        _r(
+            r"\b(?:www\.)?(?:linkedin\.com/in|facebook\.com|instagram\.com|twitter\.com|x\.com|github\.com|tiktok\.com)"
+            r"/@?[\w.-]{3,60}(?:\?[\w=&.%-]+)?"
+        ),
+        0.8,
+    ),
+    # Defanged IPv4 ("81[.]2[.]69[.]143") and coordinates in degrees, minutes, seconds.
+    Rule("IP_ADDRESS", _r(r"(?<![\d.])\d{1,3}(?:\[\.\]\d{1,3}){3}(?![\d.])"), 0.85),
+    Rule("LOCATION", _r(rf"\b{_DMS}(?:,?\s*{_DMS})?"), 0.8),
     # Crypto wallets: Ethereum (0x + 40 hex), Bitcoin bech32 (bc1...), and base58 addresses after a cue.
     Rule("CRYPTO", _r(r"\b0x[0-9a-fA-F]{40}\b|\bbc1[02-9ac-hj-np-z]{25,62}\b"), 0.9),
     Rule(
@@ -394,7 +515,8 @@ RULES: tuple[Rule, ...] = (
 # Person names by context: self-introductions, titles, greetings and signatures.
 _LOWER_NAME_CUE = (
     r"\b(?:my (?:(?:first|last|sur|family|full|maiden) ?)?name(?: is|'s|:)|(?:first|last|sur|family|maiden) ?name(?: is|:)"
-    r"|(?<!my )name'?s|under the name(?: of)?)"
+    r"|(?<!my )name'?s|under the name(?: of)?|me llamo|mi nombre es|je m'appelle|je suis|ich hei(?:ße|sse)|mein name ist|"
+    r"mi chiamo|mijn naam is|ik heet|meu nome é|eu sou|nazywam się|mam na imię)"
 )
 # Words that follow a name in a sentence, never a second name word.
 _AFTER_NAME = (
@@ -521,6 +643,18 @@ NAME_RULES: tuple[Rule, ...] = (
     Rule(
         "PERSON",
         _r(rf"(?:^|\n)[ \t]*{_NAME_KEY}[ \t]*(?:[:=]|\s-)[ \t]*([^\n,;]{{2,60}}?)[ \t]*(?=[\n,;]|$)", re.I),
+        0.75,
+        group=1,
+    ),
+    # A Markdown or pipe table row "| name | gideon ashworth |".
+    Rule("PERSON", _r(rf"\|\s*{_NAME_KEY}\s*\|\s*([^|\n]{{2,60}}?)\s*\|", re.I), 0.75, group=1),
+    # A booking or account under a name ("booking for 4 under Haverbrook", "registered under Ana Ruiz").
+    Rule(
+        "PERSON",
+        _r(
+            rf"\b(?:book(?:ed|ing)|reserv(?:ed|ation)|table|account|order|registered|listed|it'?s)\b[^.\n]{{0,25}}?"
+            rf"\bunder (?:the name (?:of )?)?({_NAME})"
+        ),
         0.75,
         group=1,
     ),

@@ -58,6 +58,7 @@ TYPE_RANK = {
     "MAC_ADDRESS": 4,
     "CRYPTO": 4,
     "NATIONAL_ID": 3,
+    "VEHICLE_ID": 3,
     "PHONE_NUMBER": 2,
     "ACCOUNT_NUMBER": 2,
     "US_DRIVER_LICENSE": 2,
