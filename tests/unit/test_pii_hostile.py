@@ -448,3 +448,11 @@ def test_addresses_abroad_vehicles_handles_and_profiles(redactor: Redactor, text
 )
 def test_flights_words_and_sizes_are_no_address_plate_or_handle(redactor: Redactor, text: str) -> None:
     assert redactor.redact_texts([text]) == [text]
+
+
+def test_a_nested_metadata_key_is_redacted_like_a_value(redactor: Redactor) -> None:
+    product = {"ottoline.grieve@gmail.com": "X1", "sku": {"anna.b@example.org": 2}}
+    conv = _conv("hi").model_copy(update={"metadata": {"product": product, "intent": "refund"}})
+    meta = redactor.redact_conversations([conv])[0].metadata
+    assert "ottoline" not in str(meta) and "anna.b" not in str(meta)
+    assert meta["intent"] == "refund" and "X1" in meta["product"].values() and 2 in meta["product"]["sku"].values()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from llmops.pii.libraries import stop_words
@@ -223,9 +224,17 @@ def key_hint(key: str) -> str | None:
     return next((entity for pattern, entity in _KEY_HINTS if pattern.search(key)), None)
 
 
+@dataclass(frozen=True)
+class _KeyOf:
+    """A path step naming the key itself, not its value: a nested key is text too ({"product": {"<e-mail>": 1}})."""
+
+    key: str
+
+
 def _leaves(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], Any]]:
     if isinstance(value, dict):
-        return [leaf for k, v in value.items() for leaf in _leaves(v, (*path, k))]
+        keys = [((*path, _KeyOf(k)), k) for k in value if isinstance(k, str)]
+        return [*keys, *(leaf for k, v in value.items() for leaf in _leaves(v, (*path, k)))]
     if isinstance(value, list):
         return [leaf for i, v in enumerate(value) for leaf in _leaves(v, (*path, i))]
     if isinstance(value, str) or (isinstance(value, int | float) and not isinstance(value, bool)):
@@ -257,8 +266,13 @@ def rebuild_metadata(
     """Allowed keys with their leaves redacted (a number stays a number unless it was redacted); other
     keys dropped. Returns the new metadata and how many keys were dropped."""
     out = {k: copy.deepcopy(v) for k, v in metadata.items() if k in allow}
+    renames: list[tuple[str, tuple[Any, ...], str]] = []
     for (key, path, leaf), text in zip(slots, redacted, strict=True):
         if key not in out:
+            continue
+        if path and isinstance(path[-1], _KeyOf):
+            if text != leaf:
+                renames.append((key, path, text))
             continue
         new = leaf if not isinstance(leaf, str) and text == str(leaf) else text
         if not path:
@@ -268,6 +282,14 @@ def rebuild_metadata(
         for p in path[:-1]:
             target = target[p]
         target[path[-1]] = new
+    # nested keys last and deepest first, so the paths of the others still lead to their values
+    for key, path, text in sorted(renames, key=lambda r: -len(r[1])):
+        parent = out[key]
+        for p in path[:-1]:
+            parent = parent[p]
+        old = path[-1].key
+        new_key = text if text not in parent else f"{text}#{len(parent)}"
+        parent[new_key] = parent.pop(old)
     return out, sum(1 for k in metadata if k not in allow)
 
 
