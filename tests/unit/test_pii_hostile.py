@@ -456,3 +456,43 @@ def test_a_nested_metadata_key_is_redacted_like_a_value(redactor: Redactor) -> N
     meta = redactor.redact_conversations([conv])[0].metadata
     assert "ottoline" not in str(meta) and "anna.b" not in str(meta)
     assert meta["intent"] == "refund" and "X1" in meta["product"].values() and 2 in meta["product"]["sku"].values()
+
+
+@pytest.mark.parametrize(
+    "turns",
+    [
+        ("Which iPhone model do you have?", "iPhone 13 pro"),
+        ("Is your microphone working?", "yes, tried 2 different ones"),
+        ("Can I take your name please?", "hold on|I'll hold. Please hold the power button"),
+        ("What's the product name?", "Galaxy Buds 2"),
+        ("Did you get our email?", "yes got it at 5pm"),
+        ("What's your postcode?", "hang on|it's the 2nd time this happened"),
+    ],
+)
+def test_no_value_is_read_into_replies_that_do_not_give_one(redactor: Redactor, turns: tuple[str, str]) -> None:
+    conv = _dialogue(*turns)
+    out = redactor.redact_conversations([conv])[0]
+    assert [t.text for t in out.turns] == [t.text for t in conv.turns]
+
+
+def test_a_value_after_a_wait_and_before_a_signature_is_still_the_answer(redactor: Redactor) -> None:
+    waited = _dialogue("What's your postcode?", "hang on|ls6 2qt")
+    signed = _dialogue("Your account number please", "A12345\n\nSent from my iPhone")
+    out = redactor.redact_conversations([waited, signed])
+    assert "2qt" not in out[0].turns[2].text and "A12345" not in out[1].turns[1].text
+
+
+@pytest.mark.timeout(20)
+def test_runs_of_punctuation_in_a_reply_do_not_hang_the_answer_reader(redactor: Redactor) -> None:
+    # the courtesy-stripping pattern once backtracked exponentially: 25 "!" took 31 s, 40 would take hours
+    reply = "I already did" + "!" * 40 + " nobody replies"
+    out = redactor.redact_conversations([_dialogue("Please DM us your account number so we can look into it.", reply)])
+    assert out[0].turns[1].text == reply
+
+
+def test_nested_metadata_keys_keep_every_value_and_name_no_kind(redactor: Redactor) -> None:
+    meta = {"product": {"ana@x.com": 1, "Ana@x.com": 2, "ANA@x.com": 3}, "customer_phone": {"home": "+44 7700 900123"}}
+    conv = _conv("I work from home").model_copy(update={"metadata": meta})
+    out = redactor.redact_conversations([conv])[0]
+    assert sorted(out.metadata["product"].values()) == [1, 2, 3] and "ana@" not in str(out.metadata).casefold()
+    assert out.turns[0].text == "I work from home"  # "home" is a key under customer_phone, not a phone number

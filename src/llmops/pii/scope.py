@@ -85,25 +85,37 @@ def spread_values(texts: Sequence[str], spans: Sequence[Sequence[Span]], entitie
 
 
 # What an agent asks for, by the entity type the customer's reply holds (e-mail before address: "e-mail address").
+# The customer's own value: "your ...", "the ... on the account", "what's the postcode" (never "our email").
+_YOUR = r"(?:your|ur|the|what'?s the|what is the|and|or)\s+"  # "your full name and postcode"
 _ASKS = [
-    ("EMAIL_ADDRESS", re.compile(r"e-?mail", re.IGNORECASE)),
-    ("DATE_OF_BIRTH", re.compile(r"date of birth|birth ?date|\bd\.?o\.?b\b|birthday|when (?:were|was) you born", re.IGNORECASE)),
-    ("ZIP_CODE", re.compile(r"post ?code|postal code|zip(?: ?code)?\b|\bplz\b", re.IGNORECASE)),
-    ("PHONE_NUMBER", re.compile(r"phone|mobile|\bcell\b|contact number|number (?:to|we can|i can) (?:reach|call)", re.I)),
+    ("EMAIL_ADDRESS", re.compile(rf"{_YOUR}e-?mail", re.IGNORECASE)),
     (
-        "ACCOUNT_NUMBER",
+        "DATE_OF_BIRTH",
+        re.compile(rf"{_YOUR}(?:date of birth|birth ?date|d\.?o\.?b\b|birthday)|when (?:were|was) you born", re.IGNORECASE),
+    ),
+    ("ZIP_CODE", re.compile(rf"{_YOUR}(?:post ?code|postal code|zip(?: ?code)?\b|plz\b)", re.IGNORECASE)),
+    (
+        "PHONE_NUMBER",
         re.compile(
-            r"sort code|(?:account|member(?:ship)?|customer|policy|order) (?:number|no\b|id\b)|\bacc(?:oun)?t (?:no|#)",
+            rf"{_YOUR}(?:(?:mobile |cell |contact |tele)?phone\b|mobile\b|cell\b|contact number)"
+            r"|\bnumber (?:to|we can|i can) (?:reach|call)",
             re.IGNORECASE,
         ),
     ),
-    ("SOCIAL_HANDLE", re.compile(r"user ?name|\bhandle\b|user ?id\b|login(?: name)?\b", re.IGNORECASE)),
-    ("US_SSN", re.compile(r"social security|\bssn\b", re.IGNORECASE)),
-    ("STREET_ADDRESS", re.compile(r"(?<!e-mail )(?<!email )address", re.IGNORECASE)),
+    (
+        "ACCOUNT_NUMBER",
+        re.compile(
+            rf"{_YOUR}(?:sort code|(?:account|member(?:ship)?|customer|policy|order) (?:number|no\b|id\b)|acc(?:oun)?t (?:no|#))",
+            re.IGNORECASE,
+        ),
+    ),
+    ("SOCIAL_HANDLE", re.compile(rf"{_YOUR}(?:\w+ )?(?:user ?name|handle|user ?id\b|login(?: name)?\b)", re.IGNORECASE)),
+    ("US_SSN", re.compile(rf"{_YOUR}(?:social security|ssn\b)", re.IGNORECASE)),
+    ("STREET_ADDRESS", re.compile(rf"{_YOUR}(?:(?:home|delivery|billing|shipping|postal|street) )?address", re.IGNORECASE)),
     (
         "PERSON",
         re.compile(
-            r"\b(?:full |first |last |sur|family |maiden )?name\b(?! of (?:the|your|that) (?!account|card|booking|order))"
+            r"\b(?:your|ur)\s+(?:(?:full|first|last|sur|family|maiden)\s?)?name\b|\bthe (?:full )?name on (?:the|your) \w+"
             r"|who (?:am i|i'?m) (?:speaking|talking|chatting) (?:to|with)",
             re.IGNORECASE,
         ),
@@ -120,23 +132,60 @@ _LEAD = re.compile(
     r"[a-z ]{1,20}? is|here(?: you go| it is)?|i'?m|i am|born on(?: the)?|on the|is)\b)+[\s,.:;!-]*",
     re.IGNORECASE,
 )
-_TRAIL = re.compile(r"(?:[\s,.!]*(?:thanks|thank you|thx|ty|cheers|please|pls|:\)|\W))*$", re.IGNORECASE)
+_COURTESY = re.compile(r"\b(?:thanks|thank you|thx|ty|cheers|please|pls)$", re.IGNORECASE)
 _REFUSAL = re.compile(
     r"^(?:no|nope|not|why|what|how|do|does|did|i don'?t|i do not|dont|can'?t|cannot|i'?d rather|rather not|n/?a|none|"
-    r"i (?:have|forgot|need|want|already|just)|done|sent|dm'?d|dmed|will do|just did|check (?:your|the) dms?)\b",
+    r"i (?:have|forgot|need|want|already|just)|done|sent|dm'?d|dmed|will do|just did|check (?:your|the) dms?|yes|got it)\b",
+    re.IGNORECASE,
+)
+# A reply that asks for time: the value may follow in the next turn ("hang on" / "ls6 2qt").
+_WAIT = re.compile(
+    r"^\W*(?:hold on|hang on|one (?:sec|second|moment|min(?:ute)?)|just a (?:sec|second|moment|min(?:ute)?)|wait|"
+    r"let me (?:check|look|find)|give me a (?:sec|second|moment|min(?:ute)?)|brb)\b",
     re.IGNORECASE,
 )
 _MAX_REPLY_WORDS = 12
 _MAX_VALUE_WORDS = 8
-# A reply is a value of the asked type only if it could be one: numbers hold a digit, an e-mail an @ or an
-# "at", a handle is one or two words, a name is words that are not all stop words ("do not", "that could help").
+# A reply is a value of the asked type only if it could be one: numbers hold a digit, an e-mail an @ or an "at"
+# before a domain, a handle is one or two words, a name is words that are not all stop words ("do not").
 _DIGIT_TYPES = {"DATE_OF_BIRTH", "ZIP_CODE", "PHONE_NUMBER", "ACCOUNT_NUMBER", "US_SSN", "STREET_ADDRESS"}
-_AT = re.compile(r"@|\bat\b", re.IGNORECASE)
+_AT = re.compile(
+    r"@|\w\s+at\s+(?:[\w-]+(?:\.|\s+dot\s+)\w|(?:gmail|googlemail|yahoo|hotmail|outlook|icloud|aol|proton|gmx)\b)",
+    re.IGNORECASE,
+)
+
+
+def _strip_courtesies(text: str, start: int) -> int:
+    """Where ``text``'s value ends: before trailing courtesies and non-word characters ("... thanks!!"); in linear
+    time (a nested pattern for this backtracked exponentially on runs of "!" or newlines)."""
+    end = len(text)
+    while True:
+        while end > start and not text[end - 1].isalnum():
+            end -= 1
+        m = _COURTESY.search(text, start, end)
+        if m is None or m.start() == start:
+            return end
+        end = m.start()
+
+
+def _digit_count(value: str) -> int:
+    return sum(ch.isdigit() for ch in value)
 
 
 def _plausible(entity: str, value: str) -> bool:
-    if entity in _DIGIT_TYPES:
-        return any(ch.isdigit() for ch in value)
+    words = value.split()
+    if entity == "PHONE_NUMBER":
+        return _digit_count(value) >= 7
+    if entity == "US_SSN":
+        return _digit_count(value) >= 4
+    if entity == "ZIP_CODE":
+        return len(words) <= 2 and _digit_count(value) > 0 and sum(ch.isalnum() for ch in value) <= 10
+    if entity == "ACCOUNT_NUMBER":
+        return len(words) <= 4 and any(len(w) >= 4 and _digit_count(w) > 0 for w in words)
+    if entity == "DATE_OF_BIRTH":
+        return len(words) <= 5 and _digit_count(value) > 0
+    if entity in _DIGIT_TYPES:  # an address: a house number and a street
+        return len(words) >= 2 and _digit_count(value) > 0
     if entity == "EMAIL_ADDRESS":
         return _AT.search(value) is not None
     if entity == "SOCIAL_HANDLE":
@@ -166,13 +215,16 @@ def asked_types(question: str, entities: Sequence[str]) -> list[str]:
 
 
 def _reply_value(reply: str) -> tuple[int, int] | None:
-    """Where the value of a short reply lies, less fillers before it and courtesies after it; None for a long
-    reply, a question or a refusal."""
-    if len(reply.split()) > _MAX_REPLY_WORDS:
+    """Where the value of a short reply lies, on its first line (a signature may follow: "Sent from my
+    iPhone"), less fillers before it and courtesies after it; None for a long reply, a question or a refusal."""
+    first = reply.lstrip()
+    offset = len(reply) - len(first)
+    line = first.split("\n", 1)[0]
+    if len(line.split()) > _MAX_REPLY_WORDS:
         return None
-    lead = _LEAD.match(reply)
-    start = lead.end() if lead else 0
-    end = start + len(_TRAIL.sub("", reply[start:]))
+    lead = _LEAD.match(line)
+    start = offset + (lead.end() if lead else 0)
+    end = _strip_courtesies(reply[: offset + len(line)], start)
     value = reply[start:end]
     if sum(ch.isalnum() for ch in value) < 2 or "?" in value or len(value.split()) > _MAX_VALUE_WORDS or _REFUSAL.match(value):
         return None
@@ -193,10 +245,11 @@ def answer_spans(roles: Sequence[str], texts: Sequence[str], entities: Sequence[
             question = [*question, text] if i and roles[i - 1] != "customer" else [text]
             asked = asked_types(" ".join(question), entities)
             continue
+        if _WAIT.match(text):
+            continue  # the value may follow: the request stands
         where = _reply_value(text) if asked else None
         if where is None:
-            if len(text.split()) > _MAX_REPLY_WORDS:
-                asked = []  # the customer moved on
+            asked = []  # an answer that is no value, or another subject: the request is over
             continue
         start, end = where
         parts = [m for m in re.finditer(r"[^,;\n]+", text[start:end]) if m.group(0).strip()]
@@ -211,6 +264,8 @@ def answer_spans(roles: Sequence[str], texts: Sequence[str], entities: Sequence[
             if entity is not None:
                 out[i].append(Span(entity, lo, lo + len(value), ANSWER_SCORE))
                 asked.remove(entity)
+            else:
+                asked = []
     return out
 
 
@@ -255,7 +310,8 @@ def metadata_texts(metadata: dict[str, Any]) -> tuple[list[str], list[str | None
         hint = key_hint(str(key))
         for path, leaf in _leaves(value):
             texts.append(str(leaf))
-            hints.append(hint)
+            # a nested key is text, not a value of the kind its parent names ({"customer_phone": {"home": ...}})
+            hints.append(None if path and isinstance(path[-1], _KeyOf) else hint)
             slots.append((key, path, leaf))
     return texts, hints, slots
 
@@ -288,7 +344,9 @@ def rebuild_metadata(
         for p in path[:-1]:
             parent = parent[p]
         old = path[-1].key
-        new_key = text if text not in parent else f"{text}#{len(parent)}"
+        new_key, n = text, 2
+        while new_key in parent:  # two keys with one placeholder ("ana@x.com", "Ana@x.com"): both kept
+            new_key, n = f"{text}#{n}", n + 1
         parent[new_key] = parent.pop(old)
     return out, sum(1 for k in metadata if k not in allow)
 
