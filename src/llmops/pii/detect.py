@@ -198,7 +198,7 @@ class FastAnalyzer:
 
     def _add_ner(self, texts: Sequence[str], wanted: set[str], out: list[list[Span]]) -> None:
         from llmops.pii.names import relabel
-        from llmops.pii.rules import NOT_NAMES, lower_name_ok
+        from llmops.pii.rules import NOT_NAMES
 
         context = self.cfg.ner_context_words
         pieces = [
@@ -216,8 +216,8 @@ class FastAnalyzer:
                 for ent in doc.ents:
                     written = texts[i][off + ent.start_char : off + ent.end_char]  # as typed, before truecasing
                     entity = NER_LABELS.get(ent.label_) or relabel(ent.label_, written, texts[i])
-                    if entity == "PERSON" and written.islower() and not (lower_name_ok(written) and _may_be_named(written)):
-                        continue  # a word truecasing capitalised: "it Shipped", "my name is not Showing", "the Hazel colour"
+                    if entity == "PERSON" and written.islower() and _truecasing_made(texts[i], off + ent.start_char, written):
+                        continue  # a word truecasing capitalised: "it Shipped", "my name is not Showing", "alexa won't"
                     if entity in wanted and NER_SCORE >= self.cfg.score_threshold and ent.text.casefold() not in NOT_NAMES:
                         out[i].append(Span(entity, off + ent.start_char, off + ent.end_char, NER_SCORE))
         finally:
@@ -235,14 +235,16 @@ _WORDCHARS = re.compile(r"\w+")
 _LETTERS = re.compile(r"[^\W\d_]+")
 
 
-def _may_be_named(written: str) -> bool:
-    """A lower-case span NER calls a person is none when it starts with a first name that is an everyday noun
-    and holds no other lexicon name ("alexa", "hazel colour"; "hazel smith" is a name). After a cue such a name
-    is still found by the cue rules ("thanks hazel")."""
-    from llmops.pii.names import NOUN_NAMES, is_name_word
+def _truecasing_made(text: str, start: int, written: str) -> bool:
+    """Is a lower-case span NER calls a person only a word truecasing capitalised? A state or a stop word that is
+    no first name ("wrong", "not": :func:`~llmops.pii.rules.lower_name_ok`), a verb form after a pronoun or a
+    negation ("it shipped": :func:`~llmops.pii.rules.truecased_verb`), or one everyday noun that is also a first
+    name ("alexa", "olive": a cue still finds it, "thanks hazel", and so does a surname after it)."""
+    from llmops.pii.names import NOUN_NAMES
+    from llmops.pii.rules import lower_name_ok, truecased_verb
 
     words = written.split()
-    return words[0] not in NOUN_NAMES or any(is_name_word(w) for w in words[1:])
+    return not lower_name_ok(written) or truecased_verb(text, start, words[0]) or (len(words) == 1 and words[0] in NOUN_NAMES)
 
 
 def _name_windows(text: str, context: int) -> list[tuple[int, str]]:

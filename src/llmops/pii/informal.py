@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from llmops.pii.rules import _PHONE_CONTEXT, Rule, _ctx
+from llmops.pii.rules import _PHONE_CUES, Rule
 
 _TLD = (
     r"(?:com|net|org|edu|gov|io|co|uk|de|fr|es|it|nl|ca|au|in|info|biz|me|us|ru|br|jp|cn|pl|se|ch|be|eu|mx|at|bg|hu|cz|"
@@ -26,6 +26,8 @@ _USER = r"(?<![\w.@+-])[A-Za-z0-9][\w.+-]{0,63}"
 # A user part with a dot, a digit or an underscore in it, starting with a letter ("zoltan.keresztes",
 # "tavishwright1988"; "version 2.1 at apple.com" has none).
 _USER_LIKE = r"(?<![\w.@+-])(?=[\w.+-]*[._\d])[A-Za-z][\w.+-]{2,63}"
+# A user part with a dot between letters ("zoltan.keresztes"; "bought a PS5 at currys.co.uk" has none).
+_DOTTED_USER = r"(?<![\w.@+-])(?=[\w+-]*[A-Za-z]\.[A-Za-z])[A-Za-z][\w.+-]{2,63}"
 # "ostrava dot pavel at gmail dot com": the user part may hold spoken dots too.
 _SPOKEN_USER = rf"{_USER}(?:{_SPOKEN_DOT}[A-Za-z0-9][\w+-]{{0,63}}){{0,3}}"
 _DIGIT_WORDS = "zero|oh|o|one|two|three|four|five|six|seven|eight|nine"
@@ -95,10 +97,10 @@ INFORMAL_RULES: tuple[Rule, ...] = (
     Rule("EMAIL_ADDRESS", _r(rf"{_SPOKEN_USER}\s+at\s+{_MAIL_HOSTS}{_DOT}{_TLD}\b"), 0.8, requires=_HAS_HOST),
     # "zoltan.keresztes at freemail.hu": a spoken "at" between a user part that looks like one (a dot, a digit or
     # an underscore in it: "shop at amazon.com" is none) and a domain with its dots.
-    Rule("EMAIL_ADDRESS", _r(rf"{_USER_LIKE}\s+at\s+[a-z0-9-]+(?:\.[a-z0-9-]+)*\.{_TLD}\b"), 0.8, requires=_HAS_SPOKEN_AT),
+    Rule("EMAIL_ADDRESS", _r(rf"{_DOTTED_USER}\s+at\s+[a-z0-9-]+(?:\.[a-z0-9-]+)*\.{_TLD}\b"), 0.8, requires=_HAS_SPOKEN_AT),
     # A webmail address without its domain ("quillon.marsh@gmail") and an URL-encoded one ("radomir.j%40gmail.com").
-    Rule("EMAIL_ADDRESS", _r(rf"(?<![\w.@+-])[\w.+-]+@{_MAIL_HOSTS}\b(?!\.\w)"), 0.8),
-    Rule("EMAIL_ADDRESS", _r(rf"(?<![\w.@+-])[\w.+-]+%40[a-z0-9-]+(?:\.[a-z0-9-]+)*\.{_TLD}\b"), 0.9),
+    Rule("EMAIL_ADDRESS", _r(rf"{_USER_LIKE}@{_MAIL_HOSTS}\b(?!\.\w)"), 0.8, requires=re.compile("@")),
+    Rule("EMAIL_ADDRESS", _r(rf"(?<![\w.@+-])[\w.+-]+%40[a-z0-9-]+(?:\.[a-z0-9-]+)*\.{_TLD}\b"), 0.9, requires=re.compile("%40")),
     # "my gmail is tavishwright1988": the account named after its cue, when it looks like a user part.
     Rule(
         "EMAIL_ADDRESS",
@@ -114,9 +116,9 @@ INFORMAL_RULES: tuple[Rule, ...] = (
         ),
         0.3,
         split_phone_ok,
-        context=_ctx(_PHONE_CONTEXT),
+        context=_PHONE_CUES,
         context_score=0.7,
-        requires=_ctx(_PHONE_CONTEXT),  # scored below any threshold without its cue
+        requires=_PHONE_CUES,  # scored below any threshold without its cue
     ),
     # Digits spelled as words, mixed with figures or not ("five five five, oh one two ...").
     Rule(

@@ -62,14 +62,16 @@ NOUN_NAMES = frozenset(
     champagne chardonnay mocha latte caramel toffee fudge biscuit cocoa sugar kiwi mango lemon lime cedar birch
     """.split()
 )
+_DETERMINERS = frozenset("the a an this that these those some any my your our their his her its extra virgin of".split())
 # Month and weekday abbreviations that are also first names ("Mar", "Jun"): no name next to a number.
 _DATE_NAMES = frozenset("jan feb mar apr jun jul aug sep sept oct nov dec mon tue wed thu fri sat sun".split())
 _NEXT_TO_NUMBER = re.compile(r"\d[\s,.]*$")
 _NAME_WORD = r"[a-z][a-z'-]{1,20}"
 # Greetings, thanks and self-introductions that a name follows in chat.
 _NAME_CUE = re.compile(  # cues may follow each other ("hi im maria", "thanks, this is maria")
-    r"\b(?:(?:thanks|thank you|thx|ty|hi|hello|hey|hiya|dear|bye|cheers|regards|i'?m|i am|im|my name is|my name'?s|"
-    r"name'?s|this is|call me|it'?s|speak to|talk to|ask for|mr|mrs|ms|miss|dr|sorry)[,.!]?\s+)+"
+    r"\b(?:(?:thanks|thank you|thx|ty|hi|hello|hey|hiya|dear|bye|cheers|regards|signed|i'?m|i am|im|my name is|"
+    r"my name'?s|name'?s|this is|call me|it'?s|speak to|talk to|ask for|mr|mrs|ms|miss|dr|sorry|my (?:wife|husband|"
+    r"son|daughter|mum|mom|dad|brother|sister|friend|partner|boss|colleague))[,.!]?\s+)+"
     rf"({_NAME_WORD}(?:\s+{_NAME_WORD})?)\b",
     re.IGNORECASE,
 )
@@ -151,15 +153,15 @@ def find_lowercase_names(text: str) -> list[tuple[int, int, float]]:
             dated = folded in _DATE_NAMES and (
                 _NEXT_TO_NUMBER.search(text, 0, m.start()) is not None or re.match(r"[\s,.]*\d", text[m.end() :]) is not None
             )
-            # an everyday noun ("olive", "Amber light ...") counts only capitalised inside a sentence ("... Heather")
-            if (folded not in NOUN_NAMES or (not word.islower() and not _starts_sentence(text, m.start()))) and not dated:
+            # an everyday noun in lower case after a determiner ("the jasmine rice", "virgin olive oil") is no name
+            noun = word.islower() and folded in NOUN_NAMES and prev is not None and prev.group(0).casefold() in _DETERMINERS
+            if not noun and not dated:
                 out.append((m.start(), m.end(), _SINGLE_SCORE))
         elif (
             prev is not None
             and word.islower()
             and folded in last
             and prev.group(0) in first
-            and prev.group(0) not in NOUN_NAMES
             and text[prev.end() : m.start()].isspace()
         ):
             out.append((prev.start(), m.end(), 0.6))
@@ -167,24 +169,12 @@ def find_lowercase_names(text: str) -> list[tuple[int, int, float]]:
     return out
 
 
-def _starts_sentence(text: str, at: int) -> bool:
-    """Does a sentence (or the text, or a line) start at ``at``?"""
-    j = at - 1
-    while j >= 0 and text[j] in " \t":
-        j -= 1
-    return j < 0 or text[j] in ".!?:\n"
-
-
 def truecase_names(text: str) -> str:
     """``text`` with its lower-case lexicon names capitalised (same length), so NER can judge them."""
     if text.isupper():
         return text
     first, _ = lexicon()  # surnames in lower case are mostly ordinary words ("story", "banks")
-    text = re.sub(
-        r"\b[a-z][a-z'-]+\b",
-        lambda m: m.group(0).capitalize() if m.group(0) in first and m.group(0) not in NOUN_NAMES else m.group(0),
-        text,
-    )
+    text = re.sub(r"\b[a-z][a-z'-]+\b", lambda m: m.group(0).capitalize() if m.group(0) in first else m.group(0), text)
     return _PLACE_CUE.sub(_capitalise_place, text) if _PLACE_HINT.search(text) else text
 
 

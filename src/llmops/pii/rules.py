@@ -78,14 +78,6 @@ def nino_ok(value: str) -> bool:
     )
 
 
-_STREET_NUMBER = re.compile(r"\d")
-
-
-def _has_number_near(value: str) -> bool:
-    """A foreign street name counts with a house number in it ("Calle de Alcalá 123", "12 rue de la Paix")."""
-    return _STREET_NUMBER.search(value) is not None
-
-
 _VIN_VALUES = [1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 7, 9, 2, 3, 4, 5, 6, 7, 8, 9]  # A-Z without I, O, Q
 _VIN_MAP = {**{str(d): d for d in range(10)}, **dict(zip("ABCDEFGHJKLMNPRSTUVWXYZ", _VIN_VALUES, strict=True))}
 _VIN_WEIGHTS = (8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2)
@@ -101,11 +93,10 @@ def _vin_ok(value: str) -> bool:
     return v[8] == ("X" if total == 10 else str(total))
 
 
-def _not_common_word(value: str) -> bool:
-    """A handle is not a word of the sentence after its cue ("my username is wrong")."""
-    from llmops.pii.libraries import stop_words
-
-    return value.casefold() not in stop_words() and value.casefold() not in {"wrong", "correct", "missing", "invalid", "taken"}
+def handle_like(value: str) -> bool:
+    """Does ``value`` look like a handle rather than a word ("my xbox is broken", "Steam is crashing")? A digit,
+    an underscore or a dot in it, or capitals inside a word ("xXmarek", "MISSEPISSE")."""
+    return any(c.isdigit() or c in "_." for c in value) or (len(value) > 3 and any(c.isupper() for c in value[1:]))
 
 
 def has_digit(value: str) -> bool:
@@ -136,6 +127,7 @@ _STREET = (
     r"Parkway|Pkwy|Highway|Hwy|Circle|Cir|Trail|Pass|Radial|Crescent|Close|Row|Alley|Plaza|Loop|Path|Walk)\.?"
 )
 _UNIT = r"(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|Flat|Floor|Room|Box)\s*#?\s*\d+[A-Za-z]?"
+_HOME_UNIT = r"(?:Apt\.?|Apartment|Suite|Ste\.?|Flat)\s*#?\s*\d+[A-Za-z]?"  # a home, whatever surrounds it
 # A line that continues an address block: unit, CITY, ", ST", "Country 12345", a bare postcode.
 _ADDR_LINE = (
     rf"(?:{_UNIT}|,\s*[A-Z]{{2}}\b|{_CAP}(?:[ -]{_CAP})*(?:\s+\d{{3,6}}(?:-\d{{3,4}})?)?|[{_U}]{{2,}}|\d{{4,6}}(?:-\d{{3,4}})?)"
@@ -147,17 +139,24 @@ _ADDR_CONTEXT = (
     r"meet|place|office|apartment|house|home|here they are|it'?s in|is on|is at|off at|at|to"
 )
 # US states, Canadian provinces and Australian states: the code between a city and its postal code.
-_REGION_CODES = (
+_US_STATES = (
     r"AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|"
-    r"PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|AB|BC|MB|NB|NL|NS|NT|NU|ON|PE|QC|SK|YT|NSW|VIC|QLD|SA|TAS|ACT"
+    r"PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY"
+)
+_CA_PROVINCES = r"AB|BC|MB|NB|NL|NS|NT|NU|ON|PE|QC|SK|YT"
+_AU_STATES = r"NSW|VIC|QLD|WA|SA|TAS|ACT|NT"
+# Words after a number that make it a quantity, a price or a model, never a postal code before a city.
+_NOT_UNIT = (
+    r"(?!(?:Euros?|Dollars?|Pounds?|USD|EUR|GBP|Model|Version|Build|Edition|Series|Pro|Max|Plus|Ultra|Mini|HD|GB|TB|MB|"
+    r"Units?|Items?|Pieces?|Points?|Miles?)\b)"
 )
 _FOREIGN_SUFFIX = (
     r"straße|strasse|str|weg|gasse|platz|allee|damm|ufer|gracht|straat|laan|plein|kade|singel|dijk|vej|gatan|gata|"
     r"vägen|veien|katu|utca"
 )
-_FOREIGN_PREFIX = (
-    r"Calle|C/|Avenida|Avda\.?|Av\.|Paseo|Plaza|Carrer|Via|Viale|Piazza|Corso|Largo|Rue|Avenue|Boulevard|Bd|Chemin|Allée|"
-    r"Impasse|Place|Quai|Rua|Praça|Travessa|ul\.|ulica|al\.|aleja|os\.|Apartado"
+_FOREIGN_PREFIX = (  # as written: capitalised, or the lower-case forms people type ("rue", "calle", "ul.")
+    r"Calle|calle|C/|Avenida|Avda\.?|Av\.|Paseo|Carrer|Via|Viale|Piazza|Corso|Largo|Rue|rue|Bd|Chemin|Allée|Impasse|"
+    r"Quai|Rua|Praça|Travessa|ul\.|ulica|al\.|aleja|os\.|Apartado"
 )
 _DMS = r"\d{1,3}°\s?\d{1,2}['′]\s?\d{1,2}(?:\.\d+)?[\"″]?\s?[NSEW]\b"  # 40°44'54.3"N
 _ADDR_CUES = re.compile(rf"\b(?:{_ADDR_CONTEXT})\b", re.IGNORECASE)  # whole words: "to" is no cue in "tonight"
@@ -174,9 +173,10 @@ _PHONE_CONTEXT = (
 _PHONE_SIGNS = "\u260e\U0001f4de\U0001f4f1"  # ☎ 📞 📱
 # Names of national, tax and travel ids (NATIONAL_ID): the id follows its name.
 _ID_NAMES = (  # acronyms in capitals only: "a frying pan 28cm", "a tin 400g" are none
-    r"(?-i:DNI|NIE|BSN|PESEL|NIR|PAN|CURP|RFC|CPF|NHS|SIN|TFN|TIN|DL)|personnummer|codice fiscale|aadhaar|pesel|"
+    r"(?-i:DNI|NIE|BSN|PESEL|NIR|PAN|CURP|CPF|SIN|TFN)|NHS (?:number|no)|personnummer|codice fiscale|aadhaar|pesel|"
     r"steuer-?id|steueridentifikationsnummer|tax (?:id|number|code)|national (?:id|insurance)|id card (?:number|no\.?)|"
-    r"passport|reisepass|pasaporte|passeport|passaporto|driving licen[cs]e|(?<!driver )(?<!driver's )(?<!drivers )licen[cs]e"
+    r"passport|reisepass|pasaporte|passeport|passaporto|driving licen[cs]e(?: number| no\.?)?|"
+    r"(?<!driver )(?<!driver's )(?<!drivers )licen[cs]e (?:number|no\.?|#)"
 )
 
 
@@ -321,7 +321,9 @@ RULES: tuple[Rule, ...] = (
         "ACCOUNT_NUMBER",
         _r(
             r"(?:\b(?:order|account|acct|acc|invoice|tracking|reference|ref|booking|confirmation|ticket|case|policy|"
-            r"membership|member|customer|card ending(?: in)?)|(?<!\w)a/c)(?:\s+(?:no\.?|number|num|id|#))?\s*[:#]?\s*"
+            # "a/c" is an account before its number word or 8+ digits ("the a/c 18000 BTU unit" is no account)
+            r"membership|member|customer|card ending(?: in)?)|(?<!\w)a/c(?=\s*(?:no\.?|number|#|:?\s*\d{8})))"
+            r"(?:\s+(?:no\.?|number|num|id|#))?\s*[:#]?\s*"
             r"([A-Z]{0,4}-?\d[A-Z0-9-]{4,24})\b",
             re.IGNORECASE,
         ),
@@ -355,6 +357,7 @@ RULES: tuple[Rule, ...] = (
     # Apt. 417"); elsewhere only near an address cue: "Box 2 of 3 arrived", "Room 101 was wrong" are no address.
     Rule("STREET_ADDRESS", _r(rf"(?:(?<=\n)[ \t>]*|(?<=[.,] )){_UNIT}\b{_ADDR_MORE}"), 0.5),
     Rule("STREET_ADDRESS", _r(rf"\b{_UNIT}\b{_ADDR_MORE}"), 0.3, context=_ADDR_CUES, context_score=0.6),
+    Rule("STREET_ADDRESS", _r(rf"(?i:\b{_HOME_UNIT})\b(?! of\b){_ADDR_MORE}"), 0.5),
     Rule(
         "ZIP_CODE",
         _r(
@@ -377,13 +380,15 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "AGE",
         _r(
-            r"\b(?:turn(?:s|ed|ing)?|aged?|age of|when (?:he|she|i|they|we) (?:was|were)|i'?m|i am)\s+(\d{1,3})\b"
-            r"(?!\s*(?:%|items?|pcs|units|boxes|orders?|min(?:ute)?s?|hours?|hrs?|days?|weeks?|months?|times|secs?|"
-            r"seconds?|km|miles?|kg|lbs?|steps?|stops?|floors?|blocks?|out of|of \d|in line|in the queue)\b)",
+            r"\b(?:turn(?:s|ed|ing)?|aged?|age of|when (?:he|she|i|they|we) (?:was|were)|(?P<im>i'?m|i am))\s+(\d{1,3})\b"
+            r"(?!\s*(?:%|items?|pcs|units|boxes|orders?|times))"
+            # "I'm 5 mins away", "I'm 2 weeks into the trial": after "I'm" a unit of time or distance is no age
+            r"(?(im)(?!\s*(?:min(?:ute)?s?|hours?|hrs?|days?|weeks?|months?|secs?|seconds?|km|miles?|kg|lbs?|steps?|"
+            r"stops?|floors?|blocks?|out of|of \d|in line|in the queue)\b))",
             re.I,
         ),
         0.6,
-        group=1,
+        group=2,
     ),
     Rule(
         "DATE_OF_BIRTH",
@@ -393,7 +398,7 @@ RULES: tuple[Rule, ...] = (
             r"geboren(?: am)?|geburtsdatum:?|n[ée]e? le|date de naissance:?|nacid[oa] el|fecha de nacimiento:?|"
             r"nat[oa] il|data di nascita:?)[\s.:-]*"
             r"((?:\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4})|(?:\w+ \d{1,2}(?:st|nd|rd|th)?,? (?:\d{4}|'?\d{2}))|"
-            r"(?:\d{1,2}(?:st|nd|rd|th)?\.? (?:of )?\w+,? (?:\d{4}|'?\d{2}))|\d{4})\b",
+            r"(?:\d{1,2}(?:st|nd|rd|th)?\.? (?:of )?\w+,? (?:\d{4}|'?\d{2}))|\d{8}|\d{4})(?!\d)",
             re.IGNORECASE,
         ),
         0.75,
@@ -420,7 +425,8 @@ RULES: tuple[Rule, ...] = (
         "NATIONAL_ID",
         _r(
             rf"\b(?:{_ID_NAMES})\b(?:\s+(?:number|no\.?|num|nr\.?|#))?(?:\s+(?:is|es|est|ist|è|=))?\s*[:#-]?\s*"
-            r"(?!(?:number|no|num|nr)\b)((?=[A-Z.-]*\d)[A-Z0-9][A-Z0-9.-]{2,20}(?: (?=[A-Z.-]*\d)[A-Z0-9.-]{2,8}){0,3})(?![\w-])",
+            r"(?!(?:number|no|num|nr)\b)((?=[A-Z.-]*\d)(?=(?:[A-Z0-9][ .-]?){5})[A-Z0-9][A-Z0-9.-]{2,20}"
+            r"(?: (?=[A-Z.-]*\d)[A-Z0-9.-]{2,8}){0,3})(?![\w-])",
             re.I,
         ),
         0.8,
@@ -428,9 +434,14 @@ RULES: tuple[Rule, ...] = (
         group=1,
     ),
     # Hardware (MAC) addresses: six hex pairs with colons or dashes.
-    Rule("MAC_ADDRESS", _r(r"(?<![\w:-])(?:[0-9A-F]{2}([:-]))(?:[0-9A-F]{2}\1){4}[0-9A-F]{2}(?![\w:-])", re.I), 0.85),
+    Rule(
+        "MAC_ADDRESS",
+        _r(r"(?<![\w:-])(?:[0-9A-F]{2}([:-]))(?:[0-9A-F]{2}\1){4}[0-9A-F]{2}(?![\w:-])", re.I),
+        0.85,
+        requires=_r(r"[0-9A-F]{2}[:-][0-9A-F]{2}[:-]", re.I),
+    ),
     # A latitude/longitude pair with four or more decimals: where someone is, to a few metres.
-    Rule("LOCATION", _r(r"(?<![\w.-])-?\d{1,2}\.\d{4,},\s?-?\d{1,3}\.\d{4,}(?![\d.])"), 0.8),
+    Rule("LOCATION", _r(r"(?<![\w.-])-?\d{1,2}\.\d{4,},\s?-?\d{1,3}\.\d{4,}(?![\d.])"), 0.8, requires=_r(r"\d\.\d{4}")),
     # Streets of other languages with their house number: a compound ending in a street word ("Hauptstraße 42",
     # "Musterweg 7a", "Keizersgracht 123") or a street word before the name ("Calle de Alcalá 123", "Via Giuseppe
     # Garibaldi 15", "ul. Marszałkowska 84/92", "12 rue de la Paix").
@@ -442,34 +453,41 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "STREET_ADDRESS",
         _r(
-            rf"(?:\b\d{{1,5}}[a-z]?,?\s+)?\b(?i:{_FOREIGN_PREFIX})\s+(?:(?:de|del|la|las|los|di|della|des|du|le|da|do|dos|van|der)\s+)*"
+            rf"(?:\b\d{{1,5}}[a-z]?,?\s+)?\b(?:{_FOREIGN_PREFIX})\s+(?:(?:de|del|la|las|los|di|della|des|du|le|da|do|dos|van|der)\s+)*"
             rf"[{_U}][^\W\d_]+(?:\s+[{_U}][^\W\d_]+){{0,3}}(?:\s+\d{{1,5}}[a-z]?(?:/\d{{1,4}})?\b)?"
         ),
         0.72,
-        _has_number_near,
+        has_digit,  # with its house number: "Calle de Alcalá 123", "12 rue de la Paix"
     ),
     # A postal code between an address and its city ("..., 10115 Berlin", "1015 CJ Amsterdam", "00-514 Warszawa"),
     # after a city and its state or province code ("Anchorage AK 99509", "Toronto ON M5V 3L9"), or a city's
     # six-digit PIN ("Bengaluru 560095").
-    Rule("ZIP_CODE", _r(rf"(?<=, )(\d{{4}} ?[A-Z]{{2}}|\d{{4,5}}|\d{{2}}-\d{{3}})(?= [{_U}][^\W\d_]+)"), 0.6, group=1),
     Rule(
         "ZIP_CODE",
-        _r(rf"\b[{_U}][^\W\d_]+,? (?:{_REGION_CODES}) (\d{{4,5}}(?:-\d{{4}})?|[A-Z]\d[A-Z] ?\d[A-Z]\d)\b"),
+        _r(rf"(?<=, )(\d{{4}} ?[A-Z]{{2}}|\d{{4,5}}|\d{{2}}-\d{{3}})(?= {_NOT_UNIT}[{_U}][^\W\d_]+\b)"),
         0.6,
         group=1,
     ),
-    Rule("ZIP_CODE", _r(rf"(?<=, )[{_U}][^\W\d_]+ (\d{{6}})\b"), 0.6, group=1),
+    *(
+        Rule("ZIP_CODE", _r(rf"\b[{_U}][^\W\d_]+,? (?:{codes}) ({code})\b"), 0.6, group=1)
+        for codes, code in (
+            (_US_STATES, r"\d{5}(?:-\d{4})?"),
+            (_CA_PROVINCES, r"[A-Z]\d[A-Z] ?\d[A-Z]\d"),
+            (_AU_STATES, r"\d{4}"),
+        )
+    ),
+    Rule("ZIP_CODE", _r(rf"(?<=, ){_NOT_UNIT}[{_U}][^\W\d_]+ (\d{{6}})\b"), 0.6, group=1),
     # A lower-case UK postcode after a comma ("5 elm close, hitchin sg4 9rt").
-    Rule("ZIP_CODE", _r(r"(?<=[,\s])([a-z]{1,2}\d{1,2}[a-z]? \d[abd-hjlnp-uw-z]{2})\b(?=\s*$|\s*[,.\n])"), 0.5, group=1),
+    Rule("ZIP_CODE", _r(r"(?<=, )(?:[a-z]+ )?([a-z]{1,2}\d{1,2}[a-z]? \d[abd-hjlnp-uw-z]{2})\b(?=\s*$|\s*[,.\n])"), 0.5, group=1),
     # Vehicles: a VIN (17 characters, no I, O or Q) and a registration plate after its cue.
     Rule("VEHICLE_ID", _r(r"\b(?:VIN\s*[:#]?\s*)([A-HJ-NPR-Z0-9]{17})\b", re.I), 0.85, group=1),
     Rule("VEHICLE_ID", _r(r"\b(?-i:[A-HJ-NPR-Z0-9]{8}[0-9X][A-HJ-NPR-Z0-9]{8})\b"), 0.6, _vin_ok),
     Rule(
         "VEHICLE_ID",
         _r(
-            r"\b(?:reg(?:istration)?(?: (?:number|no\.?|plate))?|(?:number|licen[cs]e|registration) plate|plate|kenteken|"
+            r"\b(?:reg(?:istration)? (?:number|no\.?|plate)|reg|(?:number|licen[cs]e|registration) plate|my plate|kenteken|"
             r"kennzeichen|immatriculation|matr[ií]cula|targa)(?: (?:is|number|no\.?))?\s*[:#]?\s*"
-            r"(?-i:((?=[A-Z0-9 -]*\d)(?=[A-Z0-9 -]*[A-Z])[A-Z0-9]{1,4}(?:[ -]?[A-Z0-9]{1,4}){0,3}))\b",
+            r"(?-i:((?=[A-Z0-9 -]*\d)(?=[A-Z0-9 -]*[A-Z])(?=(?:[A-Z0-9][ -]?){5})[A-Z0-9]{1,4}(?:[ -]?[A-Z0-9]{1,4}){0,3}))\b",
             re.I,
         ),
         0.75,
@@ -477,17 +495,24 @@ RULES: tuple[Rule, ...] = (
     ),
     # Handles: Discord tags ("nightowl#4821"), Reddit users ("u/throwaway_kai_1990"), and a name after its
     # platform ("steam username: xXmarekvoss92Xx", "my insta is kai.v").
-    Rule("SOCIAL_HANDLE", _r(r"(?<![\w#])[A-Za-z0-9_.]{2,32}#\d{4}\b"), 0.8),
-    Rule("SOCIAL_HANDLE", _r(r"(?<![\w/])/?u/[A-Za-z0-9_-]{3,20}\b"), 0.8),
+    Rule(
+        "SOCIAL_HANDLE",
+        _r(r"(?<![\w#])[A-Za-z0-9_.]{2,32}#\d{4}\b"),
+        0.3,
+        context=_ctx("discord"),
+        context_score=0.8,
+        requires=_r("#"),
+    ),
+    Rule("SOCIAL_HANDLE", _r(r"(?<![\w/])/?u/[A-Za-z0-9_-]{3,20}\b"), 0.8, requires=_r("u/")),
     Rule(
         "SOCIAL_HANDLE",
         _r(
             r"\b(?:discord|steam|psn|xbox|gamertag|insta(?:gram)?|ig|snap(?:chat)?|tiktok|twitter|telegram|reddit|twitch|"
-            r"user ?name|handle)(?: (?:id|name|username|handle|tag))?(?:\s+is|\s*:)\s*@?([A-Za-z0-9_.-]{3,32})\b",
+            r"user ?name)(?: (?:id|name|username|handle|tag))?(?:\s+is|\s*:)\s*@?([A-Za-z0-9_.-]{3,32})\b",
             re.I,
         ),
         0.75,
-        _not_common_word,
+        handle_like,
         group=1,
     ),
     # Profile addresses without a scheme ("linkedin.com/in/ottilie-brannigan-4b21a").
@@ -500,51 +525,64 @@ RULES: tuple[Rule, ...] = (
         0.8,
     ),
     # Defanged IPv4 ("81[.]2[.]69[.]143") and coordinates in degrees, minutes, seconds.
-    Rule("IP_ADDRESS", _r(r"(?<![\d.])\d{1,3}(?:\[\.\]\d{1,3}){3}(?![\d.])"), 0.85),
-    Rule("LOCATION", _r(rf"\b{_DMS}(?:,?\s*{_DMS})?"), 0.8),
+    Rule("IP_ADDRESS", _r(r"(?<![\d.])\d{1,3}(?:\[\.\]\d{1,3}){3}(?![\d.])"), 0.85, requires=_r(r"\[\.\]")),
+    Rule("LOCATION", _r(rf"\b{_DMS}(?:,?\s*{_DMS})?"), 0.8, requires=_r("°")),
     # Crypto wallets: Ethereum (0x + 40 hex), Bitcoin bech32 (bc1...), and base58 addresses after a cue.
-    Rule("CRYPTO", _r(r"\b0x[0-9a-fA-F]{40}\b|\bbc1[02-9ac-hj-np-z]{25,62}\b"), 0.9),
+    Rule("CRYPTO", _r(r"\b0x[0-9a-fA-F]{40}\b|\bbc1[02-9ac-hj-np-z]{25,62}\b"), 0.9, requires=_r("0x|bc1")),
     Rule(
         "CRYPTO",
         _r(r"\b(?:btc|bitcoin|wallet|crypto)\b[^\n]{0,30}?\b([13][a-km-zA-HJ-NP-Z1-9]{25,34})\b", re.I),
         0.85,
         group=1,
+        requires=_r("btc|bitcoin|wallet|crypto", re.I),
     ),
 )
 
 # Person names by context: self-introductions, titles, greetings and signatures.
 _LOWER_NAME_CUE = (
     r"\b(?:my (?:(?:first|last|sur|family|full|maiden) ?)?name(?: is|'s|:)|(?:first|last|sur|family|maiden) ?name(?: is|:)"
-    r"|(?<!my )name'?s|under the name(?: of)?|me llamo|mi nombre es|je m'appelle|je suis|ich hei(?:ße|sse)|mein name ist|"
+    r"|(?<!my )name's|under the name(?: of)?|me llamo|mi nombre es|je m'appelle|je suis|ich hei(?:ße|sse)|mein name ist|"
     r"mi chiamo|mijn naam is|ik heet|meu nome é|eu sou|nazywam się|mam na imię)"
 )
 # Words that follow a name in a sentence, never a second name word.
 _AFTER_NAME = (
-    r"(?:and|but|or|so|i|im|i'm|i've|from|at|on|in|with|by|here|there|is|was|and|the|a|an|my|please|thanks|thank|to|for|"
+    r"(?:and|but|or|so|i|im|i'm|i've|from|at|on|in|with|by|here|there|is|was|the|a|an|my|please|thanks|thank|to|for|"
     r"not|also|btw|again|speaking|calling|writing|if|as|ok|okay|hi|hello)"
 )
 # What follows "my name is" when it is no name: its state on a document or account.
 _NAME_STATES = frozenset(
     "wrong incorrect missing misspelled misspelt spelled spelt showing shown displayed listed correct right different "
     "changed updated printed written blank empty same fine still already attached below above required needed invalid "
-    "unknown hidden visible cut truncated gone not no".split()
+    "unknown hidden visible cut truncated gone not no showing loading appearing coming saved stored registered "
+    "mentioned used linked attached included".split()
 )
 
 
 def lower_name_ok(value: str) -> bool:
-    """May ``value`` (one or two lower-case words after a name cue) be a name? Not when its first word is a stop
-    word, a word of :data:`NOT_NAMES`, a state ("wrong", "missing") or a verb form in -ed/-ing of six letters or
-    more that is no lexicon name ("spelled", "showing"; "Alfred" is a name)."""
+    """May ``value`` (one or two lower-case words after a name cue) be a name? Not when its first word is a state
+    ("wrong", "missing", "spelled": :data:`_NAME_STATES`), a word of :data:`NOT_NAMES`, or a stop word that is no
+    first name ("on", "not"; "will" and "may" are names)."""
     from llmops.pii.libraries import stop_words
     from llmops.pii.names import raw_lexicon
 
     word = value.split()[0].casefold()
-    if word in stop_words() or word in NOT_NAMES or word in _NAME_STATES:
+    if word in NOT_NAMES or word in _NAME_STATES:
         return False
-    if word.endswith(("ed", "ing")) and len(word) >= 6:  # "Ted", "Ming" and "Jared" are names
-        first, last = raw_lexicon()
-        return word in first or word in last
-    return True
+    return word not in stop_words() or word in raw_lexicon()[0] or word in _STOP_WORD_NAMES
+
+
+_STOP_WORD_NAMES = frozenset({"will", "may", "don"})  # stop words that are first names after "my name is"
+# Words before a verb, never before a name: "it Shipped", "not Showing", "is Loading" (truecased for NER).
+_BEFORE_VERB = frozenset("it is was not been be being are were has have had they he she we still just keeps keep stopped".split())
+
+
+def truecased_verb(text: str, start: int, word: str) -> bool:
+    """Is ``word`` at ``start`` of lower-case ``text`` a verb form ("-ed", "-ing") after a pronoun, an auxiliary or
+    a negation ("it shipped", "not showing"), which truecasing made look like a name?"""
+    if not word.endswith(("ed", "ing")):
+        return False
+    before = text[:start].split()[-1:]
+    return bool(before) and before[0].casefold() in _BEFORE_VERB
 
 
 _NAME = rf"{_CAP}(?:[ -]{_CAP}){{0,2}}"
@@ -559,7 +597,7 @@ NOT_NAMES = frozenset(
 _NW = rf"[{_U}][^\W\d_A-ZÀ-ÖØ-ÞΑ-ΩА-Я]+"  # a name word: a capital, then lower-case letters
 _FULL_NAME = rf"{_NW}(?:\s+[{_U}]\.?)?(?:\s+{_NW}){{1,2}}"
 _NAME_KEY = (
-    r"(?:(?:(?:full|first|last|given|family|customer|contact|sur|account|card)[ _-]?)?name(?:\s*\([^)\n]{1,20}\))?"
+    r"(?:(?:(?:full|first|last|given|family|customer|contact|sur)[ _-]?)?name(?:\s*\([^)\n]{1,20}\))?"
     r"|(?:account|card)[ _-]?holder(?:[ _-]?name)?|name on (?:the |your |my )?(?:account|card))"
 )
 NAME_LIST = re.compile(rf"\b{_NW}(?:,\s+{_NW}){{1,}},?\s+and\s+{_NW}\b")
@@ -610,7 +648,7 @@ NAME_RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "PERSON",
-        _r(rf"\bthis is\s+([a-z][a-z'-]+(?: (?!{_AFTER_NAME}\b)[a-z][a-z'-]+)?)\s+(?:speaking|calling)\b", re.I),
+        _r(rf"\bthis is\s+([a-z][a-z'-]+(?: (?!{_AFTER_NAME}\b)[a-z][a-z'-]+)?)\s+speaking\b", re.I),
         0.7,
         lower_name_ok,
         group=1,
@@ -634,7 +672,7 @@ NAME_RULES: tuple[Rule, ...] = (
         "PERSON",
         _r(
             rf"""["'](?:{_NAME_KEY}|first|last|given|family|surname|user|author|sender|recipient|customer)["']\s*:\s*"""
-            r"""["']([^"'\n]{2,60})["']""",
+            r"""["'](?=[^"'\n]*[^\W\d_])([^"'\n\d]{2,60})["']""",
             re.I,
         ),
         0.8,
@@ -652,8 +690,8 @@ NAME_RULES: tuple[Rule, ...] = (
     Rule(
         "PERSON",
         _r(
-            rf"\b(?:book(?:ed|ing)|reserv(?:ed|ation)|table|account|order|registered|listed|it'?s)\b[^.\n]{{0,25}}?"
-            rf"\bunder (?:the name (?:of )?)?({_NAME})"
+            rf"\b(?:book(?:ed|ing)|reserv(?:ed|ation)|table|registered)(?: for \d+(?: people| guests)?)?"
+            rf" under (?:the name (?:of )?)?({_NAME})"
         ),
         0.75,
         group=1,
