@@ -141,3 +141,8 @@ def test_monitor_rejects_an_unknown_override(settings_env: Path) -> None:
     result = runner.invoke(app, ["monitor", "--set", "monitor.min_current_rowz=10", "-C", str(root)])
     assert result.exit_code != 0
     assert "min_current_rowz" in result.output
+
+
+def test_monitor_set_with_a_subcommand_is_an_error_not_ignored(settings_env: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["monitor", "--set", "monitor.drift_share=0.1", "drift", "--help"])
+    assert result.exit_code != 0 and "--set is for the monitor flow" in result.output

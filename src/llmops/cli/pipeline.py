@@ -165,6 +165,8 @@ monitor_app = typer.Typer(
 def monitor(ctx: typer.Context, project_dir: ProjectDir = Path("."), set_: SetOption = None) -> None:
     """Run the monitor flow, unless a subcommand is given."""
     if ctx.invoked_subcommand is not None:
+        if set_:
+            raise typer.BadParameter(f"--set is for the monitor flow, not for `llmops monitor {ctx.invoked_subcommand}`")
         return
     try:
         overrides = _overrides(set_, project_dir)
