@@ -554,3 +554,9 @@ def test_what_the_new_identifier_rules_must_leave_alone(redactor: Redactor, text
 def test_a_handle_tweeted_after_a_word_is_no_webmail_address(redactor: Redactor) -> None:
     out = redactor.redact_conversations([_conv("I clicked the link", "@gmail my account is locked")])[0]
     assert out.turns[0].text == "I clicked the link"
+
+
+def test_two_answers_joined_by_and_are_both_values(redactor: Redactor) -> None:
+    conv = _dialogue("Could you send the last 4 of your phone and your postcode?", "0321 and ls6 2qt")
+    assert "2qt" not in redactor.redact_conversations([conv])[0].turns[1].text
+    assert "D1234" not in redactor.redact_texts(["DL# D1234-56789-01234 (CA)"])[0]

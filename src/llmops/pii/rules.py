@@ -173,7 +173,7 @@ _PHONE_CONTEXT = (
 _PHONE_SIGNS = "\u260e\U0001f4de\U0001f4f1"  # ☎ 📞 📱
 # Names of national, tax and travel ids (NATIONAL_ID): the id follows its name.
 _ID_NAMES = (  # acronyms in capitals only: "a frying pan 28cm", "a tin 400g" are none
-    r"(?-i:DNI|NIE|BSN|PESEL|NIR|PAN|CURP|CPF|SIN|TFN)|NHS (?:number|no)|personnummer|codice fiscale|aadhaar|pesel|"
+    r"(?-i:DNI|NIE|BSN|PESEL|NIR|PAN|CURP|CPF|SIN|TFN|DL(?= ?#))|NHS (?:number|no)|personnummer|codice fiscale|aadhaar|pesel|"
     r"steuer-?id|steueridentifikationsnummer|tax (?:id|number|code)|national (?:id|insurance)|id card (?:number|no\.?)|"
     r"passport|reisepass|pasaporte|passeport|passaporto|driving licen[cs]e(?: number| no\.?)?|"
     r"(?<!driver )(?<!driver's )(?<!drivers )licen[cs]e (?:number|no\.?|#)"

@@ -144,6 +144,8 @@ _WAIT = re.compile(
     r"let me (?:check|look|find)|give me a (?:sec|second|moment|min(?:ute)?)|brb)\b",
     re.IGNORECASE,
 )
+# The parts of a reply that answers several requests at once: "anna kowalczyk, ls6 2qt", "0321 and ls6 2qt".
+_PART = re.compile(r"(?:(?!\s+and\s)[^,;\n])+")
 _MAX_REPLY_WORDS = 12
 _MAX_VALUE_WORDS = 8
 # A reply is a value of the asked type only if it could be one: numbers hold a digit, an e-mail an @ or an "at"
@@ -236,7 +238,8 @@ def answer_spans(roles: Sequence[str], texts: Sequence[str], entities: Sequence[
     turns ("What's the postcode?" / "ls6 2qt", "the name on the account?" / "its under marchetti") holds no cue
     of its own. The agent's consecutive turns ask for types in order; each short customer reply after them (up to
     :data:`_MAX_REPLY_WORDS` words, less fillers and courtesies) is the first asked type it can be a value of
-    (:func:`_plausible`), and a reply with as many comma-separated parts as types still asked gives one each."""
+    (:func:`_plausible`), and a reply with as many parts (split at commas and "and") as types still asked gives
+    one each, in order ("the last 4 of your phone and your postcode?" / "0321 and ls6 2qt")."""
     out: list[list[Span]] = [[] for _ in texts]
     asked: list[str] = []
     question: list[str] = []
@@ -252,20 +255,22 @@ def answer_spans(roles: Sequence[str], texts: Sequence[str], entities: Sequence[
             asked = []  # an answer that is no value, or another subject: the request is over
             continue
         start, end = where
-        parts = [m for m in re.finditer(r"[^,;\n]+", text[start:end]) if m.group(0).strip()]
-        if len(asked) > 1 and len(parts) == len(asked):
-            pieces = [(start + m.start(), start + m.end()) for m in parts]
-        else:
-            pieces = [(start, end)]
-        for lo, hi in pieces:
-            value = text[lo:hi].strip()
-            lo = text.index(value, lo)
-            entity = next((e for e in asked if _plausible(e, value)), None)
-            if entity is not None:
+        parts = [m for m in _PART.finditer(text, start, end) if m.group(0).strip()]
+        if len(asked) > 1 and len(parts) == len(asked):  # one part per value asked, in the order asked
+            for m, entity in zip(parts, asked, strict=True):
+                value = m.group(0).strip()
+                lo = text.index(value, m.start())
                 out[i].append(Span(entity, lo, lo + len(value), ANSWER_SCORE))
-                asked.remove(entity)
-            else:
-                asked = []
+            asked = []
+            continue
+        value = text[start:end].strip()
+        lo = text.index(value, start)
+        found = next((e for e in asked if _plausible(e, value)), None)
+        if found is None:
+            asked = []
+            continue
+        out[i].append(Span(found, lo, lo + len(value), ANSWER_SCORE))
+        asked.remove(found)
     return out
 
 
