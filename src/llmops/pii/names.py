@@ -52,8 +52,8 @@ AMBIGUOUS = frozenset(
 )
 
 # Lexicon first names that are also everyday nouns of shopping and support (food, plants, colours, products):
-# a name after a cue ("thanks hazel"), never alone ("the jasmine rice", "extra virgin olive oil", "alexa won't
-# connect", "is the hazel colour back?").
+# names after a cue ("thanks hazel"), capitalised or before a surname; nouns alone in lower case after a
+# determiner ("the jasmine rice", "extra virgin olive oil"), and NER's single-word "alexa" in lower case.
 NOUN_NAMES = frozenset(
     """
     olive jasmine hazel poppy daisy amber ginger basil honey candy cookie coco alexa siri cortana zara mercedes
@@ -65,7 +65,6 @@ NOUN_NAMES = frozenset(
 _DETERMINERS = frozenset("the a an this that these those some any my your our their his her its extra virgin of".split())
 # Month and weekday abbreviations that are also first names ("Mar", "Jun"): no name next to a number.
 _DATE_NAMES = frozenset("jan feb mar apr jun jul aug sep sept oct nov dec mon tue wed thu fri sat sun".split())
-_NEXT_TO_NUMBER = re.compile(r"\d[\s,.]*$")
 _NAME_WORD = r"[a-z][a-z'-]{1,20}"
 # Greetings, thanks and self-introductions that a name follows in chat.
 _NAME_CUE = re.compile(  # cues may follow each other ("hi im maria", "thanks, this is maria")
@@ -150,9 +149,7 @@ def find_lowercase_names(text: str) -> list[tuple[int, int, float]]:
         word = m.group(0)
         folded = word.casefold()
         if folded in first and (word.islower() or word[1:].islower()):
-            dated = folded in _DATE_NAMES and (
-                _NEXT_TO_NUMBER.search(text, 0, m.start()) is not None or re.match(r"[\s,.]*\d", text[m.end() :]) is not None
-            )
+            dated = folded in _DATE_NAMES and _next_to_number(text, m.start(), m.end())
             # an everyday noun in lower case after a determiner ("the jasmine rice", "virgin olive oil") is no name
             noun = word.islower() and folded in NOUN_NAMES and prev is not None and prev.group(0).casefold() in _DETERMINERS
             if not noun and not dated:
@@ -167,6 +164,17 @@ def find_lowercase_names(text: str) -> list[tuple[int, int, float]]:
             out.append((prev.start(), m.end(), 0.6))
         prev = m
     return out
+
+
+def _next_to_number(text: str, start: int, end: int) -> bool:
+    """Is there a digit right before ``start`` or right after ``end``, past spaces, commas and dots ("2 Mar 2026")?"""
+    before = start - 1
+    while before >= 0 and text[before] in " \t,.":
+        before -= 1
+    after = end
+    while after < len(text) and text[after] in " \t,.":
+        after += 1
+    return (before >= 0 and text[before].isdigit()) or (after < len(text) and text[after].isdigit())
 
 
 def truecase_names(text: str) -> str:

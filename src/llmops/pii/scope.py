@@ -4,7 +4,7 @@
   any case ("Maria Gonzalez" in the customer's turn -> "thanks maria" in the agent's), and a detected
   name's words (first name, surname) on their own too.
 * :func:`answer_spans`: a customer's short reply to an agent's request for a value ("What's your postcode?" /
-  "ls6 2qt") is that value, whatever it looks like.
+  "ls6 2qt") is that value when it has its shape, cue or no cue.
 * :func:`metadata_texts` / :func:`rebuild_metadata`: metadata values go through the same detector
   (a key that names a kind of personal data, such as ``customer_email``, marks its whole value as that
   type); keys outside ``redact.metadata_allow`` are dropped from the output but still feed the spread.
@@ -191,10 +191,9 @@ def _plausible(entity: str, value: str) -> bool:
     if entity == "EMAIL_ADDRESS":
         return _AT.search(value) is not None
     if entity == "SOCIAL_HANDLE":
-        return len(value.split()) <= 2
+        return len(words) <= 2
     if entity == "PERSON":
-        words = _WORDS.findall(value.casefold())
-        return 0 < len(value.split()) <= 4 and any(w not in stop_words() for w in words)
+        return 0 < len(words) <= 4 and any(w not in stop_words() for w in _WORDS.findall(value.casefold()))
     return True
 
 
