@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from llmops.cli import app
 from llmops.config import RedactParams, Settings
 from llmops.errors import ConfigError, DataContractError
-from llmops.pii.evaluate import GoldSample, load_gold, score
+from llmops.pii.evaluate import GoldSample, doc_counts, load_gold, paired_bootstrap, score
 from llmops.pii.redact import Redactor
 from llmops.pii.spans import Span
 from llmops.pii.vault import Vault, open_vault
@@ -76,6 +76,20 @@ def test_score_is_entity_agnostic_overlap_and_ignores_non_personal_types() -> No
     assert m["f2"] == round(5 * (1 / 3) * 0.5 / (4 / 3 + 0.5), 4)
     assert m["per_entity"]["CREDIT_CARD"] == {"recall": 0.0, "found": 0, "gold": 1}
     assert "TITLE" in m["ignored_types"]
+    # the same judgement per document: (found, gold, correct, false positives)
+    assert doc_counts(gold, predicted) == [(1, 2, 1, 1), (0, 0, 0, 1)]
+
+
+def test_paired_bootstrap_gives_the_difference_and_an_interval_that_holds_it() -> None:
+    worse = [(1, 2, 1, 1)] * 30 + [(2, 2, 2, 0)] * 30
+    better = [(2, 2, 2, 0)] * 60
+    same = paired_bootstrap(worse, worse)
+    assert all(d == {"delta": 0.0, "low": 0.0, "high": 0.0} for d in same.values())
+    diff = paired_bootstrap(better, worse, samples=500)
+    assert diff["recall"]["delta"] == 0.25 and 0 < diff["recall"]["low"] <= 0.25 <= diff["recall"]["high"]
+    assert paired_bootstrap(worse, better, samples=500)["f2"]["high"] < 0
+    with pytest.raises(ValueError):
+        paired_bootstrap(worse, better[:10])
 
 
 def test_load_gold_formats_and_errors(tmp_path: Path) -> None:

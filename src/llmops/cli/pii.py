@@ -73,7 +73,8 @@ def evaluate(
         samples = samples[:limit] if limit else samples
         detect = make_detector(_cfg(params), engine)
         ignored = (*IGNORED_TYPES, *(ignore or ()))
-        typer.echo(json.dumps({"engine": engine, **run_eval(samples, detect, ignored)}, indent=2))
+        result = {k: v for k, v in run_eval(samples, detect, ignored).items() if k != "doc_counts"}
+        typer.echo(json.dumps({"engine": engine, **result}, indent=2))
     except LLMOpsError as exc:
         fail(exc)
 
